@@ -1,0 +1,34 @@
+//! FERRY/1 without I/O.
+//!
+//! This crate turns bytes into requests and answers into bytes, and nothing
+//! else: it opens no sockets, spawns no threads, awaits no futures and reads
+//! no clock. Every implementation (`ferry-std`, `ferry-tokio`, `ferry-smol`)
+//! is a thin driver around it, so the protocol is written exactly once and a
+//! side-by-side reading of the drivers shows only what the runtime changes.
+//!
+//! The design follows `httparse` and `quinn-proto`:
+//!
+//! - Parsers take the bytes received so far and return [`Parsed::Incomplete`]
+//!   when a line has not fully arrived. Incomplete is a normal state, not an
+//!   error; the driver reads more and calls again.
+//! - Encoders append to a `Vec<u8>`, so a driver builds a whole header (or a
+//!   whole small answer) and hands it to the socket in one write.
+//!
+//! `SPEC.md` at the root of the repository is the normative description of
+//! FERRY/1; the module docs here point at the section each one implements.
+
+mod answer;
+mod code;
+mod line;
+mod listing;
+mod path;
+mod request;
+
+pub use answer::{
+    Answer, AnswerError, Greeting, GreetingError, encode_greeting, parse_answer, parse_digest, parse_greeting,
+};
+pub use code::{ErrorCode, Refusal};
+pub use line::{MAX_LINE, Parsed};
+pub use listing::{Entry, Kind, ListingError, encode_listing, parse_listing};
+pub use path::{WirePath, encode_path};
+pub use request::{Request, parse_request};
