@@ -1,0 +1,375 @@
+//! The folder a FERRY/1 server shares, and the replies it gives.
+//!
+//! Every server turns a parsed [`Request`] into a [`Reply`] the same way, so
+//! that logic lives here once. It is blocking file-system code with no
+//! sockets: `ferry-std` calls [`Root::reply`] directly on its connection
+//! thread, `ferry-tokio` inside `spawn_blocking`, `ferry-smol` inside
+//! `blocking::unblock`.
+//!
+//! The key decision: every path is opened through a [`cap_std::fs::Dir`] for
+//! the root, never through an absolute path. `cap-std` resolves each
+//! component itself (with `openat2(RESOLVE_BENEATH)` where the kernel has
+//! it), so a symlink or `..` that leads out of the root fails to open rather
+//! than depending on string checks made before opening. The protocol core
+//! already refuses `..` components; this is the second, stronger wall.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, Metadata, OpenOptions, OpenOptionsExt};
+use ferry_proto::{Answer, Entry, ErrorCode, Kind, Refusal, Request, WirePath, encode_listing};
+use thiserror::Error;
+
+/// Bodies up to this size are read into memory and sent with their header in
+/// one write: one syscall instead of two, and no small trailing segment for
+/// Nagle's algorithm to hold back. Larger ones are sent from the file, where
+/// drivers can use the kernel's zero-copy path.
+pub const INLINE_BODY: u64 = 64 * 1024;
+
+/// The shared folder could not be opened.
+#[derive(Debug, Error)]
+#[error("cannot share {}: {source}", path.display())]
+pub struct RootError {
+    /// The folder that was asked for.
+    pub path: PathBuf,
+    /// Why it could not be opened.
+    #[source]
+    pub source: io::Error,
+}
+
+/// What a server sends for one request.
+#[derive(Debug)]
+pub enum Reply {
+    /// A whole answer already in memory (ERR, BYE, LIST, SUM): one write.
+    Bytes {
+        /// Header and body.
+        bytes: Vec<u8>,
+        /// Whether the server closes the connection after sending it.
+        closes: bool,
+    },
+    /// An `OK` header, then `body.len` bytes of a file.
+    File {
+        /// The `OK <n>` line.
+        header: Vec<u8>,
+        /// The bytes to send after it.
+        body: FileBody,
+    },
+}
+
+/// A byte range of an open file, ready to send.
+#[derive(Debug)]
+pub struct FileBody {
+    /// The file, its position already at `offset`.
+    pub file: File,
+    /// Where the range starts, for drivers that send with `pread`-style calls.
+    pub offset: u64,
+    /// How many bytes to send: exactly what the header promised.
+    pub len: u64,
+}
+
+impl Reply {
+    /// The reply to a request the parser refused.
+    pub fn refuse(refusal: Refusal) -> Reply {
+        let closes = refusal.code.closes_connection();
+        let mut bytes = Vec::new();
+        Answer::Err(refusal).encode(&mut bytes);
+        Reply::Bytes { bytes, closes }
+    }
+
+    /// An `OK` answer whose body is in memory.
+    fn body(body: &[u8]) -> Reply {
+        let mut bytes = Vec::with_capacity(body.len() + 24);
+        Answer::Ok { len: body.len() as u64 }.encode(&mut bytes);
+        bytes.extend_from_slice(body);
+        Reply::Bytes { bytes, closes: false }
+    }
+
+    /// Whether the connection ends after this reply.
+    pub fn closes(&self) -> bool {
+        matches!(self, Reply::Bytes { closes: true, .. })
+    }
+}
+
+/// The shared folder.
+#[derive(Debug)]
+pub struct Root {
+    dir: Dir,
+    path: PathBuf,
+}
+
+impl Root {
+    /// Opens `path` as the folder to share.
+    pub fn open(path: &Path) -> Result<Root, RootError> {
+        let fail = |source| RootError { path: path.to_owned(), source };
+        let dir = Dir::open_ambient_dir(path, ambient_authority()).map_err(fail)?;
+        // Resolve once, for the log line that tells the user what is shared.
+        let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+        Ok(Root { dir, path })
+    }
+
+    /// The shared folder, as the server's user named it (canonicalised).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Answers one request.
+    ///
+    /// Blocking: it opens, stats, reads directories and hashes files.
+    pub fn reply(&self, request: &Request) -> Reply {
+        let result = match request {
+            Request::Get { path, offset, length } => self.get(path, *offset, *length),
+            Request::List { path } => self.list(path),
+            Request::Sum { path } => self.sum(path),
+            Request::Quit => {
+                let mut bytes = Vec::new();
+                Answer::Bye.encode(&mut bytes);
+                return Reply::Bytes { bytes, closes: true };
+            }
+        };
+        result.unwrap_or_else(Reply::refuse)
+    }
+
+    fn get(&self, path: &WirePath, offset: u64, length: Option<u64>) -> Result<Reply, Refusal> {
+        let (mut file, size) = self.open_file(path)?;
+        if offset > size {
+            return Err(Refusal::new(
+                ErrorCode::Range,
+                format!("offset {offset} is past the end of {path} ({size} bytes)"),
+            ));
+        }
+        let len = length.map_or(size - offset, |length| length.min(size - offset));
+        file.seek(SeekFrom::Start(offset)).map_err(|e| internal(path, &e))?;
+        if len <= INLINE_BODY {
+            let mut body = vec![0; len as usize];
+            // Nothing is sent yet, so a file that shrank can still be an ERR.
+            file.read_exact(&mut body).map_err(|e| internal(path, &e))?;
+            return Ok(Reply::body(&body));
+        }
+        let mut header = Vec::with_capacity(24);
+        Answer::Ok { len }.encode(&mut header);
+        Ok(Reply::File { header, body: FileBody { file, offset, len } })
+    }
+
+    fn sum(&self, path: &WirePath) -> Result<Reply, Refusal> {
+        let (file, _) = self.open_file(path)?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(file).map_err(|e| internal(path, &e))?;
+        Ok(Reply::body(hasher.finalize().to_hex().as_bytes()))
+    }
+
+    fn list(&self, path: &WirePath) -> Result<Reply, Refusal> {
+        let relative = path.to_relative();
+        let metadata = self.dir.metadata(&relative).map_err(|e| refusal(path, &e))?;
+        if !metadata.is_dir() {
+            return Err(Refusal::new(ErrorCode::NotADirectory, format!("{path} is not a directory")));
+        }
+        let dir = self.dir.open_dir(&relative).map_err(|e| refusal(path, &e))?;
+        let mut entries = Vec::new();
+        for entry in dir.entries().map_err(|e| refusal(path, &e))? {
+            let Ok(entry) = entry else { continue };
+            // Names that are not UTF-8 cannot be named in a request; leave them out.
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            // Resolve from the root, not from `dir`: a symlink may point to a
+            // sibling folder and still be inside the root. Entries that lead
+            // outside, dangle, or cannot be read are left out.
+            let Ok(target) = self.dir.metadata(relative.join(&name)) else { continue };
+            if let Some(kind) = kind(&target) {
+                entries.push(Entry { kind, size: target.len(), name });
+            }
+        }
+        let mut body = Vec::new();
+        encode_listing(entries, &mut body);
+        Ok(Reply::body(&body))
+    }
+
+    /// Opens a regular file for reading; returns it with its size, taken from
+    /// the open handle so that a rename or replace after opening cannot make
+    /// the header disagree with the bytes.
+    fn open_file(&self, path: &WirePath) -> Result<(File, u64), Refusal> {
+        let not_a_file = || Refusal::new(ErrorCode::NotAFile, format!("{path} is not a regular file"));
+        // O_NONBLOCK: opening a FIFO must not wait for a writer; on a regular
+        // file it changes nothing.
+        let mut options = OpenOptions::new();
+        options.read(true).custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+        let file = self.dir.open_with(path.to_relative(), &options).map_err(|e| refusal(path, &e))?;
+        let metadata = file.metadata().map_err(|e| internal(path, &e))?;
+        if !metadata.is_file() {
+            return Err(not_a_file());
+        }
+        Ok((file.into_std(), metadata.len()))
+    }
+}
+
+fn kind(metadata: &Metadata) -> Option<Kind> {
+    if metadata.is_file() {
+        Some(Kind::File)
+    } else if metadata.is_dir() {
+        Some(Kind::Directory)
+    } else {
+        None
+    }
+}
+
+/// Maps a failure to open or inspect `path` to the code SPEC.md §4 gives it.
+fn refusal(path: &WirePath, error: &io::Error) -> Refusal {
+    use rustix::io::Errno;
+    let errno = error.raw_os_error().map(Errno::from_raw_os_error);
+    match error.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::InvalidFilename => {
+            Refusal::new(ErrorCode::NotFound, format!("{path} does not exist"))
+        }
+        io::ErrorKind::PermissionDenied if errno.is_some() => {
+            Refusal::new(ErrorCode::Forbidden, format!("{path}: permission denied"))
+        }
+        // cap-std reports an escape from the root as PermissionDenied
+        // without an OS error number.
+        io::ErrorKind::PermissionDenied => {
+            Refusal::new(ErrorCode::Forbidden, format!("{path} leads outside the shared folder"))
+        }
+        _ if errno == Some(Errno::LOOP) => {
+            Refusal::new(ErrorCode::NotFound, format!("{path} does not exist (symlink loop)"))
+        }
+        _ => internal(path, error),
+    }
+}
+
+fn internal(path: &WirePath, error: &io::Error) -> Refusal {
+    tracing::warn!(%path, %error, "I/O error");
+    Refusal::new(ErrorCode::Internal, format!("{path}: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    fn request(line: &str) -> Request {
+        match ferry_proto::parse_request(format!("{line}\n").as_bytes()) {
+            ferry_proto::Parsed::Complete { value, .. } => value.expect("valid request"),
+            ferry_proto::Parsed::Incomplete => unreachable!(),
+        }
+    }
+
+    /// A root with a file, a folder and links in and out, beside an outside file.
+    fn fixture() -> (tempfile::TempDir, Root) {
+        let top = tempfile::tempdir().expect("tempdir");
+        let root = top.path().join("root");
+        std::fs::create_dir_all(root.join("sub/deeper")).expect("mkdir");
+        std::fs::write(root.join("hello.txt"), b"hello, world").expect("write");
+        std::fs::write(root.join("sub/inner.bin"), [7u8; 10]).expect("write");
+        std::fs::write(top.path().join("secret"), b"outside").expect("write");
+        symlink("../hello.txt", root.join("sub/up-link")).expect("symlink");
+        symlink("../secret", root.join("out-file")).expect("symlink");
+        symlink(top.path(), root.join("out-dir")).expect("symlink");
+        symlink("missing", root.join("dangling")).expect("symlink");
+        let shared = Root::open(&root).expect("open root");
+        (top, shared)
+    }
+
+    fn bytes(reply: Reply) -> Vec<u8> {
+        match reply {
+            Reply::Bytes { bytes, .. } => bytes,
+            Reply::File { mut header, mut body } => {
+                let mut rest = Vec::new();
+                (&mut body.file).take(body.len).read_to_end(&mut rest).expect("read");
+                header.extend(rest);
+                header
+            }
+        }
+    }
+
+    fn answer(root: &Root, line: &str) -> String {
+        String::from_utf8_lossy(&bytes(root.reply(&request(line)))).into_owned()
+    }
+
+    #[test]
+    fn get_whole_and_ranges() {
+        let (_top, root) = fixture();
+        assert_eq!(answer(&root, "GET hello.txt"), "OK 12\nhello, world");
+        assert_eq!(answer(&root, "GET /hello.txt 7"), "OK 5\nworld");
+        assert_eq!(answer(&root, "GET hello.txt 7 2"), "OK 2\nwo");
+        assert_eq!(answer(&root, "GET hello.txt 7 100"), "OK 5\nworld");
+        assert_eq!(answer(&root, "GET hello.txt 12"), "OK 0\n");
+        assert!(answer(&root, "GET hello.txt 13").starts_with("ERR RANGE "));
+        assert_eq!(answer(&root, "GET sub/up-link"), "OK 12\nhello, world");
+    }
+
+    #[test]
+    fn large_bodies_come_from_the_file() {
+        let (top, root) = fixture();
+        let big = vec![3u8; INLINE_BODY as usize + 2];
+        std::fs::write(top.path().join("root/big"), &big).expect("write");
+        match root.reply(&request("GET big 1")) {
+            Reply::File { header, body } => {
+                assert_eq!(header, format!("OK {}\n", INLINE_BODY + 1).as_bytes());
+                assert_eq!((body.offset, body.len), (1, INLINE_BODY + 1));
+            }
+            other => panic!("expected a file body, got {other:?}"),
+        }
+        assert!(matches!(root.reply(&request("GET big 2")), Reply::Bytes { .. }));
+    }
+
+    #[test]
+    fn refusals_name_the_path() {
+        let (_top, root) = fixture();
+        assert_eq!(answer(&root, "GET docs/x.pdf"), "ERR NOT_FOUND docs/x.pdf does not exist\n");
+        assert_eq!(answer(&root, "GET /etc/passwd"), "ERR NOT_FOUND /etc/passwd does not exist\n");
+        assert_eq!(answer(&root, "GET hello.txt/x"), "ERR NOT_FOUND hello.txt/x does not exist\n");
+        assert_eq!(answer(&root, "GET dangling"), "ERR NOT_FOUND dangling does not exist\n");
+        assert_eq!(answer(&root, "GET sub"), "ERR NOT_A_FILE sub is not a regular file\n");
+        assert_eq!(answer(&root, "SUM /"), "ERR NOT_A_FILE / is not a regular file\n");
+        assert_eq!(answer(&root, "LIST hello.txt"), "ERR NOT_A_DIRECTORY hello.txt is not a directory\n");
+        let long = "a".repeat(300);
+        assert!(answer(&root, &format!("GET {long}")).starts_with("ERR NOT_FOUND "));
+    }
+
+    #[test]
+    fn links_out_of_the_root_are_forbidden() {
+        let (_top, root) = fixture();
+        for line in ["GET out-file", "SUM out-file", "GET out-dir/secret", "LIST out-dir", "GET out-dir/root/hello.txt"]
+        {
+            let got = answer(&root, line);
+            assert!(got.starts_with("ERR FORBIDDEN "), "{line}: {got}");
+            assert!(!got.contains("outside\n") && !got.contains("OK"), "{line}: {got}");
+        }
+    }
+
+    #[test]
+    fn listing_follows_links_inside_only() {
+        let (_top, root) = fixture();
+        let ok = |body: &str| format!("OK {}\n{body}", body.len());
+        assert_eq!(answer(&root, "LIST /"), ok("f 12 hello.txt\nd 0 sub\n"));
+        assert_eq!(answer(&root, "LIST sub"), ok("d 0 deeper\nf 10 inner.bin\nf 12 up-link\n"));
+        assert_eq!(answer(&root, "LIST sub/deeper"), "OK 0\n");
+    }
+
+    #[test]
+    fn sum_is_blake3_of_the_bytes() {
+        let (_top, root) = fixture();
+        let expected = blake3::hash(b"hello, world").to_hex();
+        assert_eq!(answer(&root, "SUM hello.txt"), format!("OK 64\n{expected}"));
+    }
+
+    #[test]
+    fn quit_and_parser_refusals_close_as_spec_says() {
+        let (_top, root) = fixture();
+        let bye = root.reply(&Request::Quit);
+        assert!(bye.closes());
+        assert_eq!(bytes(bye), b"BYE\n");
+        assert!(Reply::refuse(Refusal::new(ErrorCode::TooLong, "x")).closes());
+        assert!(!Reply::refuse(Refusal::new(ErrorCode::BadRequest, "x")).closes());
+    }
+
+    #[test]
+    fn a_fifo_is_not_a_file_and_does_not_block() {
+        let (top, root) = fixture();
+        let fifo = top.path().join("root/pipe");
+        rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, 0o600.into(), 0).expect("mkfifo");
+        assert_eq!(answer(&root, "GET pipe"), "ERR NOT_A_FILE pipe is not a regular file\n");
+        assert!(!answer(&root, "LIST /").contains("pipe"));
+    }
+}
