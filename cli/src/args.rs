@@ -1,0 +1,171 @@
+//! The command line, identical for `ferry-std`, `ferry-tokio` and
+//! `ferry-smol`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Share a folder over TCP with FERRY/1, and fetch files from one.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about,
+    long_about = "Share a folder over TCP with FERRY/1, and fetch files from one.\n\n\
+        Every implementation (ferry-std, ferry-tokio, ferry-smol) takes exactly this command line \
+        and speaks the same protocol, so any client works with any server.",
+    after_help = "Examples:\n  \
+        ferry-std serve ~/shared                 share a folder on 127.0.0.1:7878\n  \
+        ferry-std ls 127.0.0.1:7878              list what it shares\n  \
+        ferry-std get 127.0.0.1:7878 docs/a.pdf  fetch a file (asks where to save it)\n  \
+        ferry-std get HOST:7878 a b c -o dl/     fetch several files into a folder"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log output on stderr (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Share a folder.
+    Serve(ServeArgs),
+    /// Fetch files from a server.
+    Get(GetArgs),
+    /// List a folder on a server.
+    Ls(LsArgs),
+}
+
+/// `serve [ROOT] [--listen ADDR] [--max-connections N] [--idle-timeout SECS]`
+#[derive(Debug, Args)]
+#[command(long_about = "Share ROOT (default: the current folder) until Ctrl-C or SIGTERM.\n\n\
+        When ready, prints `listening on <ip:port>` on stdout; logs go to stderr. Only files under ROOT \
+        can be fetched: `..` is refused, and symlinks are followed only while they stay inside ROOT. \
+        On Ctrl-C or SIGTERM the server stops accepting, lets transfers in flight finish for a few \
+        seconds, and exits 0.")]
+pub struct ServeArgs {
+    /// The folder to share.
+    #[arg(default_value = ".")]
+    pub root: PathBuf,
+    /// Address to listen on. The default is loopback only; use 0.0.0.0:7878
+    /// or [::]:7878 to share with other machines. Port 0 picks a free port.
+    #[arg(short, long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    pub listen: SocketAddr,
+    /// Connections served at once; clients beyond it are answered ERR BUSY.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = positive)]
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request line, or may stop
+    /// reading, before it is dropped (fractions allowed).
+    #[arg(long, value_name = "SECS", default_value = "30")]
+    pub idle_timeout: Seconds,
+}
+
+/// `get ADDR PATH... [-o DEST] [--force] [--continue] [--verify]`
+#[derive(Debug, Args)]
+#[command(long_about = "Fetch files from a server.\n\n\
+    With one PATH, DEST may be a file name, an existing folder to save into, or - for stdout. \
+    Without -o, ferry asks where to save when stdin is a terminal, offering the path's last \
+    component in the current folder, and uses that default otherwise.\n\n\
+    With several PATHs, they are requested over one connection without waiting for each answer, \
+    and saved under their last component in the folder -o names (default: the current folder).\n\n\
+    Saves are atomic: bytes go to DEST.part, which becomes DEST only once every byte arrived. \
+    An existing DEST is never replaced without --force. After a failure the .part stays, and \
+    --continue resumes it from where it stopped.\n\n\
+    Exit status: 0 when every file was saved, 1 when any failed, 2 for usage errors.")]
+pub struct GetArgs {
+    /// The server, as HOST:PORT.
+    pub addr: String,
+    /// Paths under the server's shared folder.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// Where to save: a file, an existing folder, or - for stdout.
+    #[arg(short, long, value_name = "DEST")]
+    pub output: Option<PathBuf>,
+    /// Replace DEST if it exists.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Resume DEST.part from its length, then verify the whole file.
+    #[arg(short = 'c', long = "continue")]
+    pub resume: bool,
+    /// Compare the saved file's BLAKE3 digest with the server's (SUM).
+    #[arg(long)]
+    pub verify: bool,
+    /// Seconds to wait for the connection and for each read.
+    #[arg(long, value_name = "SECS", default_value = "30")]
+    pub timeout: Seconds,
+}
+
+/// `ls ADDR [PATH]`
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// The server, as HOST:PORT.
+    pub addr: String,
+    /// The folder to list.
+    #[arg(default_value = "/")]
+    pub path: String,
+    /// Seconds to wait for the connection and for each read.
+    #[arg(long, value_name = "SECS", default_value = "30")]
+    pub timeout: Seconds,
+}
+
+/// Parses a count that must be at least 1.
+fn positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{text:?}: {e}")),
+    }
+}
+
+/// A positive number of seconds, fractions allowed (`30`, `0.5`).
+#[derive(Debug, Clone, Copy)]
+pub struct Seconds(pub Duration);
+
+impl FromStr for Seconds {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let secs: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+        if !(secs > 0.0 && secs <= 1e9) {
+            return Err(format!("{text} seconds is out of range (more than 0, at most 1e9)"));
+        }
+        Ok(Seconds(Duration::from_secs_f64(secs)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_are_loopback_and_safe() {
+        let cli = Cli::try_parse_from(["ferry", "serve"]).expect("parses");
+        let Command::Serve(serve) = cli.command else { panic!("not serve") };
+        assert_eq!(serve.listen, "127.0.0.1:7878".parse().expect("addr"));
+        assert_eq!(serve.max_connections, 1024);
+        assert_eq!(serve.idle_timeout.0, Duration::from_secs(30));
+        assert_eq!(serve.root, PathBuf::from("."));
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!("0.25".parse::<Seconds>().expect("valid").0, Duration::from_millis(250));
+        for bad in ["0", "-1", "x", "inf", "NaN"] {
+            assert!(bad.parse::<Seconds>().is_err(), "{bad}");
+        }
+        assert!(Cli::try_parse_from(["ferry", "serve", "--max-connections", "0"]).is_err());
+    }
+}

@@ -1,0 +1,158 @@
+//! What can go wrong reading a connection, shared by the three drivers'
+//! `connection.rs`, and how a client reports it.
+
+use std::io;
+use std::time::Duration;
+
+use ferry_proto::{AnswerError, GreetingError};
+
+use crate::error::ClientError;
+
+/// How long a server keeps reading (and discarding) after its last answer on
+/// a connection it is closing, so that unread request bytes do not make the
+/// kernel reset the connection before the client has read that answer.
+pub const LINGER: Duration = Duration::from_secs(1);
+
+/// The most a server discards while lingering.
+pub const LINGER_BYTES: u64 = 1 << 20;
+
+/// How many bytes a driver asks for per read while it waits for a line.
+pub const LINE_READ: usize = 8 * 1024;
+
+/// The buffer a client receives bodies through. Large enough that a read
+/// returns everything the kernel holds (loopback delivers up to a few
+/// hundred KiB at a time), small enough to stay in cache.
+pub const BODY_BUFFER: usize = 256 * 1024;
+
+/// Reading a header line failed.
+#[derive(Debug)]
+pub enum LineError<E> {
+    /// The peer closed the connection before a whole line.
+    Closed,
+    /// The deadline passed before a whole line.
+    TimedOut,
+    /// The line is not what FERRY/1 allows here.
+    Invalid(E),
+    /// The socket failed.
+    Io(io::Error),
+}
+
+impl<E> LineError<E> {
+    /// Classifies a failed read: an expired socket timeout is `TimedOut`.
+    pub fn from_io(error: io::Error) -> LineError<E> {
+        if is_timeout(&error) { LineError::TimedOut } else { LineError::Io(error) }
+    }
+}
+
+/// Whether an I/O error is an expired socket timeout.
+pub fn is_timeout(error: &io::Error) -> bool {
+    matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
+impl LineError<GreetingError> {
+    /// What a client reports when the greeting did not arrive.
+    pub fn into_client(self, addr: &str, timeout: Duration) -> ClientError {
+        let addr = addr.to_owned();
+        match self {
+            LineError::Closed => ClientError::Closed { addr },
+            LineError::TimedOut => ClientError::NotFerry { addr, said: format!("nothing within {timeout:?}") },
+            LineError::Invalid(GreetingError { said }) => ClientError::NotFerry { addr, said },
+            LineError::Io(source) => ClientError::Io { addr, source },
+        }
+    }
+}
+
+impl LineError<AnswerError> {
+    /// What a client reports when an answer header did not arrive.
+    pub fn into_client(self, addr: &str, timeout: Duration) -> ClientError {
+        let addr = addr.to_owned();
+        match self {
+            LineError::Closed => ClientError::Closed { addr },
+            LineError::TimedOut => ClientError::Timeout { addr, timeout },
+            LineError::Invalid(error) => ClientError::Protocol { addr, detail: error.to_string() },
+            LineError::Io(source) => ClientError::Io { addr, source },
+        }
+    }
+}
+
+/// Receiving a body failed after `received` of its bytes.
+#[derive(Debug)]
+pub struct BodyError {
+    /// Bytes received (and written to the sink) before it failed.
+    pub received: u64,
+    /// What failed.
+    pub cause: BodyCause,
+}
+
+/// Why a body stopped.
+#[derive(Debug)]
+pub enum BodyCause {
+    /// The server closed the connection.
+    Closed,
+    /// Nothing arrived for the whole timeout.
+    TimedOut,
+    /// The socket failed.
+    Io(io::Error),
+    /// Writing the bytes where they belong failed.
+    Sink(io::Error),
+}
+
+impl BodyError {
+    /// A failure of the socket (not of the sink), classified.
+    pub fn socket(received: u64, error: io::Error) -> BodyError {
+        let cause = if is_timeout(&error) { BodyCause::TimedOut } else { BodyCause::Io(error) };
+        BodyError { received, cause }
+    }
+
+    /// What a client reports for the body of `path`, `expected` bytes long,
+    /// going to `sink`.
+    pub fn into_client(self, path: &str, expected: u64, sink: &std::path::Path, timeout: Duration) -> ClientError {
+        let why = match self.cause {
+            BodyCause::Closed => "the server closed the connection".to_owned(),
+            BodyCause::TimedOut => format!("no data for {:.1} s", timeout.as_secs_f64()),
+            BodyCause::Io(error) => error.to_string(),
+            BodyCause::Sink(error) => return crate::SaveError::io(sink, error).into(),
+        };
+        ClientError::ShortBody { path: path.to_owned(), got: self.received, expected, why }
+    }
+}
+
+/// The refusal a server sends when a request line did not arrive in time.
+pub fn timeout_refusal(idle: Duration) -> ferry_proto::Refusal {
+    ferry_proto::Refusal::new(
+        ferry_proto::ErrorCode::Timeout,
+        format!("no complete request line within {:.1} s; closing", idle.as_secs_f64()),
+    )
+}
+
+/// The refusal a server sends instead of its greeting at its limit.
+pub fn busy_refusal(limit: usize) -> ferry_proto::Refusal {
+    ferry_proto::Refusal::new(
+        ferry_proto::ErrorCode::Busy,
+        format!("serving {limit} connections already; try again later"),
+    )
+}
+
+/// The greeting a server of implementation `name` sends.
+pub fn greeting(name: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    ferry_proto::encode_greeting(name, &mut bytes);
+    bytes
+}
+
+/// Where a server connects to itself to wake its own blocked `accept`: its
+/// address, with an unspecified IP (`0.0.0.0`, `::`) replaced by loopback.
+pub fn wake_addr(local: std::net::SocketAddr) -> std::net::SocketAddr {
+    let mut addr = local;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
+}
+
+/// The largest LIST or SUM body a client accepts into memory; a larger
+/// header is a broken or hostile server, not a big folder.
+pub const MAX_SMALL_BODY: u64 = 256 << 20;

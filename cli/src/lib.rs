@@ -1,0 +1,194 @@
+//! What the three ferry binaries share.
+//!
+//! `ferry-std`, `ferry-tokio` and `ferry-smol` have exactly one command line,
+//! one set of messages and one way of saving files. Everything here is
+//! independent of the runtime, so each implementation only supplies a
+//! [`Runtime`]: how to serve, how to fetch, how to list. Its `main` is then a
+//! single call to [`main`].
+//!
+//! - [`args`]: the command line (clap derive).
+//! - [`save`]: where downloads go, `.part` files, atomic commits, `--verify`.
+//! - [`progress`]: progress bars on a terminal, nothing elsewhere.
+//! - [`error`]: the client's error type, whose messages name the path or
+//!   address they are about.
+//! - [`conn`]: the errors of reading a connection, and buffer sizes, shared
+//!   by every driver's `connection.rs`.
+
+pub mod args;
+pub mod conn;
+pub mod error;
+pub mod progress;
+pub mod save;
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{CommandFactory, FromArgMatches};
+use ferry_fs::Root;
+use ferry_proto::{Entry, Kind, WirePath};
+
+pub use args::{Cli, Command, GetArgs, LsArgs, ServeArgs};
+pub use error::{ClientError, SaveError};
+pub use progress::Progress;
+pub use save::{Dest, Item, Pipeline, Plan, PlanError, Report, Target};
+
+/// How long a server lets transfers in flight finish after Ctrl-C or
+/// SIGTERM before it exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Everything a server needs, decided from the command line.
+#[derive(Debug)]
+pub struct ServeConfig {
+    /// The shared folder, already opened.
+    pub root: Root,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Connections served at once; further ones are answered `ERR BUSY`.
+    pub max_connections: usize,
+    /// How long a connection may take to send a whole request line, and how
+    /// long a client may stop reading before it is dropped.
+    pub idle_timeout: Duration,
+    /// How long transfers in flight may continue after a shutdown signal.
+    pub grace: Duration,
+}
+
+/// Everything a client needs to reach a server.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The server's address as the user wrote it (`host:port`).
+    pub addr: String,
+    /// How long to wait for a connection, and for each read.
+    pub timeout: Duration,
+}
+
+/// One implementation of ferry: how its runtime serves and fetches.
+pub trait Runtime {
+    /// The implementation's name: the token in its greeting (`std`, ...).
+    const NAME: &'static str;
+
+    /// The binary's name (`ferry-std`, ...), for `--help` and messages.
+    const BINARY: &'static str;
+
+    /// Serves `config.root` until Ctrl-C or SIGTERM. Calls [`announce`] once
+    /// it listens.
+    fn serve(config: ServeConfig) -> anyhow::Result<()>;
+
+    /// Fetches every item of `plan` over one connection, pipelined.
+    /// Refusals of single items go to `report`; an error that ends the
+    /// connection is returned.
+    fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError>;
+
+    /// Lists a directory.
+    fn ls(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError>;
+}
+
+/// Prints the one line on stdout that says the server is ready, with the
+/// real port, and flushes it: scripts and tests wait for this line.
+pub fn announce(addr: SocketAddr) {
+    let mut out = std::io::stdout().lock();
+    // If stdout is gone there is no one to tell; serving goes on.
+    let _ = writeln!(out, "listening on {addr}").and_then(|()| out.flush());
+}
+
+/// The whole program: parse the command line, run it on `R`, and turn the
+/// result into an exit code (0 done, 1 failed, 2 usage error).
+pub fn main<R: Runtime>() -> ExitCode {
+    let command = Cli::command().name(R::BINARY).bin_name(R::BINARY);
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    init_logging(cli.verbose, matches!(cli.command, Command::Serve(_)));
+    let result = match cli.command {
+        Command::Serve(args) => serve::<R>(args),
+        Command::Get(args) => get::<R>(args),
+        Command::Ls(args) => ls::<R>(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure::Usage(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Run(error)) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why a command failed: the user's words, or the run.
+enum Failure {
+    Usage(String),
+    Run(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure::Run(error.into())
+    }
+}
+
+fn serve<R: Runtime>(args: ServeArgs) -> Result<ExitCode, Failure> {
+    let root = Root::open(&args.root)?;
+    tracing::info!(root = %root.path().display(), implementation = R::NAME, "sharing");
+    R::serve(ServeConfig {
+        root,
+        listen: args.listen,
+        max_connections: args.max_connections,
+        idle_timeout: args.idle_timeout.0,
+        grace: SHUTDOWN_GRACE,
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn get<R: Runtime>(args: GetArgs) -> Result<ExitCode, Failure> {
+    let plan = Plan::new(&args).map_err(|error| match error {
+        PlanError::Usage(message) => Failure::Usage(message),
+        PlanError::Save(error) => Failure::Run(error.into()),
+    })?;
+    let config = ClientConfig { addr: args.addr.clone(), timeout: args.timeout.0 };
+    let mut report = Report::new(plan.items.len());
+    if let Err(error) = R::get(&config, &plan, &mut report) {
+        report.connection_failed(&error);
+    }
+    Ok(report.exit_code())
+}
+
+fn ls<R: Runtime>(args: LsArgs) -> Result<ExitCode, Failure> {
+    let path = WirePath::new(&args.path).map_err(|refusal| Failure::Usage(format!("{}: {refusal}", args.path)))?;
+    let config = ClientConfig { addr: args.addr, timeout: args.timeout.0 };
+    let entries = R::ls(&config, &path)?;
+    let mut out = std::io::stdout().lock();
+    for entry in entries {
+        let (kind, size) = match entry.kind {
+            Kind::File => ("file", entry.size.to_string()),
+            Kind::Directory => ("dir", "-".to_owned()),
+        };
+        let name = entry.name.escape_debug();
+        let slash = if entry.kind == Kind::Directory { "/" } else { "" };
+        writeln!(out, "{kind:<4} {size:>14}  {name}{slash}")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs go to stderr, so stdout stays clean for `listening on` and for
+/// `get -o -`. `RUST_LOG` wins over `-v`.
+fn init_logging(verbose: u8, serving: bool) {
+    let level = match (verbose, serving) {
+        (0, true) => "info",
+        (0, false) => "warn",
+        (1, _) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
