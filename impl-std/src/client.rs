@@ -1,0 +1,236 @@
+//! The client: connect, check the greeting, pipeline requests, save bodies.
+//!
+//! `get` keeps up to [`ferry_cli::save::PIPELINE_WINDOW`] files' requests in
+//! flight on one connection and reads the answers in order. Errors come in
+//! two kinds, and the types say which: a refusal of one file (`ERR`, a
+//! digest mismatch) leaves the connection in step and the next file goes
+//! on; anything that leaves part of an answer unread ends the connection.
+
+use std::io::{self, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ferry_cli::conn::MAX_SMALL_BODY;
+use ferry_cli::save::check_stdout;
+use ferry_cli::{ClientConfig, ClientError, Dest, Item, Pipeline, Plan, Progress, Report, SaveError};
+use ferry_proto::{Answer, Entry, Greeting, Request, WirePath, parse_digest, parse_listing};
+
+use crate::connection::Connection;
+
+/// A connection to a FERRY/1 server that has greeted us.
+#[derive(Debug)]
+pub struct Client {
+    connection: Connection,
+    addr: String,
+    timeout: Duration,
+    implementation: String,
+}
+
+/// A file's outcome: `Err` inside for that file alone, outside for the
+/// whole connection.
+type Outcome<T> = Result<Result<T, ClientError>, ClientError>;
+
+/// Fetches every item of `plan` over one connection.
+pub fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
+    let mut client = Client::connect(config)?;
+    let mut pipeline = Pipeline::new();
+    client.send(&pipeline.refill(plan, 0))?;
+    for (done, item) in plan.items.iter().enumerate() {
+        match client.fetch(item, plan.verify)? {
+            Ok(()) => report.saved(),
+            Err(error) => report.failed(&error),
+        }
+        client.send(&pipeline.refill(plan, done + 1))?;
+    }
+    client.finish();
+    Ok(())
+}
+
+/// Lists a directory on the server.
+pub fn list(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError> {
+    let mut client = Client::connect(config)?;
+    let mut requests = Vec::new();
+    Request::List { path: path.clone() }.encode(&mut requests);
+    Request::Quit.encode(&mut requests);
+    client.send(&requests)?;
+    let body = match client.answer()? {
+        Answer::Ok { len } => client.small_body(len)?,
+        Answer::Err(refusal) => return Err(ClientError::Refused { path: path.to_string(), refusal }),
+        Answer::Bye => return Err(client.protocol("BYE instead of the answer to LIST")),
+    };
+    let entries = parse_listing(&body).map_err(|e| client.protocol(&e.to_string()))?;
+    client.finish();
+    Ok(entries)
+}
+
+impl Client {
+    /// Connects to `config.addr` and reads the greeting.
+    pub fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
+        let addr = config.addr.clone();
+        let stream = connect_stream(&addr, config.timeout)?;
+        // Requests are written whole; do not hold them back.
+        stream.set_nodelay(true).map_err(|source| ClientError::Io { addr: addr.clone(), source })?;
+        let mut connection = Connection::new(stream);
+        let greeting = connection
+            .read_greeting(Instant::now() + config.timeout)
+            .map_err(|e| e.into_client(&addr, config.timeout))?;
+        match greeting {
+            Greeting::Ferry { implementation } => {
+                tracing::debug!(%addr, %implementation, "connected");
+                Ok(Client { connection, addr, timeout: config.timeout, implementation })
+            }
+            Greeting::Busy { message } => Err(ClientError::Busy { addr, message }),
+        }
+    }
+
+    /// The server's implementation, from its greeting.
+    pub fn implementation(&self) -> &str {
+        &self.implementation
+    }
+
+    /// Writes request lines.
+    fn send(&mut self, requests: &[u8]) -> Result<(), ClientError> {
+        if requests.is_empty() {
+            return Ok(());
+        }
+        self.connection.write_all(requests).map_err(|e| ClientError::io(&self.addr, self.timeout, e))
+    }
+
+    /// Reads the next answer header.
+    fn answer(&mut self) -> Result<Answer, ClientError> {
+        self.connection.read_answer(Instant::now() + self.timeout).map_err(|e| e.into_client(&self.addr, self.timeout))
+    }
+
+    /// Reads the answers for one item (its GET, and its SUM when verifying)
+    /// and saves the body.
+    fn fetch(&mut self, item: &Item, verify: bool) -> Outcome<()> {
+        let path = item.path.as_str();
+        let len = match self.answer()? {
+            Answer::Ok { len } => len,
+            Answer::Err(refusal) => {
+                if verify {
+                    self.skip_answer()?;
+                }
+                return Ok(Err(ClientError::Refused { path: item.path.to_string(), refusal }));
+            }
+            Answer::Bye => return Err(self.protocol("BYE instead of the answer to GET")),
+        };
+        let progress = Progress::new(path, item.offset + len, item.offset);
+        let received = self.receive(item, len, &progress);
+        if received.is_err() {
+            progress.abandon();
+        }
+        let received = received?;
+        progress.finish();
+        let digest = if verify {
+            match self.digest(item)? {
+                Ok(digest) => Some(digest),
+                Err(error) => return Ok(Err(error)),
+            }
+        } else {
+            None
+        };
+        let committed = match received {
+            Received::Stdout(local) => digest.map_or(Ok(()), |remote| check_stdout(&local, &remote)),
+            Received::File(file) => match &item.dest {
+                Dest::File(target) => target.commit(file, digest.as_ref()),
+                Dest::Stdout => unreachable!("a file was received for stdout"),
+            },
+        };
+        Ok(committed.map_err(ClientError::from))
+    }
+
+    /// Receives a body of `len` bytes where `item` says it goes.
+    fn receive(&mut self, item: &Item, len: u64, progress: &Progress) -> Result<Received, ClientError> {
+        let path = item.path.as_str();
+        match &item.dest {
+            Dest::Stdout => {
+                let mut hasher = blake3::Hasher::new();
+                let mut out = io::stdout().lock();
+                let on_chunk = |chunk: &[u8]| {
+                    hasher.update(chunk);
+                    progress.advance(chunk.len() as u64);
+                };
+                self.connection
+                    .read_body(len, &mut out, on_chunk, self.timeout)
+                    .map_err(|e| e.into_client(path, len, Path::new("stdout"), self.timeout))?;
+                out.flush().map_err(|e| SaveError::io("stdout", e))?;
+                Ok(Received::Stdout(hasher.finalize()))
+            }
+            Dest::File(target) => {
+                let mut file = target.open_part(item.offset)?;
+                self.connection
+                    .read_body(len, &mut file, |chunk| progress.advance(chunk.len() as u64), self.timeout)
+                    .map_err(|e| e.into_client(path, len, &target.part, self.timeout))?;
+                Ok(Received::File(file))
+            }
+        }
+    }
+
+    /// Reads the answer to a SUM.
+    fn digest(&mut self, item: &Item) -> Outcome<[u8; 32]> {
+        match self.answer()? {
+            Answer::Ok { len: 64 } => {
+                let body = self.small_body(64)?;
+                parse_digest(&body).map(Ok).ok_or_else(|| self.protocol("SUM body is not 64 lower-case hex digits"))
+            }
+            Answer::Ok { len } => Err(self.protocol(&format!("SUM body of {len} bytes, not 64"))),
+            Answer::Err(refusal) => Ok(Err(ClientError::Refused { path: item.path.to_string(), refusal })),
+            Answer::Bye => Err(self.protocol("BYE instead of the answer to SUM")),
+        }
+    }
+
+    /// Reads and drops one answer, to stay in step after a refused GET.
+    fn skip_answer(&mut self) -> Result<(), ClientError> {
+        if let Answer::Ok { len } = self.answer()? {
+            self.small_body(len)?;
+        }
+        Ok(())
+    }
+
+    /// Reads a body that belongs in memory (LIST, SUM), bounded in size.
+    fn small_body(&mut self, len: u64) -> Result<Vec<u8>, ClientError> {
+        if len > MAX_SMALL_BODY {
+            return Err(self.protocol(&format!("a body of {len} bytes where at most {MAX_SMALL_BODY} fit")));
+        }
+        let mut body = Vec::with_capacity(len as usize);
+        self.connection
+            .read_body(len, &mut body, |_| {}, self.timeout)
+            .map_err(|e| e.into_client(&self.addr, len, Path::new("memory"), self.timeout))?;
+        Ok(body)
+    }
+
+    /// Reads the BYE that answers QUIT. Every file is already saved or
+    /// reported, so a server that closes without it costs nothing.
+    fn finish(mut self) {
+        if let Err(error) = self.answer() {
+            tracing::debug!(%error, "no BYE");
+        }
+    }
+
+    fn protocol(&self, detail: &str) -> ClientError {
+        ClientError::Protocol { addr: self.addr.clone(), detail: detail.to_owned() }
+    }
+}
+
+/// A body that arrived whole, before it is committed.
+enum Received {
+    /// Written to stdout; its digest.
+    Stdout(blake3::Hash),
+    /// Written to the `.part`, still open.
+    File(std::fs::File),
+}
+
+/// Connects to the first address `addr` resolves to that accepts.
+fn connect_stream(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
+    let fail = |source| ClientError::Connect { addr: addr.to_owned(), source };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address");
+    for resolved in addr.to_socket_addrs().map_err(fail)? {
+        match TcpStream::connect_timeout(&resolved, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last = error,
+        }
+    }
+    Err(fail(last))
+}

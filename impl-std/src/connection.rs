@@ -1,0 +1,169 @@
+//! A TCP stream and its receive buffer, used by both server and client.
+//!
+//! Lines are parsed by `ferry-proto` from the front of the buffer; bytes
+//! beyond the line stay for the next call (pipelined requests, or the start
+//! of a body). Reads wait at most until a deadline: `set_read_timeout` is set
+//! to the time left before every read, because it bounds one call, not the
+//! line.
+
+use std::convert::Infallible;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use ferry_cli::conn::{BODY_BUFFER, BodyCause, BodyError, LINE_READ, LINGER, LINGER_BYTES, LineError};
+use ferry_fs::Reply;
+use ferry_proto::{
+    Answer, AnswerError, Greeting, GreetingError, Parsed, Refusal, Request, parse_answer, parse_greeting, parse_request,
+};
+
+/// A stream and the bytes received on it but not yet used.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Connection {
+    /// Wraps a connected stream.
+    pub fn new(stream: TcpStream) -> Connection {
+        Connection { stream, buffer: Vec::with_capacity(LINE_READ) }
+    }
+
+    /// The stream, for socket options.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Reads the next request line (server side). A line the core refuses
+    /// is a value to answer, not an error of the connection.
+    pub fn read_request(&mut self, deadline: Instant) -> Result<Result<Request, Refusal>, LineError<Infallible>> {
+        self.read_line(deadline, |buffer| Ok(parse_request(buffer)))
+    }
+
+    /// Reads the server's greeting (client side).
+    pub fn read_greeting(&mut self, deadline: Instant) -> Result<Greeting, LineError<GreetingError>> {
+        self.read_line(deadline, parse_greeting)
+    }
+
+    /// Reads an answer's header line (client side).
+    pub fn read_answer(&mut self, deadline: Instant) -> Result<Answer, LineError<AnswerError>> {
+        self.read_line(deadline, parse_answer)
+    }
+
+    /// Parses one line from the buffer, reading more until it is whole.
+    fn read_line<T, E>(
+        &mut self,
+        deadline: Instant,
+        parse: impl Fn(&[u8]) -> Result<Parsed<T>, E>,
+    ) -> Result<T, LineError<E>> {
+        loop {
+            if let Parsed::Complete { value, consumed } = parse(&self.buffer).map_err(LineError::Invalid)? {
+                self.buffer.drain(..consumed);
+                return Ok(value);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(LineError::TimedOut);
+            }
+            self.stream.set_read_timeout(Some(left)).map_err(LineError::Io)?;
+            let filled = self.buffer.len();
+            self.buffer.resize(filled + LINE_READ, 0);
+            let read = self.stream.read(&mut self.buffer[filled..]);
+            self.buffer.truncate(filled + *read.as_ref().unwrap_or(&0));
+            match read {
+                Ok(0) => return Err(LineError::Closed),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(LineError::from_io(e)),
+            }
+        }
+    }
+
+    /// Receives exactly `len` body bytes into `sink`, handing each chunk to
+    /// `on_chunk` as well (for a digest and progress). Each read may wait
+    /// `timeout`: a stalled server is given up on, a slow one is not.
+    pub fn read_body(
+        &mut self,
+        len: u64,
+        sink: &mut dyn Write,
+        mut on_chunk: impl FnMut(&[u8]),
+        timeout: Duration,
+    ) -> Result<(), BodyError> {
+        let mut received = 0;
+        // Bytes that arrived together with the header come first.
+        let buffered = self.buffer.len().min(usize::try_from(len).unwrap_or(usize::MAX));
+        if buffered > 0 {
+            let chunk: Vec<u8> = self.buffer.drain(..buffered).collect();
+            sink.write_all(&chunk).map_err(|e| BodyError { received, cause: BodyCause::Sink(e) })?;
+            on_chunk(&chunk);
+            received += buffered as u64;
+        }
+        self.stream.set_read_timeout(Some(timeout)).map_err(|e| BodyError::socket(received, e))?;
+        let mut chunk = vec![0; BODY_BUFFER];
+        while received < len {
+            let want = (len - received).min(BODY_BUFFER as u64) as usize;
+            let n = match self.stream.read(&mut chunk[..want]) {
+                Ok(0) => return Err(BodyError { received, cause: BodyCause::Closed }),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(BodyError::socket(received, e)),
+            };
+            sink.write_all(&chunk[..n]).map_err(|e| BodyError { received, cause: BodyCause::Sink(e) })?;
+            on_chunk(&chunk[..n]);
+            received += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Writes bytes as they are (greetings, requests).
+    pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Sends a reply. A file body goes through `io::copy`, which std turns
+    /// into `sendfile(2)` for a `File` and a `TcpStream` on Linux.
+    ///
+    /// If the file yields fewer bytes than the header promised (it shrank),
+    /// this fails: the caller must close the connection, so the client sees
+    /// a short body rather than bytes that are not the file's.
+    pub fn write_reply(&mut self, reply: Reply) -> io::Result<()> {
+        match reply {
+            Reply::Bytes { bytes, .. } => self.stream.write_all(&bytes),
+            Reply::File { header, body } => {
+                self.stream.write_all(&header)?;
+                let sent = io::copy(&mut body.file.take(body.len), &mut self.stream)?;
+                if sent < body.len {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("file ended after {sent} of {} bytes", body.len),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Closes after a last answer: sends FIN, then reads and discards what
+    /// the peer still sends for up to [`LINGER`]. Closing with unread bytes
+    /// would make the kernel send a reset, which can destroy the answer
+    /// before the peer reads it.
+    pub fn close(mut self) {
+        if self.stream.shutdown(Shutdown::Write).is_err() {
+            return;
+        }
+        let deadline = Instant::now() + LINGER;
+        let mut discarded = 0;
+        let mut sink = [0; 4096];
+        while discarded < LINGER_BYTES {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
+                return;
+            }
+            match self.stream.read(&mut sink) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => discarded += n as u64,
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! FERRY/1 on blocking std I/O: one thread per connection.
+//!
+//! This is the reference implementation, and the plainest: every wait is a
+//! blocking system call on the thread that needs the answer. Compare it
+//! with `ferry-tokio` and `ferry-smol`, whose files and functions have the
+//! same names in the same order.
+//!
+//! - [`connection`]: a socket with its receive buffer; reads lines under a
+//!   deadline and writes replies.
+//! - [`server`]: the accept loop, the connection limit, and the loop that
+//!   answers one connection's requests.
+//! - [`client`]: connect, pipeline GETs, save bodies; and LIST.
+//! - [`shutdown`]: Ctrl-C and SIGTERM become a flag the server watches.
+//!
+//! What std changes:
+//! - **Timeouts.** `set_read_timeout` bounds one `read` call, but the idle
+//!   timeout is a deadline for a whole request line; so the time left is
+//!   recomputed before every read, and a client dribbling a byte at a time
+//!   still runs out of time.
+//! - **Body path.** `std::io::copy` from a `File` to a `TcpStream` is
+//!   specialised on Linux to `sendfile(2)`: file pages go to the socket
+//!   without passing through user space. Bodies up to
+//!   [`ferry_fs::INLINE_BODY`] are sent with their header in one write.
+//! - **Shutdown.** A blocked `accept` or `read` cannot be cancelled; a
+//!   watcher thread wakes `accept` with a connection to the listener and
+//!   shuts the read side of every open connection.
+
+pub mod client;
+pub mod connection;
+pub mod server;
+pub mod shutdown;
+
+mod cli;
+
+pub use cli::Std;

@@ -1,0 +1,223 @@
+//! The server: an accept loop that gives each connection its own thread.
+//!
+//! Threads are cheap enough for the default limit of 1024 connections; the
+//! limit is what keeps a flood of clients from exhausting threads and file
+//! descriptors. A client past it gets `ERR BUSY` instead of the greeting.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ferry_cli::conn::{LineError, busy_refusal, greeting, timeout_refusal, wake_addr};
+use ferry_cli::{Runtime, ServeConfig};
+use ferry_fs::Reply;
+
+use crate::Std;
+use crate::connection::Connection;
+use crate::shutdown::Shutdown;
+
+/// Serves on `listener` until `shutdown` is triggered, then lets
+/// connections finish the answer they are sending for up to `config.grace`.
+pub fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown) -> io::Result<()> {
+    let local = listener.local_addr()?;
+    let config = Arc::new(config);
+    let connections = Arc::new(Connections::new(config.max_connections));
+    spawn_watcher(local, &connections, &shutdown)?;
+
+    for stream in listener.incoming() {
+        if shutdown.is_triggered() {
+            break;
+        }
+        let stream = match stream {
+            Ok(stream) => stream,
+            Err(error) => {
+                survive_accept_error(&error);
+                continue;
+            }
+        };
+        let Some(slot) = connections.admit(&stream) else {
+            refuse_busy(stream, config.max_connections);
+            continue;
+        };
+        let (config, shutdown) = (Arc::clone(&config), shutdown.clone());
+        let spawned = thread::Builder::new().name("connection".into()).spawn(move || {
+            let _slot = slot;
+            if let Err(error) = handle(stream, &config, &shutdown) {
+                tracing::debug!(%error, "connection ended");
+            }
+        });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot start a thread for a connection; dropping it");
+        }
+    }
+    drop(listener);
+    tracing::info!(open = connections.count(), "stopped accepting; waiting for transfers in flight");
+    if !connections.wait_idle(config.grace) {
+        tracing::warn!(open = connections.count(), "grace period over; exiting with transfers unfinished");
+    }
+    Ok(())
+}
+
+/// A thread that turns the shutdown signal into wake-ups: a blocked `accept`
+/// and blocked reads cannot be cancelled, so it connects to the listener and
+/// shuts the read side of every connection.
+fn spawn_watcher(local: SocketAddr, connections: &Arc<Connections>, shutdown: &Shutdown) -> io::Result<()> {
+    let (connections, shutdown) = (Arc::clone(connections), shutdown.clone());
+    thread::Builder::new().name("shutdown".into()).spawn(move || {
+        shutdown.wait();
+        connections.close_reads();
+        let _ = TcpStream::connect_timeout(&wake_addr(local), Duration::from_secs(1));
+    })?;
+    Ok(())
+}
+
+/// Logs an accept error and carries on. Running out of file descriptors
+/// fails every accept at once, so those errors pause briefly rather than
+/// spin; a connection reset before it was accepted is routine.
+fn survive_accept_error(error: &io::Error) {
+    match error.kind() {
+        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted => {
+            tracing::debug!(%error, "accept");
+        }
+        _ => {
+            tracing::warn!(%error, "accept failed; pausing 100 ms");
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Answers a client past the limit with `ERR BUSY` and closes.
+fn refuse_busy(stream: TcpStream, limit: usize) {
+    tracing::debug!(limit, "at the connection limit; answering BUSY");
+    // The answer fits in the socket buffer of a fresh connection; never
+    // let a stuck client hold up the accept loop all the same.
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let mut connection = Connection::new(stream);
+    let _ = connection.write_reply(Reply::refuse(busy_refusal(limit)));
+}
+
+/// Serves one connection: greeting, then request after request until the
+/// client quits or leaves, a closing error, or shutdown.
+fn handle(stream: TcpStream, config: &ServeConfig, shutdown: &Shutdown) -> io::Result<()> {
+    let peer = stream.peer_addr()?;
+    tracing::debug!(%peer, "connected");
+    // Answers are written whole; waiting to coalesce them only adds latency.
+    stream.set_nodelay(true)?;
+    // Each write may wait this long: a client that stops reading is dropped,
+    // one that reads slowly is not.
+    stream.set_write_timeout(Some(config.idle_timeout))?;
+    let mut connection = Connection::new(stream);
+    connection.write_all(&greeting(Std::NAME))?;
+    loop {
+        let deadline = Instant::now() + config.idle_timeout;
+        let request = match connection.read_request(deadline) {
+            Ok(request) => request,
+            Err(LineError::TimedOut) => {
+                connection.write_reply(Reply::refuse(timeout_refusal(config.idle_timeout)))?;
+                connection.close();
+                return Ok(());
+            }
+            Err(LineError::Closed) => return Ok(()),
+            Err(LineError::Io(error)) => return Err(error),
+            Err(LineError::Invalid(never)) => match never {},
+        };
+        tracing::debug!(%peer, ?request);
+        let reply = match request {
+            Ok(request) => config.root.reply(&request),
+            Err(refusal) => Reply::refuse(refusal),
+        };
+        let closes = reply.closes();
+        connection.write_reply(reply)?;
+        if closes {
+            connection.close();
+            return Ok(());
+        }
+        if shutdown.is_triggered() {
+            return Ok(());
+        }
+    }
+}
+
+/// The open connections: counted for the limit, and kept (as clones of
+/// their streams) so that shutdown can wake the threads reading them.
+#[derive(Debug)]
+struct Connections {
+    state: Mutex<State>,
+    closed: Condvar,
+    limit: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    open: HashMap<u64, TcpStream>,
+    next_id: u64,
+    closing: bool,
+}
+
+/// A connection's place under the limit, given back when dropped.
+#[derive(Debug)]
+struct Slot {
+    id: u64,
+    connections: Arc<Connections>,
+}
+
+impl Connections {
+    fn new(limit: usize) -> Connections {
+        Connections { state: Mutex::default(), closed: Condvar::new(), limit }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A slot for `stream`, or `None` at the limit or once shutting down.
+    fn admit(self: &Arc<Self>, stream: &TcpStream) -> Option<Slot> {
+        let mut state = self.lock();
+        if state.closing || state.open.len() >= self.limit {
+            return None;
+        }
+        let clone = stream.try_clone().ok()?;
+        let id = state.next_id;
+        state.next_id += 1;
+        state.open.insert(id, clone);
+        Some(Slot { id, connections: Arc::clone(self) })
+    }
+
+    fn count(&self) -> usize {
+        self.lock().open.len()
+    }
+
+    /// Shuts the read side of every connection: a thread waiting for a
+    /// request sees end-of-stream and ends; one sending a body finishes it.
+    fn close_reads(&self) {
+        let mut state = self.lock();
+        state.closing = true;
+        for stream in state.open.values() {
+            let _ = stream.shutdown(std::net::Shutdown::Read);
+        }
+    }
+
+    /// Waits until no connection is open, or `grace` has passed; says which.
+    fn wait_idle(&self, grace: Duration) -> bool {
+        let deadline = Instant::now() + grace;
+        let mut state = self.lock();
+        while !state.open.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = self.closed.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        true
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.connections.lock().open.remove(&self.id);
+        self.connections.closed.notify_all();
+    }
+}
