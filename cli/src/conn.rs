@@ -24,6 +24,13 @@ pub const LINE_READ: usize = 8 * 1024;
 /// hundred KiB at a time), small enough to stay in cache.
 pub const BODY_BUFFER: usize = 256 * 1024;
 
+/// A server must get this many body bytes accepted by the client's socket
+/// within one idle timeout, or it drops the client. A deadline over a window
+/// of bytes, not over each write: a client that has stopped reading still
+/// lets the kernel take a few bytes now and then, and a per-write timeout
+/// that restarts on any progress would never fire.
+pub const SEND_WINDOW: u64 = 1 << 20;
+
 /// Reading a header line failed.
 #[derive(Debug)]
 pub enum LineError<E> {

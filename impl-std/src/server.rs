@@ -96,7 +96,7 @@ fn refuse_busy(stream: TcpStream, limit: usize) {
     // let a stuck client hold up the accept loop all the same.
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let mut connection = Connection::new(stream);
-    let _ = connection.write_reply(Reply::refuse(busy_refusal(limit)));
+    let _ = connection.write_reply(Reply::refuse(busy_refusal(limit)), Duration::from_secs(1));
 }
 
 /// Serves one connection: greeting, then request after request until the
@@ -106,8 +106,7 @@ fn handle(stream: TcpStream, config: &ServeConfig, shutdown: &Shutdown) -> io::R
     tracing::debug!(%peer, "connected");
     // Answers are written whole; waiting to coalesce them only adds latency.
     stream.set_nodelay(true)?;
-    // Each write may wait this long: a client that stops reading is dropped,
-    // one that reads slowly is not.
+    // Header writes may wait this long; bodies keep their own deadline.
     stream.set_write_timeout(Some(config.idle_timeout))?;
     let mut connection = Connection::new(stream);
     connection.write_all(&greeting(Std::NAME))?;
@@ -116,7 +115,7 @@ fn handle(stream: TcpStream, config: &ServeConfig, shutdown: &Shutdown) -> io::R
         let request = match connection.read_request(deadline) {
             Ok(request) => request,
             Err(LineError::TimedOut) => {
-                connection.write_reply(Reply::refuse(timeout_refusal(config.idle_timeout)))?;
+                connection.write_reply(Reply::refuse(timeout_refusal(config.idle_timeout)), config.idle_timeout)?;
                 connection.close();
                 return Ok(());
             }
@@ -130,7 +129,7 @@ fn handle(stream: TcpStream, config: &ServeConfig, shutdown: &Shutdown) -> io::R
             Err(refusal) => Reply::refuse(refusal),
         };
         let closes = reply.closes();
-        connection.write_reply(reply)?;
+        connection.write_reply(reply, config.idle_timeout)?;
         if closes {
             connection.close();
             return Ok(());
