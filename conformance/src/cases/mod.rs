@@ -1,0 +1,103 @@
+//! The named cases. Each has a stable id, the SPEC.md section it checks,
+//! and a one-line description; ids never change meaning once published.
+
+use std::net::SocketAddr;
+
+use crate::Check;
+use crate::fixture::Fixture;
+use crate::implementation::Implementation;
+use crate::process::Server;
+use crate::wire::Wire;
+
+pub mod client;
+pub mod server;
+
+/// One conformance case.
+#[derive(Debug, Clone, Copy)]
+pub struct Case {
+    /// Stable id, e.g. `get.missing`.
+    pub id: &'static str,
+    /// The SPEC.md section it checks.
+    pub spec: &'static str,
+    /// What it checks, in one line.
+    pub description: &'static str,
+    /// The check.
+    pub run: Run,
+}
+
+/// What a case drives.
+#[derive(Debug, Clone, Copy)]
+pub enum Run {
+    /// A server, with raw bytes.
+    Server(fn(&ServerContext<'_>) -> Check),
+    /// A client binary, against a real or a scripted server.
+    Client(fn(&ClientContext<'_>) -> Check),
+}
+
+/// What a server case gets.
+#[derive(Debug)]
+pub struct ServerContext<'a> {
+    /// The implementation under test.
+    pub implementation: &'a Implementation,
+    /// The folder it shares.
+    pub fixture: &'a Fixture,
+    /// A server with default options, shared by the cases that need no
+    /// options of their own.
+    pub server: &'a Server,
+}
+
+impl ServerContext<'_> {
+    /// A greeted connection to the shared server.
+    pub fn connect(&self) -> Result<Wire, String> {
+        self.connect_to(self.server.addr)
+    }
+
+    /// A greeted connection to `addr`, whose greeting must name this
+    /// implementation.
+    pub fn connect_to(&self, addr: SocketAddr) -> Result<Wire, String> {
+        let (wire, name) = Wire::greeted(addr)?;
+        if name != self.implementation.name {
+            return Err(format!("greeting names {name:?}, expected {:?}", self.implementation.name));
+        }
+        Ok(wire)
+    }
+
+    /// A server of this implementation of its own, with `extra` options.
+    pub fn start(&self, extra: &[&str]) -> Result<Server, String> {
+        Server::start(self.implementation, self.fixture.root(), extra)
+    }
+}
+
+/// What a client case gets.
+#[derive(Debug)]
+pub struct ClientContext<'a> {
+    /// The client under test.
+    pub client: &'a Implementation,
+    /// A real server (any implementation) over the fixture.
+    pub server: &'a Server,
+    /// The folder the server shares.
+    pub fixture: &'a Fixture,
+}
+
+/// Every case, server cases first.
+pub fn all() -> Vec<Case> {
+    server::CASES.iter().chain(client::CASES.iter()).copied().collect()
+}
+
+/// Percent-encodes a path the way SPEC.md §2 tells clients to.
+pub fn encode(path: &str) -> String {
+    let mut out = String::new();
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Fails with `message` unless `condition` holds.
+pub fn ensure(condition: bool, message: impl FnOnce() -> String) -> Check {
+    if condition { Ok(()) } else { Err(message()) }
+}

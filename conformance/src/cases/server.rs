@@ -1,0 +1,389 @@
+//! Server cases: raw bytes to a server binary, answers checked against
+//! SPEC.md and the fixture's bytes.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::{Case, Run, ServerContext, encode, ensure};
+use crate::Check;
+use crate::fixture::SECRET;
+use crate::wire::{Header, WAIT, Wire, same_bytes};
+
+macro_rules! case {
+    ($id:literal, $spec:literal, $description:literal, $run:expr) => {
+        Case { id: $id, spec: $spec, description: $description, run: Run::Server($run) }
+    };
+}
+
+/// The server cases, in the order they are reported.
+pub const CASES: &[Case] = &[
+    case!(
+        "greeting.names-implementation",
+        "§1",
+        "the first line is `FERRY/1 <impl>` naming the implementation",
+        greeting
+    ),
+    case!("get.size.0", "§3", "a 0-byte file comes back as `OK 0`", |c| get_whole(c, "empty")),
+    case!("get.size.1", "§3", "a 1-byte file comes back byte-identical", |c| get_whole(c, "one-byte")),
+    case!("get.size.8k", "§3", "an 8 KiB file comes back byte-identical", |c| get_whole(c, "eight-k.bin")),
+    case!("get.size.1m", "§3", "a 1 MiB file comes back byte-identical", |c| get_whole(c, "one-m.bin")),
+    case!("get.size.64m", "§3", "a 64 MiB file comes back byte-identical", |c| get_whole(c, "sixty-four-m.bin")),
+    case!("get.name.encoded", "§2", "a name with spaces and non-ASCII letters, percent-encoded", |c| {
+        get_whole(c, "with space/naïve café.txt")
+    }),
+    case!("get.name.raw-utf8", "§2", "bytes other than escapes are taken as they are (raw UTF-8)", get_raw_utf8),
+    case!("get.nested", "§5", "a path three folders deep", |c| get_whole(c, "a/b/c/nested.txt")),
+    case!("get.leading-slash", "§5", "a leading `/` and `.`/empty components mean the same file", get_normalised),
+    case!("get.crlf", "§1", "a request line ending in CR LF is accepted", get_crlf),
+    case!("get.missing", "§4", "a missing file gives NOT_FOUND naming it; the connection goes on", get_missing),
+    case!("get.range.inside", "§2", "`GET p offset` sends from offset to the end", range_inside),
+    case!("get.range.length", "§2", "`GET p offset length` sends at most length bytes", range_length),
+    case!("get.range.at-end", "§3", "offset equal to the size gives `OK 0`", range_at_end),
+    case!("get.range.past-end", "§4", "offset past the size gives RANGE; the connection goes on", range_past_end),
+    case!("get.range.length-past-end", "§3", "a length past the end is cut to the end", range_length_past_end),
+    case!("pipeline.100", "§2", "100 requests in one write are answered completely and in order", pipeline_100),
+    case!("list.root", "§3", "LIST / lists the root, sorted, encoded, links outside left out", list_root),
+    case!("list.subfolder", "§3", "LIST of a folder follows links inside the root only", list_subfolder),
+    case!("list.file", "§4", "LIST of a file gives NOT_A_DIRECTORY", |c| refused(
+        c,
+        "LIST one-byte",
+        "NOT_A_DIRECTORY"
+    )),
+    case!("get.folder", "§4", "GET of a folder gives NOT_A_FILE", |c| refused(c, "GET sub", "NOT_A_FILE")),
+    case!("sum.folder", "§4", "SUM of a folder gives NOT_A_FILE", |c| refused(c, "SUM sub", "NOT_A_FILE")),
+    case!("sum.file", "§3", "SUM is the BLAKE3 of the file's bytes, 64 lower-case hex digits", sum_file),
+    case!("quit", "§2", "QUIT is answered BYE and the server closes", quit),
+    case!("path.traversal.dotdot", "§5", "a `..` component is FORBIDDEN", |c| {
+        forbidden(c, "GET ../outside/secret.txt")
+    }),
+    case!("path.traversal.encoded-dotdot", "§2", "`%2e%2e` decodes to `..`: FORBIDDEN", |c| {
+        forbidden(c, "GET %2e%2e/outside/secret.txt")
+    }),
+    case!("path.traversal.inner-dotdot", "§5", "`a/../../x` is FORBIDDEN, not resolved", |c| {
+        forbidden(c, "GET a/../../outside/secret.txt")
+    }),
+    case!("path.symlink.file-outside", "§5", "a symlink to a file outside the root is FORBIDDEN", |c| {
+        forbidden(c, "GET out-file")?;
+        forbidden(c, "SUM out-file")
+    }),
+    case!("path.symlink.folder-outside", "§5", "a symlink to a folder outside the root is FORBIDDEN", |c| {
+        forbidden(c, "GET out-dir/secret.txt")?;
+        forbidden(c, "LIST out-dir")
+    }),
+    case!("path.symlink.inside", "§5", "a symlink that stays inside the root is followed", symlink_inside),
+    case!("path.absolute", "§5", "`/etc/passwd` is looked up under the root: NOT_FOUND", |c| {
+        refused(c, "GET /etc/passwd", "NOT_FOUND")
+    }),
+    case!("bad.unknown-command", "§4", "an unknown command is BAD_REQUEST", |c| bad(c, b"FETCH one-byte\n")),
+    case!("bad.lowercase", "§2", "commands are case-sensitive", |c| bad(c, b"get one-byte\n")),
+    case!("bad.missing-token", "§4", "GET without a path is BAD_REQUEST", |c| bad(c, b"GET\n")),
+    case!("bad.extra-token", "§4", "too many tokens is BAD_REQUEST", |c| bad(c, b"GET one-byte 1 2 3\n")),
+    case!("bad.double-space", "§2", "tokens are separated by exactly one space", |c| bad(c, b"GET  one-byte\n")),
+    case!("bad.non-digit", "§2", "a number with a non-digit is BAD_REQUEST", |c| bad(c, b"GET one-byte 1x\n")),
+    case!("bad.signed", "§2", "a number with a sign is BAD_REQUEST", |c| bad(c, b"GET one-byte +1\n")),
+    case!("bad.overflow", "§2", "a number past u64 is BAD_REQUEST", |c| {
+        bad(c, b"GET one-byte 18446744073709551616\n")
+    }),
+    case!("bad.percent-zz", "§2", "a malformed `%` escape is BAD_REQUEST", |c| bad(c, b"GET %zz\n")),
+    case!("bad.percent-truncated", "§2", "a `%` at the end is BAD_REQUEST", |c| bad(c, b"GET one%\n")),
+    case!("bad.percent-00", "§4", "a decoded NUL is BAD_REQUEST", |c| bad(c, b"GET a%00b\n")),
+    case!("bad.backslash", "§4", "a decoded backslash is BAD_REQUEST", |c| bad(c, b"GET a%5Cb\n")),
+    case!("bad.not-utf8", "§2", "a decoded path that is not UTF-8 is BAD_REQUEST", |c| bad(c, b"GET %ff%fe\n")),
+    case!("bad.empty-line", "§4", "an empty line is BAD_REQUEST", |c| bad(c, b"\n")),
+    case!("bad.binary-junk", "§4", "binary junk is BAD_REQUEST and harms no one else", |c| {
+        bad(c, b"\x00\xff\xfe\x01\x02junk\x7f\n")
+    }),
+    case!("bad.too-long", "§1", "a 9000-byte line gives TOO_LONG and the server closes", too_long),
+    case!("limit.exact-line", "§1", "a request line of exactly 8192 bytes is accepted", exact_line),
+    case!("timeout.silent", "§4", "a client that says nothing gets TIMEOUT after the idle timeout", timeout_silent),
+    case!("timeout.dribble", "§4", "a line dribbled a byte at a time still times out as a whole", timeout_dribble),
+    case!("busy.limit", "§1", "at --max-connections 2 a third client gets ERR BUSY instead of the greeting", busy),
+    case!("disconnect.mid-body", "§6", "a client leaving mid-body does not disturb a concurrent download", disconnect),
+    case!("slow-reader.dropped", "§4", "a client that stops reading is dropped after the idle timeout", slow_reader),
+    case!("shutdown.in-flight", "§7", "on SIGTERM a download in flight completes and the server exits 0", shutdown),
+];
+
+fn request(context: &ServerContext<'_>, line: &str) -> Result<Wire, String> {
+    let mut wire = context.connect()?;
+    wire.send(format!("{line}\n").as_bytes())?;
+    Ok(wire)
+}
+
+fn greeting(context: &ServerContext<'_>) -> Check {
+    context.connect().map(drop)
+}
+
+fn get_whole(context: &ServerContext<'_>, name: &str) -> Check {
+    let mut wire = request(context, &format!("GET {}", encode(name)))?;
+    same_bytes(name, &wire.ok_body()?, context.fixture.bytes(name))
+}
+
+fn get_raw_utf8(context: &ServerContext<'_>) -> Check {
+    let mut wire = context.connect()?;
+    wire.send("GET sub/é.txt\n".as_bytes())?;
+    same_bytes("sub/é.txt", &wire.ok_body()?, context.fixture.bytes("sub/é.txt"))
+}
+
+fn get_normalised(context: &ServerContext<'_>) -> Check {
+    let mut wire = request(context, "GET /a//./b/c/nested.txt")?;
+    same_bytes("a/b/c/nested.txt", &wire.ok_body()?, context.fixture.bytes("a/b/c/nested.txt"))
+}
+
+fn get_crlf(context: &ServerContext<'_>) -> Check {
+    let mut wire = context.connect()?;
+    wire.send(b"GET one-byte\r\n")?;
+    same_bytes("one-byte", &wire.ok_body()?, context.fixture.bytes("one-byte"))
+}
+
+/// Checks that `wire` still answers after a refusal.
+fn still_serving(wire: &mut Wire, context: &ServerContext<'_>) -> Check {
+    wire.send(b"GET one-byte\n")?;
+    let body = wire.ok_body().map_err(|e| format!("the connection did not go on after the refusal: {e}"))?;
+    same_bytes("one-byte", &body, context.fixture.bytes("one-byte"))
+}
+
+fn get_missing(context: &ServerContext<'_>) -> Check {
+    let mut wire = request(context, "GET docs/x.pdf")?;
+    let message = wire.expect_err("NOT_FOUND")?;
+    ensure(message.contains("docs/x.pdf"), || format!("message {message:?} does not name docs/x.pdf"))?;
+    still_serving(&mut wire, context)
+}
+
+fn range_inside(context: &ServerContext<'_>) -> Check {
+    let mut wire = request(context, "GET one-m.bin 1000")?;
+    same_bytes("one-m.bin from 1000", &wire.ok_body()?, &context.fixture.bytes("one-m.bin")[1000..])
+}
+
+fn range_length(context: &ServerContext<'_>) -> Check {
+    let mut wire = request(context, "GET one-m.bin 1000 24")?;
+    same_bytes("one-m.bin 1000..1024", &wire.ok_body()?, &context.fixture.bytes("one-m.bin")[1000..1024])
+}
+
+fn range_at_end(context: &ServerContext<'_>) -> Check {
+    let mut wire = request(context, &format!("GET one-m.bin {}", 1 << 20))?;
+    let header = wire.header()?;
+    ensure(header == Header::Ok(0), || format!("expected OK 0, got {header:?}"))?;
+    still_serving(&mut wire, context)
+}
+
+fn range_past_end(context: &ServerContext<'_>) -> Check {
+    let mut wire = request(context, &format!("GET one-m.bin {}", (1 << 20) + 1))?;
+    wire.expect_err("RANGE")?;
+    still_serving(&mut wire, context)
+}
+
+fn range_length_past_end(context: &ServerContext<'_>) -> Check {
+    let mut wire = request(context, "GET eight-k.bin 8000 1000")?;
+    same_bytes("eight-k.bin 8000..", &wire.ok_body()?, &context.fixture.bytes("eight-k.bin")[8000..])
+}
+
+fn pipeline_100(context: &ServerContext<'_>) -> Check {
+    let names = ["eight-k.bin", "one-byte", "empty", "sub/x.txt", "missing"];
+    let mut wire = context.connect()?;
+    let mut requests = Vec::new();
+    for i in 0..100 {
+        requests.extend_from_slice(format!("GET {}\n", names[i % names.len()]).as_bytes());
+    }
+    wire.send(&requests)?;
+    for i in 0..100 {
+        let name = names[i % names.len()];
+        if name == "missing" {
+            wire.expect_err("NOT_FOUND").map_err(|e| format!("answer {i}: {e}"))?;
+        } else {
+            let body = wire.ok_body().map_err(|e| format!("answer {i}: {e}"))?;
+            same_bytes(&format!("answer {i} ({name})"), &body, context.fixture.bytes(name))?;
+        }
+    }
+    Ok(())
+}
+
+fn listing(context: &ServerContext<'_>, path: &str) -> Result<String, String> {
+    let mut wire = request(context, &format!("LIST {path}"))?;
+    String::from_utf8(wire.ok_body()?).map_err(|e| format!("listing is not UTF-8: {e}"))
+}
+
+fn list_root(context: &ServerContext<'_>) -> Check {
+    let got = listing(context, "/")?;
+    let size = |name: &str| context.fixture.bytes(name).len();
+    let expected = format!(
+        "d 0 a\nf {} eight-k.bin\nf 0 empty\nf 1 one-byte\nf {} one-m.bin\nf {} sixty-four-m.bin\nd 0 sub\nd 0 with%20space\n",
+        size("eight-k.bin"),
+        size("one-m.bin"),
+        size("sixty-four-m.bin"),
+    );
+    ensure(got == expected, || format!("LIST / gave\n{got}expected\n{expected}"))
+}
+
+fn list_subfolder(context: &ServerContext<'_>) -> Check {
+    let got = listing(context, "sub")?;
+    let expected = format!(
+        "f {} Z.txt\nd 0 dir\nf 1 link-in\nf {} x.txt\nf {} %C3%A9.txt\n",
+        context.fixture.bytes("sub/Z.txt").len(),
+        context.fixture.bytes("sub/x.txt").len(),
+        context.fixture.bytes("sub/é.txt").len(),
+    );
+    ensure(got == expected, || format!("LIST sub gave\n{got}expected\n{expected}"))
+}
+
+fn refused(context: &ServerContext<'_>, line: &str, code: &str) -> Check {
+    let mut wire = request(context, line)?;
+    let message = wire.expect_err(code)?;
+    ensure(!message.as_bytes().windows(24).any(|w| SECRET.windows(24).any(|s| s == w)), || {
+        format!("the message {message:?} quotes the secret file")
+    })?;
+    still_serving(&mut wire, context)
+}
+
+fn forbidden(context: &ServerContext<'_>, line: &str) -> Check {
+    refused(context, line, "FORBIDDEN").map_err(|e| format!("{line}: {e}"))
+}
+
+fn sum_file(context: &ServerContext<'_>) -> Check {
+    let mut wire = request(context, "SUM one-m.bin")?;
+    let body = wire.ok_body()?;
+    let expected = blake3::hash(context.fixture.bytes("one-m.bin")).to_hex();
+    ensure(body == expected.as_bytes(), || {
+        format!("SUM gave {:?}, expected {expected}", String::from_utf8_lossy(&body))
+    })
+}
+
+fn quit(context: &ServerContext<'_>) -> Check {
+    let mut wire = request(context, "QUIT")?;
+    let header = wire.header()?;
+    ensure(header == Header::Bye, || format!("expected BYE, got {header:?}"))?;
+    wire.expect_closed()
+}
+
+fn symlink_inside(context: &ServerContext<'_>) -> Check {
+    let mut wire = request(context, "GET sub/link-in")?;
+    same_bytes("sub/link-in", &wire.ok_body()?, context.fixture.bytes("one-byte"))
+}
+
+fn bad(context: &ServerContext<'_>, line: &[u8]) -> Check {
+    let mut wire = context.connect()?;
+    wire.send(line)?;
+    wire.expect_err("BAD_REQUEST")?;
+    still_serving(&mut wire, context)?;
+    // And everyone else is still served.
+    let mut other = request(context, "GET one-byte")?;
+    same_bytes("one-byte on another connection", &other.ok_body()?, context.fixture.bytes("one-byte"))
+}
+
+fn too_long(context: &ServerContext<'_>) -> Check {
+    let mut wire = context.connect()?;
+    let mut line = vec![b'A'; 9000];
+    line.push(b'\n');
+    wire.send(&line)?;
+    wire.expect_err("TOO_LONG")?;
+    wire.expect_closed()?;
+    let mut other = request(context, "GET one-byte")?;
+    same_bytes("one-byte after TOO_LONG", &other.ok_body()?, context.fixture.bytes("one-byte"))
+}
+
+fn exact_line(context: &ServerContext<'_>) -> Check {
+    // "GET " + path + LF = 8192 bytes; the path is long but well-formed.
+    let path = format!("/{}one-byte", "./".repeat((8192 - 4 - 1 - 9) / 2));
+    let line = format!("GET {path}\n");
+    ensure(line.len() == 8192, || format!("test bug: line is {} bytes", line.len()))?;
+    let mut wire = context.connect()?;
+    wire.send(line.as_bytes())?;
+    same_bytes("one-byte", &wire.ok_body()?, context.fixture.bytes("one-byte"))
+}
+
+const SHORT_IDLE: &str = "1";
+
+fn timeout_silent(context: &ServerContext<'_>) -> Check {
+    let server = context.start(&["--idle-timeout", SHORT_IDLE])?;
+    let started = Instant::now();
+    let mut wire = context.connect_to(server.addr)?;
+    wire.expect_err("TIMEOUT")?;
+    let waited = started.elapsed();
+    ensure(waited >= Duration::from_millis(900), || format!("TIMEOUT came after {waited:?}, before the idle timeout"))?;
+    wire.expect_closed()
+}
+
+fn timeout_dribble(context: &ServerContext<'_>) -> Check {
+    let server = context.start(&["--idle-timeout", SHORT_IDLE])?;
+    let mut wire = context.connect_to(server.addr)?;
+    // One byte every 200 ms, never an LF: each read makes progress, but the
+    // line as a whole must still be cut off after about one second.
+    wire.stream().set_read_timeout(Some(Duration::from_millis(200))).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    for byte in b"GET aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter().take(50) {
+        if wire.send(&[*byte]).is_err() {
+            break;
+        }
+        if let Ok(line) = wire.line() {
+            let line = String::from_utf8_lossy(&line).into_owned();
+            ensure(line.starts_with("ERR TIMEOUT"), || format!("expected ERR TIMEOUT, got {line:?}"))?;
+            let waited = started.elapsed();
+            return ensure(waited < Duration::from_secs(5), || format!("TIMEOUT only after {waited:?}"));
+        }
+    }
+    Err(format!("no ERR TIMEOUT after dribbling for {:?}", started.elapsed()))
+}
+
+fn busy(context: &ServerContext<'_>) -> Check {
+    let server = context.start(&["--max-connections", "2"])?;
+    let first = context.connect_to(server.addr)?;
+    let _second = context.connect_to(server.addr)?;
+    let mut third = Wire::connect(server.addr)?;
+    let line = String::from_utf8_lossy(&third.line()?).into_owned();
+    ensure(line.starts_with("ERR BUSY "), || format!("third client got {line:?}, expected ERR BUSY"))?;
+    third.expect_closed()?;
+    // Once a client leaves, its place is free again (the server notices
+    // the close asynchronously, so retry for a bounded time).
+    drop(first);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match Wire::greeted(server.addr) {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => return Err(format!("no place freed after a client left: {e}")),
+            Err(_) => thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn disconnect(context: &ServerContext<'_>) -> Check {
+    let name = "sixty-four-m.bin";
+    thread::scope(|scope| {
+        let whole = scope.spawn(|| get_whole(context, name));
+        let mut leaving = request(context, &format!("GET {name}"))?;
+        let header = leaving.header()?;
+        ensure(matches!(header, Header::Ok(_)), || format!("expected OK, got {header:?}"))?;
+        leaving.body(1 << 20)?;
+        drop(leaving);
+        whole.join().map_err(|_| "the concurrent download panicked".to_owned())?
+    })?;
+    // The server survived: a new client is served.
+    get_whole(context, "one-byte")
+}
+
+fn slow_reader(context: &ServerContext<'_>) -> Check {
+    let server = context.start(&["--idle-timeout", SHORT_IDLE])?;
+    let mut wire = context.connect_to(server.addr)?;
+    wire.send(b"GET sixty-four-m.bin\n")?;
+    // Stop reading for three idle timeouts: the server's writes stall once
+    // the socket buffers are full, and it must give up on this client.
+    thread::sleep(Duration::from_secs(3));
+    let received = wire.drain(64 << 20)?;
+    ensure(received < 64 << 20, || "the whole body arrived: the server never gave up on the stalled reader".into())?;
+    // It serves others meanwhile and afterwards.
+    let mut other = context.connect_to(server.addr)?;
+    other.send(b"GET one-byte\n")?;
+    same_bytes("one-byte", &other.ok_body()?, context.fixture.bytes("one-byte"))
+}
+
+fn shutdown(context: &ServerContext<'_>) -> Check {
+    let name = "sixty-four-m.bin";
+    let mut server = context.start(&[])?;
+    let mut wire = context.connect_to(server.addr)?;
+    wire.send(format!("GET {name}\n").as_bytes())?;
+    let Header::Ok(len) = wire.header()? else { return Err("expected OK".into()) };
+    let mut body = wire.body(1)?;
+    server.terminate()?;
+    body.extend(wire.body(len - 1)?);
+    same_bytes(&format!("{name} across SIGTERM"), &body, context.fixture.bytes(name))?;
+    let status = server.wait(WAIT)?;
+    ensure(status.success(), || format!("the server exited with {status} after SIGTERM"))
+}

@@ -1,0 +1,82 @@
+//! The folder every server under test shares, built fresh for each run,
+//! with a secret beside it that must never be sent.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
+
+/// Bytes of the file outside the root; no answer may ever contain them.
+pub const SECRET: &[u8] = b"ferry-conformance: this file lies outside the shared root\n";
+
+/// Sizes of the random files, by name.
+pub const SIZED: [(&str, usize); 5] =
+    [("empty", 0), ("one-byte", 1), ("eight-k.bin", 8 << 10), ("one-m.bin", 1 << 20), ("sixty-four-m.bin", 64 << 20)];
+
+/// Files with names that test path encoding.
+pub const ODD_NAMES: [&str; 3] = ["with space/naïve café.txt", "a/b/c/nested.txt", "sub/é.txt"];
+
+/// The shared folder and what it holds.
+#[derive(Debug)]
+pub struct Fixture {
+    _dir: TempDir,
+    /// The folder servers share.
+    pub root: PathBuf,
+    /// A folder beside it, outside the root.
+    pub outside: PathBuf,
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Fixture {
+    /// Builds the fixture in a new temporary folder.
+    pub fn build() -> std::io::Result<Fixture> {
+        let dir = tempfile::Builder::new().prefix("ferry-conformance-").tempdir()?;
+        let root = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&root)?;
+        std::fs::create_dir_all(&outside)?;
+        std::fs::write(outside.join("secret.txt"), SECRET)?;
+
+        let mut rng = fastrand::Rng::with_seed(0xfe11);
+        let mut files = BTreeMap::new();
+        for (name, size) in SIZED {
+            let mut bytes = vec![0u8; size];
+            rng.fill(&mut bytes);
+            files.insert(name.to_owned(), bytes);
+        }
+        for name in ODD_NAMES {
+            files.insert(name.to_owned(), format!("contents of {name}\n").into_bytes());
+        }
+        files.insert("sub/Z.txt".to_owned(), b"capital Z sorts before lower case\n".to_vec());
+        files.insert("sub/x.txt".to_owned(), b"x\n".to_vec());
+        for (name, bytes) in &files {
+            let path = root.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(path, bytes)?;
+        }
+        std::fs::create_dir_all(root.join("sub/dir"))?;
+        symlink("../one-byte", root.join("sub/link-in"))?;
+        symlink("../../outside/secret.txt", root.join("sub/link-out"))?;
+        symlink(outside.join("secret.txt"), root.join("out-file"))?;
+        symlink(&outside, root.join("out-dir"))?;
+        Ok(Fixture { _dir: dir, root, outside, files })
+    }
+
+    /// The bytes of a file under the root.
+    pub fn bytes(&self, name: &str) -> &[u8] {
+        self.files.get(name).map_or_else(|| panic!("no fixture file {name}"), Vec::as_slice)
+    }
+
+    /// Path of a file under the root.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// The root, as a path.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}

@@ -1,0 +1,215 @@
+//! A deliberately small FERRY/1 client written from SPEC.md alone, for
+//! speaking raw bytes to a server under test. Every read has a timeout, so
+//! a server that hangs fails a case instead of hanging the suite.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::Check;
+
+/// How long any single wait for a server may take before the case fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// An answer header as SPEC.md §3 defines it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Header {
+    /// `OK <n>`.
+    Ok(u64),
+    /// `ERR <CODE> <message>`.
+    Err {
+        /// The code.
+        code: String,
+        /// The message.
+        message: String,
+    },
+    /// `BYE`.
+    Bye,
+}
+
+/// A raw connection.
+#[derive(Debug)]
+pub struct Wire {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Wire {
+    /// Connects without reading anything.
+    pub fn connect(addr: SocketAddr) -> Result<Wire, String> {
+        let stream = TcpStream::connect_timeout(&addr, WAIT).map_err(|e| format!("connect to {addr}: {e}"))?;
+        stream.set_read_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
+        stream.set_write_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
+        Ok(Wire { stream, buffer: Vec::new() })
+    }
+
+    /// Wraps a connection a scripted server accepted.
+    pub fn accepted(stream: TcpStream) -> Result<Wire, String> {
+        stream.set_read_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
+        stream.set_write_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
+        Ok(Wire { stream, buffer: Vec::new() })
+    }
+
+    /// Connects and checks the greeting; returns the implementation token.
+    pub fn greeted(addr: SocketAddr) -> Result<(Wire, String), String> {
+        let mut wire = Wire::connect(addr)?;
+        let line = wire.line()?;
+        let text = String::from_utf8(line).map_err(|_| "greeting is not UTF-8".to_owned())?;
+        let Some(name) = text.strip_prefix("FERRY/1 ") else {
+            return Err(format!("greeting {text:?} does not start with \"FERRY/1 \""));
+        };
+        if name.is_empty() || name.contains(' ') {
+            return Err(format!("greeting {text:?} does not name the implementation in one token"));
+        }
+        Ok((wire, name.to_owned()))
+    }
+
+    /// Sends raw bytes.
+    pub fn send(&mut self, bytes: &[u8]) -> Check {
+        self.stream.write_all(bytes).map_err(|e| format!("send: {e}"))
+    }
+
+    /// Reads more bytes into the buffer; `Ok(false)` at end of stream.
+    fn fill(&mut self) -> Result<bool, String> {
+        let mut chunk = vec![0; 256 * 1024];
+        loop {
+            return match self.stream.read(&mut chunk) {
+                Ok(0) => Ok(false),
+                Ok(n) => {
+                    self.buffer.extend_from_slice(&chunk[..n]);
+                    Ok(true)
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    Err(format!("no data from the server for {WAIT:?}"))
+                }
+                Err(e) => Err(format!("read: {e}")),
+            };
+        }
+    }
+
+    /// Reads one line, without its LF (or CR LF).
+    pub fn line(&mut self) -> Result<Vec<u8>, String> {
+        loop {
+            if let Some(lf) = self.buffer.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.buffer.drain(..=lf).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(line);
+            }
+            if !self.fill()? {
+                return Err(format!(
+                    "connection closed; wanted a line, had {:?}",
+                    String::from_utf8_lossy(&self.buffer)
+                ));
+            }
+        }
+    }
+
+    /// Reads an answer header.
+    pub fn header(&mut self) -> Result<Header, String> {
+        let line = self.line()?;
+        let text = String::from_utf8(line).map_err(|e| format!("header is not UTF-8: {e}"))?;
+        if text == "BYE" {
+            return Ok(Header::Bye);
+        }
+        if let Some(n) = text.strip_prefix("OK ") {
+            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("malformed header {text:?}"));
+            }
+            return n.parse().map(Header::Ok).map_err(|_| format!("malformed header {text:?}"));
+        }
+        if let Some(rest) = text.strip_prefix("ERR ") {
+            let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
+            return Ok(Header::Err { code: code.to_owned(), message: message.to_owned() });
+        }
+        Err(format!("malformed header {text:?}"))
+    }
+
+    /// Reads exactly `n` body bytes.
+    pub fn body(&mut self, n: u64) -> Result<Vec<u8>, String> {
+        let n = usize::try_from(n).map_err(|_| "body too large".to_owned())?;
+        while self.buffer.len() < n {
+            if !self.fill()? {
+                return Err(format!("connection closed after {} of {n} body bytes", self.buffer.len()));
+            }
+        }
+        Ok(self.buffer.drain(..n).collect())
+    }
+
+    /// Reads an `OK` answer and its body.
+    pub fn ok_body(&mut self) -> Result<Vec<u8>, String> {
+        match self.header()? {
+            Header::Ok(n) => self.body(n),
+            other => Err(format!("expected OK, got {other:?}")),
+        }
+    }
+
+    /// Reads an `ERR` answer with `code`; returns its message.
+    pub fn expect_err(&mut self, code: &str) -> Result<String, String> {
+        match self.header()? {
+            Header::Err { code: got, message } if got == code => Ok(message),
+            other => Err(format!("expected ERR {code}, got {other:?}")),
+        }
+    }
+
+    /// Checks that the server closes the connection (after what is
+    /// buffered): end of stream or a reset, within [`WAIT`].
+    pub fn expect_closed(&mut self) -> Check {
+        let started = Instant::now();
+        loop {
+            if !self.buffer.is_empty() {
+                return Err(format!(
+                    "expected the connection to close, got {:?}",
+                    String::from_utf8_lossy(&self.buffer)
+                ));
+            }
+            match self.fill() {
+                Ok(false) => return Ok(()),
+                Ok(true) => {}
+                Err(e) if e.starts_with("read:") => return Ok(()),
+                Err(e) => return Err(format!("expected the connection to close after {:?}: {e}", started.elapsed())),
+            }
+        }
+    }
+
+    /// Reads until the server closes or `limit` bytes arrived; returns how
+    /// many bytes came. For cases where the server is expected to give up.
+    pub fn drain(&mut self, limit: u64) -> Result<u64, String> {
+        let mut total = self.buffer.len() as u64;
+        self.buffer.clear();
+        while total < limit {
+            match self.fill() {
+                Ok(false) => break,
+                Ok(true) => {
+                    total += self.buffer.len() as u64;
+                    self.buffer.clear();
+                }
+                Err(e) if e.starts_with("read:") => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(total)
+    }
+
+    /// Stops sending; the server sees end of stream.
+    pub fn shutdown_write(&self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    /// The socket, for options a case needs.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+/// Compares bytes without printing megabytes when they differ.
+pub fn same_bytes(what: &str, got: &[u8], expected: &[u8]) -> Check {
+    if got == expected {
+        return Ok(());
+    }
+    let first = got.iter().zip(expected).position(|(a, b)| a != b).unwrap_or(got.len().min(expected.len()));
+    Err(format!("{what}: {} bytes received, {} expected, first difference at byte {first}", got.len(), expected.len()))
+}
