@@ -54,7 +54,7 @@ pub enum Dest {
 }
 
 /// A file destination and its `.part`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Target {
     /// The name the user asked for.
     pub dest: PathBuf,

@@ -17,10 +17,14 @@
 //!   timeout is a deadline for a whole request line; so the time left is
 //!   recomputed before every read, and a client dribbling a byte at a time
 //!   still runs out of time.
-//! - **Body path.** `std::io::copy` from a `File` to a `TcpStream` is
-//!   specialised on Linux to `sendfile(2)`: file pages go to the socket
-//!   without passing through user space. Bodies up to
-//!   [`ferry_fs::INLINE_BODY`] are sent with their header in one write.
+//! - **Body path.** `sendfile(2)` from the file to the socket, so file
+//!   pages never pass through user space. Not `std::io::copy`: on Linux it
+//!   reads and writes 8 KiB at a time between a `File` and a `TcpStream`
+//!   (`strace` shows `read`/`sendto`, no `sendfile`). And a blocking
+//!   `sendfile` ignores the socket's write timeout, so the socket is made
+//!   non-blocking for the body and the thread waits in `poll(2)` with the
+//!   time left. Bodies up to [`ferry_fs::INLINE_BODY`] are sent with their
+//!   header in one write.
 //! - **Shutdown.** A blocked `accept` or `read` cannot be cancelled; a
 //!   watcher thread wakes `accept` with a connection to the listener and
 //!   shuts the read side of every open connection.

@@ -1,0 +1,53 @@
+//! Plugs this runtime into the shared command line.
+//!
+//! The server runs on tokio's multi-threaded runtime, one worker a core; a
+//! client has one connection to drive, so it runs on a current-thread
+//! runtime and spends no threads it cannot use.
+
+use anyhow::Context;
+use ferry_cli::{ClientConfig, ClientError, Plan, Report, Runtime, ServeConfig};
+use ferry_proto::{Entry, WirePath};
+use tokio::net::TcpListener;
+use tokio::runtime::Builder;
+
+use crate::shutdown::Shutdown;
+use crate::{client, server};
+
+/// The tokio implementation of ferry.
+#[derive(Debug)]
+pub struct Tokio;
+
+impl Runtime for Tokio {
+    const NAME: &'static str = "tokio";
+    const BINARY: &'static str = "ferry-tokio";
+
+    fn serve(config: ServeConfig) -> anyhow::Result<()> {
+        let runtime = Builder::new_multi_thread().enable_all().build().context("cannot start the tokio runtime")?;
+        runtime.block_on(async {
+            let listener = TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            let shutdown = Shutdown::new();
+            shutdown.on_signals().context("cannot install signal handlers")?;
+            ferry_cli::announce(listener.local_addr()?);
+            server::run(listener, config, shutdown).await?;
+            Ok(())
+        })
+    }
+
+    fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
+        client_runtime(config)?.block_on(client::get(config, plan, report))
+    }
+
+    fn ls(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError> {
+        client_runtime(config)?.block_on(client::list(config, path))
+    }
+}
+
+/// A current-thread runtime for one client connection.
+fn client_runtime(config: &ClientConfig) -> Result<tokio::runtime::Runtime, ClientError> {
+    Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| ClientError::Io { addr: config.addr.clone(), source })
+}

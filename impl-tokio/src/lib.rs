@@ -1,0 +1,40 @@
+//! FERRY/1 on tokio: one task per connection on a multi-threaded runtime.
+//!
+//! The same program as `ferry-std`, file for file and function for
+//! function; `diff` the two to see what the runtime changes.
+//!
+//! - [`connection`]: a socket with its receive buffer; reads lines under a
+//!   deadline and writes replies.
+//! - [`server`]: the accept loop, the connection limit, and the loop that
+//!   answers one connection's requests.
+//! - [`client`]: connect, pipeline GETs, save bodies; and LIST.
+//! - [`shutdown`]: Ctrl-C and SIGTERM become a cancellation token.
+//!
+//! What tokio changes:
+//! - **Concurrency.** A task per connection instead of a thread; the limit
+//!   is a `Semaphore` of permits, and a `TaskTracker` lets shutdown wait for
+//!   every task still sending.
+//! - **Timeouts.** `tokio::time::timeout_at` wraps the whole read of a
+//!   request line, so the idle deadline is one future, not a socket option
+//!   recomputed before each read.
+//! - **Blocking work.** Resolving a path and opening a file block, so the
+//!   server runs `ferry_fs::Root::reply` under `spawn_blocking`; the client
+//!   writes through `tokio::fs` and opens, syncs and renames under
+//!   `spawn_blocking`.
+//! - **Body path.** `sendfile(2)` driven by readiness (`writable()` and
+//!   `try_io` on the non-blocking socket), so file pages go to the socket
+//!   without a copy through this process and without blocking a worker
+//!   while the client is slow. Bodies up to [`ferry_fs::INLINE_BODY`] are
+//!   sent with their header in one write.
+//! - **Shutdown.** A `CancellationToken` raced with `select!` against
+//!   `accept` and against each wait for a request: nothing needs waking
+//!   by hand.
+
+pub mod client;
+pub mod connection;
+pub mod server;
+pub mod shutdown;
+
+mod cli;
+
+pub use cli::Tokio;
