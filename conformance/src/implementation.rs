@@ -12,7 +12,7 @@ pub struct Implementation {
 }
 
 /// The implementations in this repository: (name, package and binary).
-pub const WORKSPACE: [(&str, &str); 2] = [("std", "ferry-std"), ("tokio", "ferry-tokio")];
+pub const WORKSPACE: [(&str, &str); 3] = [("std", "ferry-std"), ("tokio", "ferry-tokio"), ("smol", "ferry-smol")];
 
 impl Implementation {
     /// Builds (if needed) and locates one of this repository's binaries,

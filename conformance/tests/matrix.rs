@@ -50,3 +50,13 @@ fn client_std() {
 fn client_tokio() {
     client("tokio");
 }
+
+#[test]
+fn server_smol() {
+    server("smol");
+}
+
+#[test]
+fn client_smol() {
+    client("smol");
+}

@@ -184,12 +184,16 @@ impl Client {
                     .await
                     .unwrap_or_else(|e| Err(SaveError::io(&target.part, io::Error::other(e))))?;
                 let mut file = tokio::fs::File::from_std(file);
-                self.connection
+                let read = self
+                    .connection
                     .read_body(len, &mut file, |chunk| progress.advance(chunk.len() as u64), self.timeout)
-                    .await
-                    .map_err(|e| e.into_client(path, len, &target.part, self.timeout))?;
-                // Hands over writes still in flight on the blocking pool.
-                file.flush().await.map_err(|e| SaveError::io(&target.part, e))?;
+                    .await;
+                // Waits for writes still in flight on the blocking pool, even
+                // when the body was cut short: every byte that arrived belongs
+                // in the .part, which `--continue` resumes from its length.
+                let flushed = file.flush().await;
+                read.map_err(|e| e.into_client(path, len, &target.part, self.timeout))?;
+                flushed.map_err(|e| SaveError::io(&target.part, e))?;
                 Ok(Received::File(file))
             }
         }

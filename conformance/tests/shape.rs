@@ -1,0 +1,61 @@
+//! The implementations have the same shape: the same source files, and in
+//! each file the functions they share in the same order, so that
+//! `diff impl-std/src/server.rs impl-tokio/src/server.rs` reads as a lesson
+//! in what the runtime changes. Helpers only one runtime needs (std's
+//! registry of connections to wake at shutdown, smol's `until`) may sit
+//! beside them.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+const CRATES: [&str; 3] = ["impl-std", "impl-tokio", "impl-smol"];
+
+fn src(krate: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(krate).join("src")
+}
+
+fn files(krate: &str) -> BTreeSet<String> {
+    std::fs::read_dir(src(krate))
+        .unwrap_or_else(|e| panic!("{krate}: {e}"))
+        .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The names of the functions defined in a file, in order.
+fn functions(krate: &str, file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(src(krate).join(file)).unwrap_or_else(|e| panic!("{krate}/{file}: {e}"));
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.trim_start().trim_start_matches("pub ").trim_start_matches("async ");
+            let name = rest.strip_prefix("fn ")?;
+            Some(name.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect())
+        })
+        .collect()
+}
+
+#[test]
+fn implementations_have_the_same_files() {
+    let reference = files(CRATES[0]);
+    for krate in &CRATES[1..] {
+        assert_eq!(files(krate), reference, "{krate}/src and {}/src differ in their files", CRATES[0]);
+    }
+}
+
+#[test]
+fn shared_functions_come_in_the_same_order() {
+    for file in files(CRATES[0]) {
+        let all: Vec<Vec<String>> = CRATES.iter().map(|krate| functions(krate, &file)).collect();
+        let shared: Vec<&String> = all[0].iter().filter(|name| all.iter().all(|fns| fns.contains(name))).collect();
+        for (krate, fns) in CRATES.iter().zip(&all) {
+            let order: Vec<&String> = fns.iter().filter(|name| shared.contains(name)).collect();
+            assert_eq!(order, shared, "{krate}/src/{file}: shared functions in another order");
+        }
+        // A client is a client on every runtime: no function may be missing.
+        if file == "client.rs" {
+            for (krate, fns) in CRATES.iter().zip(&all) {
+                let missing: Vec<&String> = all[0].iter().filter(|name| !fns.contains(name)).collect();
+                assert!(missing.is_empty(), "{krate}/src/{file} lacks {missing:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Plugs this runtime into the shared command line.
+//!
+//! The server runs on an `Executor` driven by one thread a core, the way
+//! smol's documentation builds a multi-threaded runtime: smol has no
+//! runtime object, just an executor and threads that run it. A client has
+//! one connection to drive, so it runs on the calling thread with
+//! `block_on`.
+
+use std::sync::Arc;
+use std::thread;
+
+use anyhow::Context;
+use ferry_cli::{ClientConfig, ClientError, Plan, Report, Runtime, ServeConfig};
+use ferry_proto::{Entry, WirePath};
+use std::net::TcpListener;
+
+use smol::{Async, Executor, block_on};
+
+use crate::shutdown::Shutdown;
+use crate::{client, server};
+
+/// The smol implementation of ferry.
+#[derive(Debug)]
+pub struct Smol;
+
+impl Runtime for Smol {
+    const NAME: &'static str = "smol";
+    const BINARY: &'static str = "ferry-smol";
+
+    fn serve(config: ServeConfig) -> anyhow::Result<()> {
+        let executor = Arc::new(Executor::new());
+        let threads = thread::available_parallelism().map_or(1, |n| n.get());
+        let (stop, stopped) = smol::channel::unbounded::<()>();
+        thread::scope(|scope| {
+            // Every thread but this one runs tasks until `stop` is dropped.
+            for n in 1..threads {
+                let (executor, stopped) = (Arc::clone(&executor), stopped.clone());
+                thread::Builder::new()
+                    .name(format!("smol-{n}"))
+                    .spawn_scoped(scope, move || block_on(executor.run(stopped.recv())))
+                    .context("cannot start an executor thread")?;
+            }
+            let served = block_on(executor.run(async {
+                let listener = Async::<TcpListener>::bind(config.listen)
+                    .with_context(|| format!("cannot listen on {}", config.listen))?;
+                let shutdown = Shutdown::new();
+                shutdown.on_signals(&executor).context("cannot install signal handlers")?;
+                ferry_cli::announce(listener.get_ref().local_addr()?);
+                server::run(&executor, listener, config, shutdown).await?;
+                anyhow::Ok(())
+            }));
+            drop(stop);
+            served
+        })
+    }
+
+    fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
+        block_on(client::get(config, plan, report))
+    }
+
+    fn ls(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError> {
+        block_on(client::list(config, path))
+    }
+}

@@ -1,0 +1,264 @@
+//! The client: connect, check the greeting, pipeline requests, save bodies.
+//!
+//! `get` keeps up to [`ferry_cli::save::PIPELINE_WINDOW`] files' requests in
+//! flight on one connection and reads the answers in order. Errors come in
+//! two kinds, and the types say which: a refusal of one file (`ERR`, a
+//! digest mismatch) leaves the connection in step and the next file goes
+//! on; anything that leaves part of an answer unread ends the connection.
+//!
+//! Files are written through `smol::Unblock`, which hands the blocking
+//! writes to a thread pool and keeps the task async; opening the `.part`,
+//! syncing and renaming it go to `smol::unblock`.
+
+use std::io;
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ferry_cli::conn::MAX_SMALL_BODY;
+use ferry_cli::save::check_stdout;
+use ferry_cli::{ClientConfig, ClientError, Dest, Item, Pipeline, Plan, Progress, Report, SaveError};
+use ferry_proto::{Answer, Entry, Greeting, Request, WirePath, parse_digest, parse_listing};
+use smol::io::AsyncWriteExt;
+use smol::{Async, Unblock, unblock};
+
+use crate::connection::{Connection, until};
+
+/// A connection to a FERRY/1 server that has greeted us.
+#[derive(Debug)]
+pub struct Client {
+    connection: Connection,
+    addr: String,
+    timeout: Duration,
+    implementation: String,
+}
+
+/// A file's outcome: `Err` inside for that file alone, outside for the
+/// whole connection.
+type Outcome<T> = Result<Result<T, ClientError>, ClientError>;
+
+/// Fetches every item of `plan` over one connection.
+pub async fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
+    let mut client = Client::connect(config).await?;
+    let mut pipeline = Pipeline::new();
+    client.send(&pipeline.refill(plan, 0)).await?;
+    for (done, item) in plan.items.iter().enumerate() {
+        match client.fetch(item, plan.verify).await? {
+            Ok(()) => report.saved(),
+            Err(error) => report.failed(&error),
+        }
+        client.send(&pipeline.refill(plan, done + 1)).await?;
+    }
+    client.finish().await;
+    Ok(())
+}
+
+/// Lists a directory on the server.
+pub async fn list(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError> {
+    let mut client = Client::connect(config).await?;
+    let mut requests = Vec::new();
+    Request::List { path: path.clone() }.encode(&mut requests);
+    Request::Quit.encode(&mut requests);
+    client.send(&requests).await?;
+    let body = match client.answer().await? {
+        Answer::Ok { len } => client.small_body(len).await?,
+        Answer::Err(refusal) => return Err(ClientError::Refused { path: path.to_string(), refusal }),
+        Answer::Bye => return Err(client.protocol("BYE instead of the answer to LIST")),
+    };
+    let entries = parse_listing(&body).map_err(|e| client.protocol(&e.to_string()))?;
+    client.finish().await;
+    Ok(entries)
+}
+
+impl Client {
+    /// Connects to `config.addr` and reads the greeting.
+    pub async fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
+        let addr = config.addr.clone();
+        let stream = connect_stream(&addr, config.timeout).await?;
+        // Requests are written whole; do not hold them back.
+        stream.get_ref().set_nodelay(true).map_err(|source| ClientError::Io { addr: addr.clone(), source })?;
+        let mut connection = Connection::new(stream);
+        let greeting = connection
+            .read_greeting(Instant::now() + config.timeout)
+            .await
+            .map_err(|e| e.into_client(&addr, config.timeout))?;
+        match greeting {
+            Greeting::Ferry { implementation } => {
+                tracing::debug!(%addr, %implementation, "connected");
+                Ok(Client { connection, addr, timeout: config.timeout, implementation })
+            }
+            Greeting::Busy { message } => Err(ClientError::Busy { addr, message }),
+        }
+    }
+
+    /// The server's implementation, from its greeting.
+    pub fn implementation(&self) -> &str {
+        &self.implementation
+    }
+
+    /// Writes request lines.
+    async fn send(&mut self, requests: &[u8]) -> Result<(), ClientError> {
+        if requests.is_empty() {
+            return Ok(());
+        }
+        let written = until(Instant::now() + self.timeout, self.connection.write_all(requests))
+            .await
+            .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "the server stopped reading")));
+        written.map_err(|e| ClientError::io(&self.addr, self.timeout, e))
+    }
+
+    /// Reads the next answer header.
+    async fn answer(&mut self) -> Result<Answer, ClientError> {
+        self.connection
+            .read_answer(Instant::now() + self.timeout)
+            .await
+            .map_err(|e| e.into_client(&self.addr, self.timeout))
+    }
+
+    /// Reads the answers for one item (its GET, and its SUM when verifying)
+    /// and saves the body.
+    async fn fetch(&mut self, item: &Item, verify: bool) -> Outcome<()> {
+        let path = item.path.as_str();
+        let len = match self.answer().await? {
+            Answer::Ok { len } => len,
+            Answer::Err(refusal) => {
+                if verify {
+                    self.skip_answer().await?;
+                }
+                return Ok(Err(ClientError::Refused { path: item.path.to_string(), refusal }));
+            }
+            Answer::Bye => return Err(self.protocol("BYE instead of the answer to GET")),
+        };
+        let progress = Progress::new(path, item.offset + len, item.offset);
+        let received = self.receive(item, len, &progress).await;
+        if received.is_err() {
+            progress.abandon();
+        }
+        let received = received?;
+        progress.finish();
+        let digest = if verify {
+            match self.digest(item).await? {
+                Ok(digest) => Some(digest),
+                Err(error) => return Ok(Err(error)),
+            }
+        } else {
+            None
+        };
+        let committed = match received {
+            Received::Stdout(local) => digest.map_or(Ok(()), |remote| check_stdout(&local, &remote)),
+            Received::File(file) => match &item.dest {
+                Dest::File(target) => {
+                    let (committing, file) = (target.clone(), file.into_inner().await);
+                    unblock(move || committing.commit(file, digest.as_ref())).await
+                }
+                Dest::Stdout => unreachable!("a file was received for stdout"),
+            },
+        };
+        Ok(committed.map_err(ClientError::from))
+    }
+
+    /// Receives a body of `len` bytes where `item` says it goes.
+    async fn receive(&mut self, item: &Item, len: u64, progress: &Progress) -> Result<Received, ClientError> {
+        let path = item.path.as_str();
+        match &item.dest {
+            Dest::Stdout => {
+                let mut hasher = blake3::Hasher::new();
+                let mut out = Unblock::new(io::stdout());
+                let on_chunk = |chunk: &[u8]| {
+                    hasher.update(chunk);
+                    progress.advance(chunk.len() as u64);
+                };
+                self.connection
+                    .read_body(len, &mut out, on_chunk, self.timeout)
+                    .await
+                    .map_err(|e| e.into_client(path, len, Path::new("stdout"), self.timeout))?;
+                out.flush().await.map_err(|e| SaveError::io("stdout", e))?;
+                Ok(Received::Stdout(hasher.finalize()))
+            }
+            Dest::File(target) => {
+                let (opening, offset) = (target.clone(), item.offset);
+                let file = unblock(move || opening.open_part(offset)).await?;
+                let mut file = Unblock::new(file);
+                let read = self
+                    .connection
+                    .read_body(len, &mut file, |chunk| progress.advance(chunk.len() as u64), self.timeout)
+                    .await;
+                // Waits for writes still in flight on the blocking pool, even
+                // when the body was cut short: every byte that arrived belongs
+                // in the .part, which `--continue` resumes from its length.
+                let flushed = file.flush().await;
+                read.map_err(|e| e.into_client(path, len, &target.part, self.timeout))?;
+                flushed.map_err(|e| SaveError::io(&target.part, e))?;
+                Ok(Received::File(file))
+            }
+        }
+    }
+
+    /// Reads the answer to a SUM.
+    async fn digest(&mut self, item: &Item) -> Outcome<[u8; 32]> {
+        match self.answer().await? {
+            Answer::Ok { len: 64 } => {
+                let body = self.small_body(64).await?;
+                parse_digest(&body).map(Ok).ok_or_else(|| self.protocol("SUM body is not 64 lower-case hex digits"))
+            }
+            Answer::Ok { len } => Err(self.protocol(&format!("SUM body of {len} bytes, not 64"))),
+            Answer::Err(refusal) => Ok(Err(ClientError::Refused { path: item.path.to_string(), refusal })),
+            Answer::Bye => Err(self.protocol("BYE instead of the answer to SUM")),
+        }
+    }
+
+    /// Reads and drops one answer, to stay in step after a refused GET.
+    async fn skip_answer(&mut self) -> Result<(), ClientError> {
+        if let Answer::Ok { len } = self.answer().await? {
+            self.small_body(len).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads a body that belongs in memory (LIST, SUM), bounded in size.
+    async fn small_body(&mut self, len: u64) -> Result<Vec<u8>, ClientError> {
+        if len > MAX_SMALL_BODY {
+            return Err(self.protocol(&format!("a body of {len} bytes where at most {MAX_SMALL_BODY} fit")));
+        }
+        let mut body = Vec::with_capacity(len as usize);
+        self.connection
+            .read_body(len, &mut body, |_| {}, self.timeout)
+            .await
+            .map_err(|e| e.into_client(&self.addr, len, Path::new("memory"), self.timeout))?;
+        Ok(body)
+    }
+
+    /// Reads the BYE that answers QUIT. Every file is already saved or
+    /// reported, so a server that closes without it costs nothing.
+    async fn finish(mut self) {
+        if let Err(error) = self.answer().await {
+            tracing::debug!(%error, "no BYE");
+        }
+    }
+
+    fn protocol(&self, detail: &str) -> ClientError {
+        ClientError::Protocol { addr: self.addr.clone(), detail: detail.to_owned() }
+    }
+}
+
+/// A body that arrived whole, before it is committed.
+enum Received {
+    /// Written to stdout; its digest.
+    Stdout(blake3::Hash),
+    /// Written to the `.part`, still open.
+    File(Unblock<std::fs::File>),
+}
+
+/// Connects to the first address `addr` resolves to that accepts.
+async fn connect_stream(addr: &str, limit: Duration) -> Result<Async<TcpStream>, ClientError> {
+    let fail = |source| ClientError::Connect { addr: addr.to_owned(), source };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address");
+    for resolved in smol::net::resolve(addr).await.map_err(fail)? {
+        match until(Instant::now() + limit, Async::<TcpStream>::connect(resolved)).await {
+            Some(Ok(stream)) => return Ok(stream),
+            Some(Err(error)) => last = error,
+            None => last = io::Error::new(io::ErrorKind::TimedOut, "connecting timed out"),
+        }
+    }
+    Err(fail(last))
+}

@@ -1,0 +1,220 @@
+//! A TCP stream and its receive buffer, used by both server and client.
+//!
+//! Lines are parsed by `ferry-proto` from the front of the buffer; bytes
+//! beyond the line stay for the next call (pipelined requests, or the start
+//! of a body). The socket is an `Async<TcpStream>`: a plain std socket,
+//! made non-blocking and registered with smol's reactor, so every wait is a
+//! future. A deadline is an `async-io` `Timer` raced against the read.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use ferry_cli::conn::{BODY_BUFFER, BodyCause, BodyError, LINE_READ, LINGER, LINGER_BYTES, LineError, SEND_WINDOW};
+use ferry_fs::{FileBody, Reply};
+use ferry_proto::{
+    Answer, AnswerError, Greeting, GreetingError, Parsed, Refusal, Request, parse_answer, parse_greeting, parse_request,
+};
+use rustix::io::Errno;
+use smol::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use smol::{Async, Timer, future};
+
+/// A stream and the bytes received on it but not yet used.
+#[derive(Debug)]
+pub struct Connection {
+    stream: Async<TcpStream>,
+    buffer: Vec<u8>,
+}
+
+impl Connection {
+    /// Wraps a connected stream.
+    pub fn new(stream: Async<TcpStream>) -> Connection {
+        Connection { stream, buffer: Vec::with_capacity(LINE_READ) }
+    }
+
+    /// The stream, for socket options.
+    pub fn stream(&self) -> &TcpStream {
+        self.stream.get_ref()
+    }
+
+    /// Reads the next request line (server side). A line the core refuses
+    /// is a value to answer, not an error of the connection.
+    pub async fn read_request(&mut self, deadline: Instant) -> Result<Result<Request, Refusal>, LineError<Infallible>> {
+        self.read_line(deadline, |buffer| Ok(parse_request(buffer))).await
+    }
+
+    /// Reads the server's greeting (client side).
+    pub async fn read_greeting(&mut self, deadline: Instant) -> Result<Greeting, LineError<GreetingError>> {
+        self.read_line(deadline, parse_greeting).await
+    }
+
+    /// Reads an answer's header line (client side).
+    pub async fn read_answer(&mut self, deadline: Instant) -> Result<Answer, LineError<AnswerError>> {
+        self.read_line(deadline, parse_answer).await
+    }
+
+    /// Parses one line from the buffer, reading more until it is whole.
+    async fn read_line<T, E>(
+        &mut self,
+        deadline: Instant,
+        parse: impl Fn(&[u8]) -> Result<Parsed<T>, E>,
+    ) -> Result<T, LineError<E>> {
+        loop {
+            if let Parsed::Complete { value, consumed } = parse(&self.buffer).map_err(LineError::Invalid)? {
+                self.buffer.drain(..consumed);
+                return Ok(value);
+            }
+            let filled = self.buffer.len();
+            self.buffer.resize(filled + LINE_READ, 0);
+            let read = until(deadline, self.stream.read(&mut self.buffer[filled..])).await;
+            let got = match &read {
+                Some(Ok(n)) => *n,
+                _ => 0,
+            };
+            self.buffer.truncate(filled + got);
+            match read {
+                None => return Err(LineError::TimedOut),
+                Some(Ok(0)) => return Err(LineError::Closed),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(LineError::from_io(e)),
+            }
+        }
+    }
+
+    /// Receives exactly `len` body bytes into `sink`, handing each chunk to
+    /// `on_chunk` as well (for a digest and progress). Each read may wait
+    /// `timeout`: a stalled server is given up on, a slow one is not.
+    pub async fn read_body(
+        &mut self,
+        len: u64,
+        sink: &mut (dyn AsyncWrite + Unpin + Send),
+        mut on_chunk: impl FnMut(&[u8]),
+        timeout: Duration,
+    ) -> Result<(), BodyError> {
+        let mut received = 0;
+        // Bytes that arrived together with the header come first.
+        let buffered = self.buffer.len().min(usize::try_from(len).unwrap_or(usize::MAX));
+        if buffered > 0 {
+            let chunk: Vec<u8> = self.buffer.drain(..buffered).collect();
+            sink.write_all(&chunk).await.map_err(|e| BodyError { received, cause: BodyCause::Sink(e) })?;
+            on_chunk(&chunk);
+            received += buffered as u64;
+        }
+        let mut chunk = vec![0; BODY_BUFFER];
+        while received < len {
+            let want = (len - received).min(BODY_BUFFER as u64) as usize;
+            let n = match until(Instant::now() + timeout, self.stream.read(&mut chunk[..want])).await {
+                None => return Err(BodyError { received, cause: BodyCause::TimedOut }),
+                Some(Ok(0)) => return Err(BodyError { received, cause: BodyCause::Closed }),
+                Some(Ok(n)) => n,
+                Some(Err(e)) => return Err(BodyError::socket(received, e)),
+            };
+            sink.write_all(&chunk[..n]).await.map_err(|e| BodyError { received, cause: BodyCause::Sink(e) })?;
+            on_chunk(&chunk[..n]);
+            received += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Writes bytes as they are (greetings, requests).
+    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
+    /// Sends a reply; a file body goes with [`Connection::send_body`]. The
+    /// header may take `idle` to be accepted.
+    pub async fn write_reply(&mut self, reply: Reply, idle: Duration) -> io::Result<()> {
+        match reply {
+            Reply::Bytes { bytes, .. } => within(idle, self.stream.write_all(&bytes)).await,
+            Reply::File { header, body } => {
+                within(idle, self.stream.write_all(&header)).await?;
+                self.send_body(&body, idle).await
+            }
+        }
+    }
+
+    /// Sends a file's range with `sendfile(2)`, driven by readiness:
+    /// `Async::write_with` calls it on the non-blocking socket, and when it
+    /// would block, waits for the reactor to say the socket is writable and
+    /// calls again — nginx's loop, on smol's reactor. File pages go to the
+    /// socket without passing through this process.
+    ///
+    /// Every [`SEND_WINDOW`] bytes must be accepted within `idle`, so a
+    /// client that stops reading is dropped.
+    ///
+    /// If the file yields fewer bytes than the header promised (it shrank),
+    /// this fails: the caller must close the connection, so the client sees
+    /// a short body rather than bytes that are not the file's.
+    async fn send_body(&mut self, body: &FileBody, idle: Duration) -> io::Result<()> {
+        let mut offset = body.offset;
+        let end = body.offset + body.len;
+        while offset < end {
+            let window_end = end.min(offset + SEND_WINDOW);
+            within(idle, async {
+                while offset < window_end {
+                    let count = usize::try_from(window_end - offset).unwrap_or(usize::MAX);
+                    let sent = self
+                        .stream
+                        .write_with(|socket| {
+                            loop {
+                                match rustix::fs::sendfile(socket, &body.file, Some(&mut offset), count) {
+                                    Err(Errno::INTR) => continue,
+                                    other => return other.map_err(io::Error::from),
+                                }
+                            }
+                        })
+                        .await?;
+                    if sent == 0 {
+                        let sent = offset - body.offset;
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("file ended after {sent} of {} bytes", body.len),
+                        ));
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Closes after a last answer: sends FIN, then reads and discards what
+    /// the peer still sends for up to [`LINGER`]. Closing with unread bytes
+    /// would make the kernel send a reset, which can destroy the answer
+    /// before the peer reads it.
+    pub async fn close(mut self) {
+        if self.stream.get_ref().shutdown(Shutdown::Write).is_err() {
+            return;
+        }
+        let drain = async {
+            let mut discarded = 0;
+            let mut sink = [0; 4096];
+            while discarded < LINGER_BYTES {
+                match self.stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => discarded += n as u64,
+                }
+            }
+        };
+        until(Instant::now() + LINGER, drain).await;
+    }
+}
+
+/// Runs `work` until `deadline`: `None` if the timer fired first.
+pub async fn until<T>(deadline: Instant, work: impl Future<Output = T>) -> Option<T> {
+    future::or(async { Some(work.await) }, async {
+        Timer::at(deadline).await;
+        None
+    })
+    .await
+}
+
+/// Runs a write that must finish within `limit`; running out of time is an
+/// error like any other that ends the connection.
+async fn within(limit: Duration, write: impl Future<Output = io::Result<()>>) -> io::Result<()> {
+    until(Instant::now() + limit, write)
+        .await
+        .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "the peer stopped reading")))
+}

@@ -1,0 +1,42 @@
+//! FERRY/1 on smol: one task per connection on an executor run by one
+//! thread a core.
+//!
+//! The same program as `ferry-std` and `ferry-tokio`, file for file and
+//! function for function; `diff` them to see what the runtime changes.
+//!
+//! - [`connection`]: a socket with its receive buffer; reads lines under a
+//!   deadline and writes replies.
+//! - [`server`]: the accept loop, the connection limit, and the loop that
+//!   answers one connection's requests.
+//! - [`client`]: connect, pipeline GETs, save bodies; and LIST.
+//! - [`shutdown`]: Ctrl-C and SIGTERM (via `async-signal`) close a channel
+//!   that every task can await.
+//!
+//! What smol changes:
+//! - **Building blocks, not a framework.** There is no runtime object: an
+//!   `Executor`, threads that run it, a reactor behind `Async<T>`, and a
+//!   thread pool behind `unblock`. `cli.rs` assembles them.
+//! - **Sockets.** `Async<TcpStream>` is a std socket registered with the
+//!   reactor; `write_with` runs any non-blocking call (here `sendfile`)
+//!   and waits for readiness when it would block.
+//! - **Timeouts.** A deadline is an `async-io` `Timer` raced against the
+//!   work with `future::or` ([`connection::until`]).
+//! - **Blocking work.** Resolving a path and opening a file run under
+//!   `smol::unblock`; the client writes through `Unblock<File>`.
+//! - **Body path.** `sendfile(2)` driven by readiness through
+//!   `Async::write_with`, so file pages go to the socket without a copy
+//!   through this process. Bodies up to [`ferry_fs::INLINE_BODY`] are sent
+//!   with their header in one write.
+//! - **Shutdown.** A channel closed by the signal task; tasks race its
+//!   `recv` against `accept` and against each wait for a request, and the
+//!   server waits for connections by waiting for a second channel, whose
+//!   senders they hold, to close.
+
+pub mod client;
+pub mod connection;
+pub mod server;
+pub mod shutdown;
+
+mod cli;
+
+pub use cli::Smol;
