@@ -1,14 +1,59 @@
-//! The implementations under test, and how to find their binaries.
+//! The implementations under test, and how to start them.
+//!
+//! An implementation of this repository is one binary with ferry's command
+//! line. One from elsewhere is described by command templates (the runner's
+//! `--server-cmd` and `--client-cmd`), or is a server already running
+//! (`--addr`).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// One implementation of FERRY/1: a binary with `serve` and `get`.
+/// One implementation of FERRY/1, as a server, a client, or both.
 #[derive(Debug, Clone)]
 pub struct Implementation {
-    /// Its name, as in its greeting (`std`, ...).
+    /// Its name: for this repository's, the token in its greeting.
     pub name: String,
-    /// The binary.
-    pub binary: PathBuf,
+    /// How to get a server, if it has one.
+    pub server: Option<Launch>,
+    /// How to run its client, if it has one.
+    pub client: Option<ClientLaunch>,
+}
+
+/// How to get a server.
+#[derive(Debug, Clone)]
+pub enum Launch {
+    /// A binary with ferry's command line: `BIN serve ROOT --listen ADDR
+    /// [OPTIONS]`, ready when it prints `listening on <addr>`.
+    Ferry(PathBuf),
+    /// A shell command with `{root}` and `{port}` (and, for the cases that
+    /// need server options, `{options}`, given in ferry's form such as
+    /// `--idle-timeout 1`). Ready when it prints `listening on <addr>` or
+    /// accepts connections on the port.
+    Template(String),
+    /// A server that is already running, sharing the fixture's folder.
+    Running(SocketAddr),
+}
+
+/// How to run a client.
+#[derive(Debug, Clone)]
+pub enum ClientLaunch {
+    /// A binary with ferry's command line (`BIN get ADDR PATH... -o DEST
+    /// [--force] [--continue] [--verify] [--timeout SECS]`).
+    Ferry(PathBuf),
+    /// A shell command with `{addr}`, `{path}` and `{dest}`, which saves one
+    /// file and exits 0 on success.
+    Template(String),
+}
+
+impl Launch {
+    /// Whether the server can be started with options of a case's own.
+    pub fn takes_options(&self) -> bool {
+        match self {
+            Launch::Ferry(_) => true,
+            Launch::Template(template) => template.contains("{options}"),
+            Launch::Running(_) => false,
+        }
+    }
 }
 
 /// The implementations in this repository: (name, package and binary).
@@ -28,7 +73,12 @@ impl Implementation {
             .current_target()
             .run()
             .map_err(|e| format!("cannot build {package}: {e}"))?;
-        Ok(Implementation { name: name.to_owned(), binary: run.path().to_owned() })
+        let binary = run.path().to_owned();
+        Ok(Implementation {
+            name: name.to_owned(),
+            server: Some(Launch::Ferry(binary.clone())),
+            client: Some(ClientLaunch::Ferry(binary)),
+        })
     }
 
     /// Every implementation in this repository.

@@ -1,9 +1,9 @@
-//! Server processes under test: started on port 0 over the fixture, ready
-//! once they print `listening on <addr>`, stopped by signal or killed when
-//! dropped.
+//! Server processes under test: started over the fixture, ready once they
+//! print `listening on <addr>` (or, for a command template, once they
+//! accept connections), stopped by signal or killed when dropped.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -12,63 +12,98 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
 
-use crate::implementation::Implementation;
+use crate::implementation::Launch;
 use crate::wire::WAIT;
 
-/// A running server.
+/// A server under test.
 #[derive(Debug)]
 pub struct Server {
-    child: Child,
+    /// The process, unless the server was already running.
+    child: Option<Child>,
     /// Where it listens.
     pub addr: SocketAddr,
 }
 
 impl Server {
-    /// Starts `implementation` serving `root` on `127.0.0.1:0` with `extra`
-    /// arguments, and waits for its `listening on` line.
-    pub fn start(implementation: &Implementation, root: &Path, extra: &[&str]) -> Result<Server, String> {
-        let mut child = Command::new(&implementation.binary)
-            .arg("serve")
-            .arg(root)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", implementation.binary.display()))?;
+    /// Starts a server sharing `root` on loopback with `options` (ferry's
+    /// form, e.g. `--idle-timeout 1`), and waits until it is ready.
+    pub fn start(launch: &Launch, root: &Path, options: &[&str]) -> Result<Server, String> {
+        match launch {
+            Launch::Ferry(binary) => {
+                let mut command = Command::new(binary);
+                command.arg("serve").arg(root).args(["--listen", "127.0.0.1:0"]).args(options);
+                let child = spawn(command, &binary.display().to_string())?;
+                Server::ready(child, None)
+            }
+            Launch::Template(template) => {
+                let port = free_port()?;
+                let line = template
+                    .replace("{root}", &shell_quote(&root.display().to_string()))
+                    .replace("{port}", &port.to_string())
+                    .replace("{options}", &options.join(" "));
+                let mut command = Command::new("sh");
+                // `exec`, so that signals reach the server, not the shell.
+                command.arg("-c").arg(format!("exec {line}"));
+                let child = spawn(command, &line)?;
+                Server::ready(child, Some(SocketAddr::from(([127, 0, 0, 1], port))))
+            }
+            Launch::Running(addr) if options.is_empty() => Ok(Server { child: None, addr: *addr }),
+            Launch::Running(addr) => Err(format!("the server at {addr} is already running; cannot pass {options:?}")),
+        }
+    }
+
+    /// Waits for the `listening on` line, or for `port` to accept.
+    fn ready(mut child: Child, port: Option<SocketAddr>) -> Result<Server, String> {
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let (lines, line) = mpsc::channel();
         // The reader ends by itself when the server closes stdout.
         thread::spawn(move || {
-            let mut first = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut first);
-            let _ = lines.send(first);
+            for text in BufReader::new(stdout).lines() {
+                let Ok(text) = text else { break };
+                if let Some(addr) = text.trim_end().strip_prefix("listening on ") {
+                    let _ = lines.send(addr.parse::<SocketAddr>().map_err(|_| text.clone()));
+                    break;
+                }
+            }
         });
-        let mut server = Server { child, addr: SocketAddr::from(([127, 0, 0, 1], 0)) };
-        let first = line
-            .recv_timeout(WAIT)
-            .map_err(|_| format!("{} printed no `listening on` line within {WAIT:?}", implementation.name))?;
-        let addr = first
-            .trim_end()
-            .strip_prefix("listening on ")
-            .and_then(|addr| addr.parse().ok())
-            .ok_or_else(|| format!("first line of stdout is {first:?}, not `listening on <ip:port>`"))?;
-        server.addr = addr;
-        Ok(server)
+        let mut server = Server { child: Some(child), addr: SocketAddr::from(([127, 0, 0, 1], 0)) };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match line.recv_timeout(Duration::from_millis(50)) {
+                Ok(Ok(addr)) => {
+                    server.addr = addr;
+                    return Ok(server);
+                }
+                Ok(Err(text)) => return Err(format!("{text:?} is not `listening on <ip:port>`")),
+                Err(_) => {}
+            }
+            if let Some(addr) = port
+                && TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
+            {
+                server.addr = addr;
+                return Ok(server);
+            }
+            if let Some(status) = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                return Err(format!("the server exited with {status} before it was ready"));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("the server was not ready within {WAIT:?} (no `listening on` line)"));
+            }
+        }
     }
 
     /// Sends SIGTERM.
     pub fn terminate(&self) -> Result<(), String> {
-        let pid = Pid::from_child(&self.child);
-        kill_process(pid, Signal::TERM).map_err(|e| format!("kill: {e}"))
+        let child = self.child.as_ref().ok_or("the server was not started here; cannot signal it")?;
+        kill_process(Pid::from_child(child), Signal::TERM).map_err(|e| format!("kill: {e}"))
     }
 
     /// Waits for the process to exit, at most `limit`.
     pub fn wait(&mut self, limit: Duration) -> Result<ExitStatus, String> {
+        let child = self.child.as_mut().ok_or("the server was not started here")?;
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
                 return Ok(status);
             }
             if Instant::now() >= deadline {
@@ -82,7 +117,29 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+fn spawn(mut command: Command, what: &str) -> Result<Child, String> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {what}: {e}"))
+}
+
+/// A port that was free a moment ago, for a command that needs one.
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// Quotes a word for `sh`.
+pub fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
 }

@@ -9,15 +9,38 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::Check;
-use crate::cases::{Case, ClientContext, Run, ServerContext};
+use crate::cases::{Case, ClientContext, Needs, Run, ServerContext};
 use crate::fixture::Fixture;
-use crate::implementation::Implementation;
+use crate::implementation::{ClientLaunch, Implementation};
 use crate::process::Server;
 
 /// Cases run at once. Most cases wait on the network or on a timeout, so
 /// a few more than the cores keeps a 2-core machine busy without starving
 /// the servers under test.
 pub const CONCURRENCY: usize = 4;
+
+/// What became of one case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// It passed.
+    Pass,
+    /// It failed, for this reason.
+    Fail(String),
+    /// It could not run against this implementation, for this reason (a
+    /// server that is already running cannot be given options).
+    NotApplicable(String),
+}
+
+impl Verdict {
+    /// A word for tables.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail(_) => "FAIL",
+            Verdict::NotApplicable(_) => "n/a",
+        }
+    }
+}
 
 /// One case's result against one implementation (or client/server pair).
 #[derive(Debug)]
@@ -30,7 +53,7 @@ pub struct Outcome {
     /// The client implementation, for client cases.
     pub client: Option<String>,
     /// The verdict.
-    pub verdict: Check,
+    pub verdict: Verdict,
     /// How long it took.
     pub elapsed: Duration,
 }
@@ -45,21 +68,33 @@ impl Outcome {
     }
 }
 
+/// Called with each outcome as it is known, for live progress.
+pub type Report<'a> = &'a (dyn Fn(&Outcome) + Sync);
+
+/// Picks cases.
+pub type Select<'a> = &'a (dyn Fn(&Case) -> bool + Sync);
+
 /// Runs the server cases `select` picks against `implementation`.
 pub fn server_cases(
     implementation: &Implementation,
     fixture: &Fixture,
-    select: &(dyn Fn(&Case) -> bool + Sync),
+    select: Select<'_>,
+    report: Report<'_>,
 ) -> Result<Vec<Outcome>, String> {
     let cases: Vec<Case> = crate::cases::server::CASES.iter().copied().filter(|c| select(c)).collect();
+    let launch = implementation.server.as_ref().ok_or_else(|| format!("{} has no server", implementation.name))?;
     if cases.is_empty() {
         return Ok(Vec::new());
     }
-    let server = Server::start(implementation, fixture.root(), &[])?;
+    let server = Server::start(launch, fixture.root(), &[])?;
     let context = ServerContext { implementation, fixture, server: &server };
     Ok(concurrently(&cases, |case| {
         let Run::Server(check) = case.run else { unreachable!("only server cases were selected") };
-        outcome(*case, &implementation.name, None, || check(&context))
+        let unmet = (case.needs == Needs::ServerOptions && !launch.takes_options())
+            .then(|| "needs a server started with options: give --server-cmd with {options}".to_owned());
+        let outcome = outcome(*case, &implementation.name, None, unmet, || check(&context));
+        report(&outcome);
+        outcome
     }))
 }
 
@@ -69,31 +104,51 @@ pub fn client_cases(
     client: &Implementation,
     server: &Implementation,
     fixture: &Fixture,
-    select: &(dyn Fn(&Case) -> bool + Sync),
+    select: Select<'_>,
+    report: Report<'_>,
 ) -> Result<Vec<Outcome>, String> {
     let cases: Vec<Case> = crate::cases::client::CASES.iter().copied().filter(|c| select(c)).collect();
+    let launch = server.server.as_ref().ok_or_else(|| format!("{} has no server", server.name))?;
+    let ferry_client = matches!(client.client, Some(ClientLaunch::Ferry(_)));
     if cases.is_empty() {
         return Ok(Vec::new());
     }
-    let running = Server::start(server, fixture.root(), &[])?;
+    let running = Server::start(launch, fixture.root(), &[])?;
     let context = ClientContext { client, server: &running, fixture };
     Ok(concurrently(&cases, |case| {
         let Run::Client(check) = case.run else { unreachable!("only client cases were selected") };
-        outcome(*case, &server.name, Some(&client.name), || check(&context))
+        let unmet = (case.needs == Needs::FerryClient && !ferry_client)
+            .then(|| "needs a client with ferry's command line (-o, --force, --continue, --verify)".to_owned());
+        let outcome = outcome(*case, &server.name, Some(&client.name), unmet, || check(&context));
+        report(&outcome);
+        outcome
     }))
 }
 
 /// Runs one check, turning a panic into a failure rather than a lost case.
-fn outcome(case: Case, server: &str, client: Option<&str>, check: impl FnOnce() -> Check) -> Outcome {
+fn outcome(
+    case: Case,
+    server: &str,
+    client: Option<&str>,
+    unmet: Option<String>,
+    check: impl FnOnce() -> Check,
+) -> Outcome {
     let started = Instant::now();
-    let verdict = catch_unwind(AssertUnwindSafe(check)).unwrap_or_else(|panic| {
-        let text = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_default();
-        Err(format!("panicked: {text}"))
-    });
+    let verdict = match unmet {
+        Some(why) => Verdict::NotApplicable(why),
+        None => match catch_unwind(AssertUnwindSafe(check)) {
+            Ok(Ok(())) => Verdict::Pass,
+            Ok(Err(why)) => Verdict::Fail(why),
+            Err(panic) => {
+                let text = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_default();
+                Verdict::Fail(format!("panicked: {text}"))
+            }
+        },
+    };
     Outcome { case, server: server.to_owned(), client: client.map(str::to_owned), verdict, elapsed: started.elapsed() }
 }
 
@@ -119,11 +174,16 @@ fn concurrently<T: Sync, R: Send>(items: &[T], run: impl Fn(&T) -> R + Sync) -> 
 }
 
 /// Panics with every failure, naming case and implementation, if any
-/// outcome failed; for `cargo test`.
+/// outcome did not pass; for `cargo test`, where every case applies.
 pub fn assert_passed(outcomes: &[Outcome]) {
     let failures: Vec<String> = outcomes
         .iter()
-        .filter_map(|o| o.verdict.as_ref().err().map(|why| format!("  {} [{}]: {why}", o.case.id, o.subject())))
+        .filter_map(|o| match &o.verdict {
+            Verdict::Pass => None,
+            Verdict::Fail(why) | Verdict::NotApplicable(why) => {
+                Some(format!("  {} [{}]: {why}", o.case.id, o.subject()))
+            }
+        })
         .collect();
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), outcomes.len(), failures.join("\n"));
 }

@@ -15,7 +15,8 @@ fn implementation(name: &str) -> Implementation {
 /// The server cases against `name`'s server.
 fn server(name: &str) {
     let fixture = Fixture::build().expect("fixture");
-    let outcomes = server_cases(&implementation(name), &fixture, &|_| true).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let outcomes =
+        server_cases(&implementation(name), &fixture, &|_| true, &|_| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_passed(&outcomes);
 }
 
@@ -26,7 +27,7 @@ fn client(name: &str) {
     let mut outcomes: Vec<Outcome> = Vec::new();
     for (server, _) in WORKSPACE {
         let server = implementation(server);
-        outcomes.extend(client_cases(&client, &server, &fixture, &|_| true).unwrap_or_else(|e| panic!("{e}")));
+        outcomes.extend(client_cases(&client, &server, &fixture, &|_| true, &|_| {}).unwrap_or_else(|e| panic!("{e}")));
     }
     assert_passed(&outcomes);
 }

@@ -8,55 +8,90 @@ use std::process::Output;
 
 use tempfile::TempDir;
 
-use super::{Case, ClientContext, Run, ensure};
+use super::{Case, ClientContext, Needs, Run, ensure};
 use crate::Check;
+use crate::implementation::ClientLaunch;
+use crate::process::shell_quote;
 use crate::script::{Script, expect_request};
 use crate::wire::{WAIT, Wire, same_bytes};
 
 macro_rules! case {
     ($id:literal, $spec:literal, $description:literal, $run:expr) => {
-        Case { id: $id, spec: $spec, description: $description, run: Run::Client($run) }
+        case!($id, $spec, $description, Needs::Nothing, $run)
+    };
+    ($id:literal, $spec:literal, $description:literal, $needs:expr, $run:expr) => {
+        Case { id: $id, spec: $spec, description: $description, needs: $needs, run: Run::Client($run) }
     };
 }
 
 /// The client cases, in the order they are reported.
 pub const CASES: &[Case] = &[
-    case!("client.save", "§3", "saves a file byte-identical under the name -o gives, no .part left", save),
+    case!("client.save", "§3", "saves a file byte-identical under the name asked for, no .part left", save),
+    case!("client.large", "§3", "saves a 64 MiB file byte-identical", large),
     case!(
         "client.save-into-folder",
         "§3",
         "-o naming an existing folder saves under the path's last component",
+        Needs::FerryClient,
         save_into_folder
     ),
     case!(
         "client.default-dest",
         "§3",
         "without -o and off a terminal, saves under the last component here",
+        Needs::FerryClient,
         default_dest
     ),
-    case!("client.no-overwrite", "§3", "an existing DEST is left alone without --force: exit 1", no_overwrite),
-    case!("client.force", "§3", "--force replaces an existing DEST", force),
-    case!("client.stdout", "§3", "-o - writes the bytes to stdout", stdout),
-    case!("client.several", "§2", "several paths over one connection, each saved under its last component", several),
-    case!("client.same-name", "§3", "two paths with the same last component are a usage error: exit 2", same_name),
-    case!("client.missing", "§4", "NOT_FOUND exits 1 naming the path and code, and creates nothing", missing),
+    case!(
+        "client.no-overwrite",
+        "§3",
+        "an existing DEST is left alone without --force: exit 1",
+        Needs::FerryClient,
+        no_overwrite
+    ),
+    case!("client.force", "§3", "--force replaces an existing DEST", Needs::FerryClient, force),
+    case!("client.stdout", "§3", "-o - writes the bytes to stdout", Needs::FerryClient, stdout),
+    case!(
+        "client.several",
+        "§2",
+        "several paths over one connection, each saved under its last component",
+        Needs::FerryClient,
+        several
+    ),
+    case!(
+        "client.same-name",
+        "§3",
+        "two paths with the same last component are a usage error: exit 2",
+        Needs::FerryClient,
+        same_name
+    ),
+    case!("client.missing", "§4", "NOT_FOUND fails naming the path and code, and creates nothing", missing),
     case!(
         "client.missing-among-several",
         "§4",
         "one missing path fails alone; the others are saved; exit 1",
+        Needs::FerryClient,
         missing_among
     ),
-    case!("client.verify", "§3", "--verify checks the saved bytes against SUM", verify),
+    case!("client.verify", "§3", "--verify checks the saved bytes against SUM", Needs::FerryClient, verify),
     case!(
         "client.verify-mismatch",
         "§6",
         "a digest that does not match fails loudly and leaves no DEST",
+        Needs::FerryClient,
         verify_mismatch
+    ),
+    case!(
+        "client.cut-short",
+        "§6",
+        "a body cut short fails, leaves no DEST, and a .part of only what arrived",
+        cut_short
     ),
     case!(
         "client.interrupted-resume",
         "§6",
-        "a body cut short leaves only .part; --continue completes it, verified",
+        "after a cut, --continue completes the .part from a real server, verified",
+        Needs::FerryClient,
         resume
     ),
     case!(
@@ -66,31 +101,77 @@ pub const CASES: &[Case] = &[
         closed_before_header
     ),
     case!("client.bad-size", "§3", "an OK header with a non-numeric size is a protocol error", bad_size),
-    case!("client.stalled", "§6", "a server that stalls mid-body is given up on after --timeout", stalled),
-    case!("client.not-ferry", "§1", "an SSH banner is reported as not a FERRY/1 server", not_ferry),
+    case!("client.overflow-size", "§3", "an OK size past u64 is a protocol error", overflow_size),
+    case!("client.huge-size", "§6", "an OK size larger than what comes is a short body, not a success", huge_size),
+    case!(
+        "client.err-codes",
+        "§4",
+        "every ERR code fails the download, naming the code, and creates nothing",
+        err_codes
+    ),
+    case!(
+        "client.stalled",
+        "§6",
+        "a server that stalls mid-body is given up on after --timeout",
+        Needs::FerryClient,
+        stalled
+    ),
+    case!("client.not-ferry", "§1", "an SSH banner is reported as not a FERRY/1 server", |c| {
+        not_ferry(c, b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+    }),
+    case!("client.http-banner", "§1", "an HTTP answer is reported as not a FERRY/1 server", |c| {
+        not_ferry(c, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    }),
     case!("client.busy", "§1", "ERR BUSY instead of a greeting is reported as busy", busy),
 ];
 
 /// The file most cases fetch: big enough to take many reads.
 const FILE: &str = "one-m.bin";
 
-/// Runs the client with `args`, in `dir`, stdin not a terminal.
-fn client(context: &ClientContext<'_>, dir: &Path, args: &[&str]) -> Result<Output, String> {
-    assert_cmd::Command::new(&context.client.binary)
-        .args(args)
+/// Runs a command in `dir`, stdin not a terminal, within [`WAIT`].
+fn run(command: std::process::Command, dir: &Path, what: &str) -> Result<Output, String> {
+    assert_cmd::Command::from_std(command)
         .current_dir(dir)
         .env("RUST_LOG", "warn")
         .timeout(WAIT)
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", context.client.binary.display()))
+        .map_err(|e| format!("cannot run {what}: {e}"))
 }
 
-/// Runs `get` against the real server.
+/// Fetches one `path` from `addr` into `dest` (relative to `dir`): the one
+/// thing every client can be asked to do.
+fn fetch(context: &ClientContext<'_>, addr: &str, dir: &Path, path: &str, dest: &str) -> Result<Output, String> {
+    match context.client.client.as_ref().ok_or("the implementation has no client")? {
+        ClientLaunch::Ferry(binary) => {
+            let mut command = std::process::Command::new(binary);
+            command.args(["get", addr, path, "-o", dest]);
+            run(command, dir, &binary.display().to_string())
+        }
+        ClientLaunch::Template(template) => {
+            let line = template
+                .replace("{addr}", &shell_quote(addr))
+                .replace("{path}", &shell_quote(path))
+                .replace("{dest}", &shell_quote(dest));
+            let mut command = std::process::Command::new("sh");
+            command.arg("-c").arg(format!("exec {line}"));
+            run(command, dir, &line)
+        }
+    }
+}
+
+/// Runs ferry's `get` with `args` against the real server.
 fn get(context: &ClientContext<'_>, dir: &Path, args: &[&str]) -> Result<Output, String> {
-    let addr = context.server.addr.to_string();
-    let mut all = vec!["get", addr.as_str()];
-    all.extend_from_slice(args);
-    client(context, dir, &all)
+    get_from_addr(context, &context.server.addr.to_string(), dir, args)
+}
+
+/// Runs ferry's `get` with `args` against `addr`.
+fn get_from_addr(context: &ClientContext<'_>, addr: &str, dir: &Path, args: &[&str]) -> Result<Output, String> {
+    let Some(ClientLaunch::Ferry(binary)) = &context.client.client else {
+        return Err("this case needs a client with ferry's command line".into());
+    };
+    let mut command = std::process::Command::new(binary);
+    command.args(["get", addr]).args(args);
+    run(command, dir, &binary.display().to_string())
 }
 
 fn scratch() -> Result<TempDir, String> {
@@ -136,9 +217,17 @@ fn part_of(path: &Path) -> PathBuf {
 
 fn save(context: &ClientContext<'_>) -> Check {
     let dir = scratch()?;
-    let output = get(context, dir.path(), &[FILE, "-o", "copy.bin"])?;
+    let output = fetch(context, &context.server.addr.to_string(), dir.path(), FILE, "copy.bin")?;
     status(&output, 0)?;
     saved(&dir.path().join("copy.bin"), context.fixture.bytes(FILE))
+}
+
+fn large(context: &ClientContext<'_>) -> Check {
+    let dir = scratch()?;
+    let name = "sixty-four-m.bin";
+    let output = fetch(context, &context.server.addr.to_string(), dir.path(), name, "copy.bin")?;
+    status(&output, 0)?;
+    saved(&dir.path().join("copy.bin"), context.fixture.bytes(name))
 }
 
 fn save_into_folder(context: &ClientContext<'_>) -> Check {
@@ -207,7 +296,7 @@ fn same_name(context: &ClientContext<'_>) -> Check {
 
 fn missing(context: &ClientContext<'_>) -> Check {
     let dir = scratch()?;
-    let output = get(context, dir.path(), &["docs/x.pdf"])?;
+    let output = fetch(context, &context.server.addr.to_string(), dir.path(), "docs/x.pdf", "x.pdf")?;
     status(&output, 1)?;
     stderr_names(&output, &["docs/x.pdf", "NOT_FOUND"])?;
     empty_dir(dir.path())
@@ -239,12 +328,14 @@ fn scripted(answer: impl FnOnce(&mut Wire) -> Check + Send + 'static) -> Result<
     })
 }
 
-/// Runs `get` against a scripted server.
+/// Runs ferry's `get` with `args` against a scripted server.
 fn get_from(context: &ClientContext<'_>, script: &Script, dir: &Path, args: &[&str]) -> Result<Output, String> {
-    let addr = script.addr.to_string();
-    let mut all = vec!["get", addr.as_str()];
-    all.extend_from_slice(args);
-    client(context, dir, &all)
+    get_from_addr(context, &script.addr.to_string(), dir, args)
+}
+
+/// Fetches `x.txt` into `x.txt` from a scripted server: every client can.
+fn fetch_from(context: &ClientContext<'_>, script: &Script, dir: &Path) -> Result<Output, String> {
+    fetch(context, &script.addr.to_string(), dir, "x.txt", "x.txt")
 }
 
 fn verify_mismatch(context: &ClientContext<'_>) -> Check {
@@ -266,17 +357,30 @@ fn verify_mismatch(context: &ClientContext<'_>) -> Check {
     script.verdict()
 }
 
-fn resume(context: &ClientContext<'_>) -> Check {
-    let bytes = context.fixture.bytes(FILE).to_vec();
-    let half = bytes.len() / 2;
-    let sent = bytes[..half].to_vec();
-    let len = bytes.len();
-    // A server that dies mid-body: it sends half, then its socket closes.
+/// A server that dies mid-body: it sends half of `FILE`, then its socket
+/// closes. Returns the script and the bytes it sent.
+fn dying(context: &ClientContext<'_>, path: &'static str) -> Result<(Script, Vec<u8>), String> {
+    let bytes = context.fixture.bytes(FILE);
+    let sent = bytes[..bytes.len() / 2].to_vec();
+    let (body, len) = (sent.clone(), bytes.len());
     let script = scripted(move |wire| {
-        expect_request(wire, &format!("GET {FILE}"))?;
+        expect_request(wire, &format!("GET {path}"))?;
         wire.send(format!("OK {len}\n").as_bytes())?;
-        wire.send(&sent)
+        wire.send(&body)
     })?;
+    Ok((script, sent))
+}
+
+fn cut_short(context: &ClientContext<'_>) -> Check {
+    let (script, sent) = dying(context, "x.txt")?;
+    let dir = scratch()?;
+    let output = fetch_from(context, &script, dir.path())?;
+    script.verdict()?;
+    failed_cleanly(dir.path(), &output, &["x.txt"], &sent)
+}
+
+fn resume(context: &ClientContext<'_>) -> Check {
+    let (script, sent) = dying(context, FILE)?;
     let dir = scratch()?;
     let dest = dir.path().join("copy.bin");
     let output = get_from(context, &script, dir.path(), &[FILE, "-o", "copy.bin"])?;
@@ -285,45 +389,92 @@ fn resume(context: &ClientContext<'_>) -> Check {
     stderr_names(&output, &[FILE])?;
     absent(&dest)?;
     let part = std::fs::read(part_of(&dest)).map_err(|e| format!("no .part after the cut: {e}"))?;
-    same_bytes(".part after the cut", &part, &bytes[..half])?;
+    same_bytes(".part after the cut", &part, &sent)?;
 
     let output = get(context, dir.path(), &[FILE, "-o", "copy.bin", "--continue"])?;
     status(&output, 0)?;
-    saved(&dest, &bytes)
+    saved(&dest, context.fixture.bytes(FILE))
 }
 
 /// Checks the outcome of a download from a misbehaving server: exit 1, a
 /// message naming `words`, no DEST, and a `.part` holding at most `arrived`.
 fn failed_cleanly(dir: &Path, output: &Output, words: &[&str], arrived: &[u8]) -> Check {
-    status(output, 1)?;
+    ensure(!output.status.success(), || "the client reported success".into())?;
     stderr_names(output, words)?;
     let dest = dir.join("x.txt");
     absent(&dest)?;
     match std::fs::read(part_of(&dest)) {
-        Ok(part) => same_bytes(".part", &part, arrived),
+        Ok(part) => ensure(arrived.starts_with(&part), || {
+            format!(".part holds {} bytes that are not a prefix of the {} that arrived", part.len(), arrived.len())
+        }),
         Err(_) => Ok(()),
     }
 }
 
 fn closed_before_header(context: &ClientContext<'_>) -> Check {
-    let script = scripted(|wire| expect_request(wire, "GET x.txt").map(drop))?;
+    misbehaving(context, b"", b"")
+}
+
+/// Answers `GET x.txt` with `answer` and closes; the client must fail
+/// cleanly, naming the server, with at most `body` in its `.part`.
+fn misbehaving(context: &ClientContext<'_>, answer: &'static [u8], body: &'static [u8]) -> Check {
+    let script = scripted(move |wire| {
+        expect_request(wire, "GET x.txt")?;
+        wire.send(answer)
+    })?;
     let dir = scratch()?;
-    let output = get_from(context, &script, dir.path(), &["x.txt"])?;
+    let output = fetch_from(context, &script, dir.path())?;
     script.verdict()?;
     let addr = script.addr.to_string();
-    failed_cleanly(dir.path(), &output, &[&addr], b"")
+    failed_cleanly(dir.path(), &output, &[&addr], body)
 }
 
 fn bad_size(context: &ClientContext<'_>) -> Check {
+    misbehaving(context, b"OK lots\nabc", b"")
+}
+
+fn overflow_size(context: &ClientContext<'_>) -> Check {
+    misbehaving(context, b"OK 18446744073709551616\nabc", b"")
+}
+
+fn huge_size(context: &ClientContext<'_>) -> Check {
     let script = scripted(|wire| {
         expect_request(wire, "GET x.txt")?;
-        wire.send(b"OK lots\nabc")
+        wire.send(b"OK 18446744073709551615\n0123456789")
     })?;
     let dir = scratch()?;
-    let output = get_from(context, &script, dir.path(), &["x.txt"])?;
+    let output = fetch_from(context, &script, dir.path())?;
     script.verdict()?;
-    let addr = script.addr.to_string();
-    failed_cleanly(dir.path(), &output, &[&addr], b"")
+    failed_cleanly(dir.path(), &output, &["x.txt"], b"0123456789")
+}
+
+/// Every code of SPEC.md §4 that can answer a GET.
+const CODES: [&str; 9] = [
+    "BAD_REQUEST",
+    "NOT_FOUND",
+    "FORBIDDEN",
+    "NOT_A_FILE",
+    "NOT_A_DIRECTORY",
+    "RANGE",
+    "INTERNAL",
+    "TOO_LONG",
+    "TIMEOUT",
+];
+
+fn err_codes(context: &ClientContext<'_>) -> Check {
+    for code in CODES {
+        let script = scripted(move |wire| {
+            expect_request(wire, "GET x.txt")?;
+            wire.send(format!("ERR {code} x.txt: refused by the script\n").as_bytes())
+        })?;
+        let dir = scratch()?;
+        let output = fetch_from(context, &script, dir.path())?;
+        script.verdict()?;
+        status(&output, 1).map_err(|e| format!("ERR {code}: {e}"))?;
+        stderr_names(&output, &["x.txt", code]).map_err(|e| format!("ERR {code}: {e}"))?;
+        empty_dir(dir.path()).map_err(|e| format!("ERR {code}: {e}"))?;
+    }
+    Ok(())
 }
 
 fn stalled(context: &ClientContext<'_>) -> Check {
@@ -342,10 +493,10 @@ fn stalled(context: &ClientContext<'_>) -> Check {
     failed_cleanly(dir.path(), &output, &["x.txt"], b"0123456789")
 }
 
-fn not_ferry(context: &ClientContext<'_>) -> Check {
-    let script = Script::start(|wire| wire.send(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"))?;
+fn not_ferry(context: &ClientContext<'_>, banner: &'static [u8]) -> Check {
+    let script = Script::start(move |wire| wire.send(banner))?;
     let dir = scratch()?;
-    let output = get_from(context, &script, dir.path(), &["x.txt"])?;
+    let output = fetch_from(context, &script, dir.path())?;
     script.verdict()?;
     status(&output, 1)?;
     stderr_names(&output, &["not a FERRY/1 server"])?;
@@ -355,7 +506,7 @@ fn not_ferry(context: &ClientContext<'_>) -> Check {
 fn busy(context: &ClientContext<'_>) -> Check {
     let script = Script::start(|wire| wire.send(b"ERR BUSY 2 connections already\n"))?;
     let dir = scratch()?;
-    let output = get_from(context, &script, dir.path(), &["x.txt"])?;
+    let output = fetch_from(context, &script, dir.path())?;
     script.verdict()?;
     status(&output, 1)?;
     stderr_names(&output, &["busy"])?;

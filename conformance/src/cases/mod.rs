@@ -21,8 +21,23 @@ pub struct Case {
     pub spec: &'static str,
     /// What it checks, in one line.
     pub description: &'static str,
+    /// What the case needs beyond a running server or a client that saves
+    /// one file.
+    pub needs: Needs,
     /// The check.
     pub run: Run,
+}
+
+/// What a case needs of the implementation under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Nothing more.
+    Nothing,
+    /// A server started with options of the case's own (an idle timeout, a
+    /// connection limit), or signalled.
+    ServerOptions,
+    /// A client with ferry's command line (`--force`, `--continue`, ...).
+    FerryClient,
 }
 
 /// What a case drives.
@@ -62,9 +77,10 @@ impl ServerContext<'_> {
         Ok(wire)
     }
 
-    /// A server of this implementation of its own, with `extra` options.
-    pub fn start(&self, extra: &[&str]) -> Result<Server, String> {
-        Server::start(self.implementation, self.fixture.root(), extra)
+    /// A server of this implementation of its own, with `options`.
+    pub fn start(&self, options: &[&str]) -> Result<Server, String> {
+        let launch = self.implementation.server.as_ref().ok_or("the implementation has no server")?;
+        Server::start(launch, self.fixture.root(), options)
     }
 }
 
@@ -77,6 +93,20 @@ pub struct ClientContext<'a> {
     pub server: &'a Server,
     /// The folder the server shares.
     pub fixture: &'a Fixture,
+}
+
+/// The catalogue of cases as a Markdown table, for `conformance/README.md`
+/// and `ferry-conformance --list`.
+pub fn catalogue() -> String {
+    let mut out = String::from("| id | role | SPEC.md | checks |\n|---|---|---|---|\n");
+    for case in all() {
+        let role = match case.run {
+            Run::Server(_) => "server",
+            Run::Client(_) => "client",
+        };
+        out.push_str(&format!("| `{}` | {role} | {} | {} |\n", case.id, case.spec, case.description));
+    }
+    out
 }
 
 /// Every case, server cases first.

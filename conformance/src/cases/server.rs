@@ -4,14 +4,17 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{Case, Run, ServerContext, encode, ensure};
+use super::{Case, Needs, Run, ServerContext, encode, ensure};
 use crate::Check;
 use crate::fixture::SECRET;
 use crate::wire::{Header, WAIT, Wire, same_bytes};
 
 macro_rules! case {
     ($id:literal, $spec:literal, $description:literal, $run:expr) => {
-        Case { id: $id, spec: $spec, description: $description, run: Run::Server($run) }
+        case!($id, $spec, $description, Needs::Nothing, $run)
+    };
+    ($id:literal, $spec:literal, $description:literal, $needs:expr, $run:expr) => {
+        Case { id: $id, spec: $spec, description: $description, needs: $needs, run: Run::Server($run) }
     };
 }
 
@@ -95,12 +98,42 @@ pub const CASES: &[Case] = &[
     }),
     case!("bad.too-long", "§1", "a 9000-byte line gives TOO_LONG and the server closes", too_long),
     case!("limit.exact-line", "§1", "a request line of exactly 8192 bytes is accepted", exact_line),
-    case!("timeout.silent", "§4", "a client that says nothing gets TIMEOUT after the idle timeout", timeout_silent),
-    case!("timeout.dribble", "§4", "a line dribbled a byte at a time still times out as a whole", timeout_dribble),
-    case!("busy.limit", "§1", "at --max-connections 2 a third client gets ERR BUSY instead of the greeting", busy),
+    case!(
+        "timeout.silent",
+        "§4",
+        "a client that says nothing gets TIMEOUT after the idle timeout",
+        Needs::ServerOptions,
+        timeout_silent
+    ),
+    case!(
+        "timeout.dribble",
+        "§4",
+        "a line dribbled a byte at a time still times out as a whole",
+        Needs::ServerOptions,
+        timeout_dribble
+    ),
+    case!(
+        "busy.limit",
+        "§1",
+        "at --max-connections 2 a third client gets ERR BUSY instead of the greeting",
+        Needs::ServerOptions,
+        busy
+    ),
     case!("disconnect.mid-body", "§6", "a client leaving mid-body does not disturb a concurrent download", disconnect),
-    case!("slow-reader.dropped", "§4", "a client that stops reading is dropped after the idle timeout", slow_reader),
-    case!("shutdown.in-flight", "§7", "on SIGTERM a download in flight completes and the server exits 0", shutdown),
+    case!(
+        "slow-reader.dropped",
+        "§4",
+        "a client that stops reading is dropped after the idle timeout",
+        Needs::ServerOptions,
+        slow_reader
+    ),
+    case!(
+        "shutdown.in-flight",
+        "§7",
+        "on SIGTERM a download in flight completes and the server exits 0",
+        Needs::ServerOptions,
+        shutdown
+    ),
 ];
 
 fn request(context: &ServerContext<'_>, line: &str) -> Result<Wire, String> {
