@@ -33,8 +33,23 @@ impl Fixture {
     pub fn build() -> std::io::Result<Fixture> {
         let dir = tempfile::Builder::new().prefix("ferry-conformance-").tempdir()?;
         let root = dir.path().join("root");
-        let outside = dir.path().join("outside");
         std::fs::create_dir_all(&root)?;
+        Fixture::fill(dir, root)
+    }
+
+    /// Builds the fixture into `root`, an empty folder that a server which
+    /// is already running shares; the file outside it goes to a temporary
+    /// folder elsewhere.
+    pub fn build_at(root: &Path) -> std::io::Result<Fixture> {
+        if std::fs::read_dir(root)?.next().is_some() {
+            return Err(std::io::Error::other(format!("{} is not empty", root.display())));
+        }
+        let dir = tempfile::Builder::new().prefix("ferry-conformance-").tempdir()?;
+        Fixture::fill(dir, std::path::absolute(root)?)
+    }
+
+    fn fill(dir: TempDir, root: PathBuf) -> std::io::Result<Fixture> {
+        let outside = dir.path().join("outside");
         std::fs::create_dir_all(&outside)?;
         std::fs::write(outside.join("secret.txt"), SECRET)?;
 
@@ -59,7 +74,7 @@ impl Fixture {
         }
         std::fs::create_dir_all(root.join("sub/dir"))?;
         symlink("../one-byte", root.join("sub/link-in"))?;
-        symlink("../../outside/secret.txt", root.join("sub/link-out"))?;
+        symlink(relative_from(&root.join("sub"), &outside.join("secret.txt")), root.join("sub/link-out"))?;
         symlink(outside.join("secret.txt"), root.join("out-file"))?;
         symlink(&outside, root.join("out-dir"))?;
         Ok(Fixture { _dir: dir, root, outside, files })
@@ -79,4 +94,13 @@ impl Fixture {
     pub fn root(&self) -> &Path {
         &self.root
     }
+}
+
+/// A relative path from folder `from` to `to` (both absolute), so that a
+/// relative symlink can lead outside the root.
+fn relative_from(from: &Path, to: &Path) -> PathBuf {
+    let up = from.components().count().saturating_sub(1);
+    let mut path: PathBuf = std::iter::repeat_n("..", up).collect();
+    path.push(to.strip_prefix("/").unwrap_or(to));
+    path
 }

@@ -11,8 +11,11 @@ use std::path::{Path, PathBuf};
 /// One implementation of FERRY/1, as a server, a client, or both.
 #[derive(Debug, Clone)]
 pub struct Implementation {
-    /// Its name: for this repository's, the token in its greeting.
+    /// Its name, for reports.
     pub name: String,
+    /// The token its server's greeting must carry, when known (this
+    /// repository's servers greet with their name).
+    pub greets_as: Option<String>,
     /// How to get a server, if it has one.
     pub server: Option<Launch>,
     /// How to run its client, if it has one.
@@ -76,6 +79,7 @@ impl Implementation {
         let binary = run.path().to_owned();
         Ok(Implementation {
             name: name.to_owned(),
+            greets_as: Some(name.to_owned()),
             server: Some(Launch::Ferry(binary.clone())),
             client: Some(ClientLaunch::Ferry(binary)),
         })

@@ -14,6 +14,7 @@ pub mod cases;
 pub mod fixture;
 pub mod implementation;
 pub mod process;
+pub mod report;
 pub mod runner;
 pub mod script;
 pub mod wire;

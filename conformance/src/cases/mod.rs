@@ -68,13 +68,13 @@ impl ServerContext<'_> {
     }
 
     /// A greeted connection to `addr`, whose greeting must name this
-    /// implementation.
+    /// implementation when its name is known.
     pub fn connect_to(&self, addr: SocketAddr) -> Result<Wire, String> {
         let (wire, name) = Wire::greeted(addr)?;
-        if name != self.implementation.name {
-            return Err(format!("greeting names {name:?}, expected {:?}", self.implementation.name));
+        match &self.implementation.greets_as {
+            Some(expected) if name != *expected => Err(format!("greeting names {name:?}, expected {expected:?}")),
+            _ => Ok(wire),
         }
-        Ok(wire)
     }
 
     /// A server of this implementation of its own, with `options`.

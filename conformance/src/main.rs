@@ -1,0 +1,190 @@
+//! `ferry-conformance`: runs the FERRY/1 conformance cases against this
+//! repository's implementations (with no arguments: every server, and
+//! every client against every server), or against any implementation
+//! described by command templates or a running address.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use clap::Parser;
+use ferry_conformance::cases::{self, Case};
+use ferry_conformance::fixture::Fixture;
+use ferry_conformance::implementation::{ClientLaunch, Implementation, Launch};
+use ferry_conformance::report;
+use ferry_conformance::runner::{Outcome, Verdict, client_cases, server_cases};
+
+/// Conformance cases for FERRY/1 servers and clients.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry-conformance",
+    version,
+    after_help = "Examples:\n  \
+        ferry-conformance                                  # every implementation in this repository\n  \
+        ferry-conformance --case 'path.*' --case 'get.*'   # some cases\n  \
+        ferry-conformance --server-cmd './my-server --root {root} --port {port}'\n  \
+        ferry-conformance --addr 127.0.0.1:9000 --root /srv/empty-folder\n  \
+        ferry-conformance --client-cmd './my-client {addr} {path} {dest}'\n\n\
+        Exit status: 0 when no case failed, 1 when any did, 2 for usage errors."
+)]
+struct Args {
+    /// A server to test, as a shell command with {root} and {port} (and
+    /// {options}, which receives ferry-style flags such as `--idle-timeout 1`,
+    /// for the cases that need them). Ready when it prints
+    /// `listening on <addr>` or accepts connections.
+    #[arg(long, value_name = "CMD", conflicts_with = "addr")]
+    server_cmd: Option<String>,
+    /// A server already running on this address; it must share --root.
+    #[arg(long, value_name = "HOST:PORT", requires = "root")]
+    addr: Option<SocketAddr>,
+    /// The empty folder the server at --addr shares; the cases' files are
+    /// written into it.
+    #[arg(long, value_name = "DIR", requires = "addr")]
+    root: Option<PathBuf>,
+    /// A client to test, as a shell command with {addr}, {path} and {dest}
+    /// that saves one file and exits 0 on success. It is run against this
+    /// repository's servers (or the one given).
+    #[arg(long, value_name = "CMD")]
+    client_cmd: Option<String>,
+    /// The name to report an implementation given by command or address.
+    #[arg(long, default_value = "external")]
+    name: String,
+    /// Run only the cases whose id matches this glob (repeatable).
+    #[arg(long = "case", value_name = "GLOB")]
+    cases: Vec<glob::Pattern>,
+    /// List the cases (id, role, SPEC.md section, description) and exit.
+    #[arg(long)]
+    list: bool,
+    /// Also write every outcome as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Also write the report as Markdown to FILE.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.list {
+        print!("{}", cases::catalogue());
+        return ExitCode::SUCCESS;
+    }
+    match run(&args) {
+        Ok(outcomes) => {
+            let (_, failed, _) = report::counts(&outcomes);
+            if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<Vec<Outcome>, String> {
+    let started = Instant::now();
+    let select = |case: &Case| args.cases.is_empty() || args.cases.iter().any(|p| p.matches(case.id));
+    if !cases::all().iter().any(select) {
+        return Err("no case matches --case; see --list".into());
+    }
+    let external_server = match (&args.server_cmd, args.addr) {
+        (Some(command), _) => Some(Launch::Template(command.clone())),
+        (None, Some(addr)) => Some(Launch::Running(addr)),
+        (None, None) => None,
+    };
+    let external_client = args.client_cmd.clone().map(ClientLaunch::Template);
+    let workspace = if external_server.is_none() || external_client.is_none() {
+        eprintln!("building this repository's implementations...");
+        Implementation::all()?
+    } else {
+        Vec::new()
+    };
+    let servers: Vec<Implementation> = match external_server {
+        Some(launch) => {
+            vec![Implementation { name: args.name.clone(), greets_as: None, server: Some(launch), client: None }]
+        }
+        None => workspace.clone(),
+    };
+    let clients: Vec<Implementation> = match external_client {
+        Some(launch) => {
+            vec![Implementation { name: args.name.clone(), greets_as: None, server: None, client: Some(launch) }]
+        }
+        None => workspace,
+    };
+    let fixture = match &args.root {
+        Some(root) => Fixture::build_at(root),
+        None => Fixture::build(),
+    }
+    .map_err(|e| format!("cannot build the cases' files: {e}"))?;
+
+    let progress = Progress::new();
+    let report = |outcome: &Outcome| progress.record(outcome);
+    let mut outcomes = Vec::new();
+    if args.client_cmd.is_none() || args.server_cmd.is_some() || args.addr.is_some() {
+        for server in &servers {
+            outcomes.extend(server_cases(server, &fixture, &select, &report)?);
+        }
+    }
+    for client in &clients {
+        for server in &servers {
+            outcomes.extend(client_cases(client, server, &fixture, &select, &report)?);
+        }
+    }
+    progress.done();
+
+    let markdown = report::markdown(&outcomes);
+    println!("{markdown}");
+    println!("Ran {} outcomes in {:.1} s.", outcomes.len(), started.elapsed().as_secs_f64());
+    if let Some(path) = &args.json {
+        std::fs::write(path, report::json(&outcomes)).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &markdown).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(outcomes)
+}
+
+/// A live progress line on stderr when it is a terminal; otherwise each
+/// failure as it happens.
+struct Progress {
+    live: bool,
+    seen: Mutex<(usize, usize, usize)>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress { live: std::io::stderr().is_terminal(), seen: Mutex::new((0, 0, 0)) }
+    }
+
+    fn record(&self, outcome: &Outcome) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        match &outcome.verdict {
+            Verdict::Pass => seen.0 += 1,
+            Verdict::Fail(why) => {
+                seen.1 += 1;
+                let clear = if self.live { "\r\x1b[2K" } else { "" };
+                eprintln!("{clear}FAIL {} [{}]: {why}", outcome.case.id, outcome.subject());
+            }
+            Verdict::NotApplicable(_) => seen.2 += 1,
+        }
+        if self.live {
+            let (passed, failed, na) = *seen;
+            eprint!(
+                "\r\x1b[2K{} done: {passed} passed, {failed} failed, {na} n/a — {} [{}]",
+                passed + failed + na,
+                outcome.case.id,
+                outcome.subject()
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+
+    fn done(&self) {
+        if self.live {
+            eprintln!();
+        }
+    }
+}
