@@ -130,7 +130,7 @@ impl Client {
             Answer::Bye => return Err(self.protocol("BYE instead of the answer to GET")),
         };
         let progress = Progress::new(path, item.offset + len, item.offset);
-        let received = self.receive(item, len, &progress).await;
+        let received = self.receive(item, len, verify, &progress).await;
         if received.is_err() {
             progress.abandon();
         }
@@ -145,7 +145,10 @@ impl Client {
             None
         };
         let committed = match received {
-            Received::Stdout(local) => digest.map_or(Ok(()), |remote| check_stdout(&local, &remote)),
+            Received::Stdout(local) => match (local, digest) {
+                (Some(local), Some(remote)) => check_stdout(&local, &remote),
+                _ => Ok(()),
+            },
             Received::File(file) => match &item.dest {
                 Dest::File(target) => {
                     let (committing, file) = (target.clone(), file.into_inner().await);
@@ -157,15 +160,25 @@ impl Client {
         Ok(committed.map_err(ClientError::from))
     }
 
-    /// Receives a body of `len` bytes where `item` says it goes.
-    async fn receive(&mut self, item: &Item, len: u64, progress: &Progress) -> Result<Received, ClientError> {
+    /// Receives a body of `len` bytes where `item` says it goes. Bytes sent
+    /// to stdout cannot be read back, so when verifying they are hashed on
+    /// the way.
+    async fn receive(
+        &mut self,
+        item: &Item,
+        len: u64,
+        verify: bool,
+        progress: &Progress,
+    ) -> Result<Received, ClientError> {
         let path = item.path.as_str();
         match &item.dest {
             Dest::Stdout => {
-                let mut hasher = blake3::Hasher::new();
+                let mut hasher = verify.then(blake3::Hasher::new);
                 let mut out = Unblock::new(io::stdout());
                 let on_chunk = |chunk: &[u8]| {
-                    hasher.update(chunk);
+                    if let Some(hasher) = &mut hasher {
+                        hasher.update(chunk);
+                    }
                     progress.advance(chunk.len() as u64);
                 };
                 self.connection
@@ -173,7 +186,7 @@ impl Client {
                     .await
                     .map_err(|e| e.into_client(path, len, Path::new("stdout"), self.timeout))?;
                 out.flush().await.map_err(|e| SaveError::io("stdout", e))?;
-                Ok(Received::Stdout(hasher.finalize()))
+                Ok(Received::Stdout(hasher.map(|h| h.finalize())))
             }
             Dest::File(target) => {
                 let (opening, offset) = (target.clone(), item.offset);
@@ -243,8 +256,8 @@ impl Client {
 
 /// A body that arrived whole, before it is committed.
 enum Received {
-    /// Written to stdout; its digest.
-    Stdout(blake3::Hash),
+    /// Written to stdout; its digest, when verifying.
+    Stdout(Option<blake3::Hash>),
     /// Written to the `.part`, still open.
     File(Unblock<std::fs::File>),
 }

@@ -117,7 +117,7 @@ impl Client {
             Answer::Bye => return Err(self.protocol("BYE instead of the answer to GET")),
         };
         let progress = Progress::new(path, item.offset + len, item.offset);
-        let received = self.receive(item, len, &progress);
+        let received = self.receive(item, len, verify, &progress);
         if received.is_err() {
             progress.abandon();
         }
@@ -132,7 +132,10 @@ impl Client {
             None
         };
         let committed = match received {
-            Received::Stdout(local) => digest.map_or(Ok(()), |remote| check_stdout(&local, &remote)),
+            Received::Stdout(local) => match (local, digest) {
+                (Some(local), Some(remote)) => check_stdout(&local, &remote),
+                _ => Ok(()),
+            },
             Received::File(file) => match &item.dest {
                 Dest::File(target) => target.commit(file, digest.as_ref()),
                 Dest::Stdout => unreachable!("a file was received for stdout"),
@@ -141,22 +144,26 @@ impl Client {
         Ok(committed.map_err(ClientError::from))
     }
 
-    /// Receives a body of `len` bytes where `item` says it goes.
-    fn receive(&mut self, item: &Item, len: u64, progress: &Progress) -> Result<Received, ClientError> {
+    /// Receives a body of `len` bytes where `item` says it goes. Bytes sent
+    /// to stdout cannot be read back, so when verifying they are hashed on
+    /// the way.
+    fn receive(&mut self, item: &Item, len: u64, verify: bool, progress: &Progress) -> Result<Received, ClientError> {
         let path = item.path.as_str();
         match &item.dest {
             Dest::Stdout => {
-                let mut hasher = blake3::Hasher::new();
+                let mut hasher = verify.then(blake3::Hasher::new);
                 let mut out = io::stdout().lock();
                 let on_chunk = |chunk: &[u8]| {
-                    hasher.update(chunk);
+                    if let Some(hasher) = &mut hasher {
+                        hasher.update(chunk);
+                    }
                     progress.advance(chunk.len() as u64);
                 };
                 self.connection
                     .read_body(len, &mut out, on_chunk, self.timeout)
                     .map_err(|e| e.into_client(path, len, Path::new("stdout"), self.timeout))?;
                 out.flush().map_err(|e| SaveError::io("stdout", e))?;
-                Ok(Received::Stdout(hasher.finalize()))
+                Ok(Received::Stdout(hasher.map(|h| h.finalize())))
             }
             Dest::File(target) => {
                 let mut file = target.open_part(item.offset)?;
@@ -216,8 +223,8 @@ impl Client {
 
 /// A body that arrived whole, before it is committed.
 enum Received {
-    /// Written to stdout; its digest.
-    Stdout(blake3::Hash),
+    /// Written to stdout; its digest, when verifying.
+    Stdout(Option<blake3::Hash>),
     /// Written to the `.part`, still open.
     File(std::fs::File),
 }

@@ -52,6 +52,13 @@ pub const CASES: &[Case] = &[
     case!("client.force", "§3", "--force replaces an existing DEST", Needs::FerryClient, force),
     case!("client.stdout", "§3", "-o - writes the bytes to stdout", Needs::FerryClient, stdout),
     case!(
+        "client.stdout-verify",
+        "§3",
+        "-o - with --verify hashes the bytes on their way out and checks SUM",
+        Needs::FerryClient,
+        stdout_verify
+    ),
+    case!(
         "client.several",
         "§2",
         "several paths over one connection, each saved under its last component",
@@ -267,6 +274,14 @@ fn force(context: &ClientContext<'_>) -> Check {
 fn stdout(context: &ClientContext<'_>) -> Check {
     let dir = scratch()?;
     let output = get(context, dir.path(), &[FILE, "-o", "-"])?;
+    status(&output, 0)?;
+    same_bytes("stdout", &output.stdout, context.fixture.bytes(FILE))?;
+    empty_dir(dir.path())
+}
+
+fn stdout_verify(context: &ClientContext<'_>) -> Check {
+    let dir = scratch()?;
+    let output = get(context, dir.path(), &[FILE, "-o", "-", "--verify"])?;
     status(&output, 0)?;
     same_bytes("stdout", &output.stdout, context.fixture.bytes(FILE))?;
     empty_dir(dir.path())
