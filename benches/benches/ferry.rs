@@ -1,0 +1,353 @@
+//! Criterion benches: the same work against every runtime, side by side.
+//!
+//! The servers are the real release binaries, started once over a folder
+//! of fixed files before any timing starts. Groups:
+//!
+//! - `download`: one connection, one file per iteration, each runtime's own
+//!   client code (its `Connection`) against its own server;
+//! - `server`: one fixed client (std) against every server, so that the
+//!   difference between columns is the server's alone;
+//! - `concurrent`: 64 connections each fetching a 64 KiB file at once;
+//! - `pipelined`: 1,000 requests of 4 KiB on one connection, depth 1 and 32;
+//! - `proto`: the sans-IO parser and encoder alone.
+//!
+//! `cargo bench -p ferry-benches` runs them all; criterion's report is in
+//! `target/criterion/report/index.html`.
+
+use std::hint::black_box;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use ferry_conformance::implementation::{Implementation, Launch, WORKSPACE};
+use ferry_conformance::process::Server;
+use ferry_proto::{Answer, Parsed, Request, parse_request};
+
+/// How long any read in a bench may wait before it is a failure.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The files every server shares.
+const FILES: [(&str, u64); 6] = [
+    ("four-k.bin", 4 << 10),
+    ("sixty-four-k.bin", 64 << 10),
+    ("one-m.bin", 1 << 20),
+    ("sixty-four-m.bin", 64 << 20),
+    ("one-g.bin", 1 << 30),
+    ("empty", 0),
+];
+
+/// The shared folder and one running server per implementation.
+struct Bed {
+    _root: tempfile::TempDir,
+    servers: Vec<(String, Server)>,
+}
+
+impl Bed {
+    fn new() -> Bed {
+        let root = tempfile::Builder::new().prefix("ferry-bench-").tempdir().expect("temp dir");
+        write_files(root.path()).expect("bench files");
+        let servers = WORKSPACE
+            .iter()
+            .map(|(name, package)| {
+                let implementation = Implementation::workspace(name, package).expect("builds");
+                let Some(launch @ Launch::Ferry(_)) = &implementation.server else { unreachable!() };
+                (name.to_string(), Server::start(launch, root.path(), &[]).expect("server starts"))
+            })
+            .collect();
+        Bed { _root: root, servers }
+    }
+}
+
+/// Writes the files: a random MiB repeated (the page cache holds them
+/// after the first read, and the content does not matter to a copy).
+fn write_files(root: &Path) -> io::Result<()> {
+    let mut block = vec![0u8; 1 << 20];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for byte in &mut block {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+    for (name, size) in FILES {
+        let mut file = io::BufWriter::new(std::fs::File::create(root.join(name))?);
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(block.len() as u64) as usize;
+            file.write_all(&block[..n])?;
+            left -= n as u64;
+        }
+        file.flush()?;
+    }
+    Ok(())
+}
+
+/// One file over one connection, with each runtime's own `Connection`.
+mod clients {
+    use super::*;
+
+    pub(crate) fn std_connect(addr: SocketAddr) -> ferry_std::connection::Connection {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let mut connection = ferry_std::connection::Connection::new(stream);
+        connection.read_greeting(std::time::Instant::now() + TIMEOUT).expect("greeting");
+        connection
+    }
+
+    pub(crate) fn std_get(connection: &mut ferry_std::connection::Connection, request: &[u8]) -> u64 {
+        connection.write_all(request).expect("request");
+        std_answer(connection)
+    }
+
+    pub(crate) fn std_answer(connection: &mut ferry_std::connection::Connection) -> u64 {
+        let Answer::Ok { len } = connection.read_answer(std::time::Instant::now() + TIMEOUT).expect("answer") else {
+            panic!("not OK")
+        };
+        connection.read_body(len, &mut io::sink(), |_| {}, TIMEOUT).expect("body");
+        len
+    }
+
+    pub(crate) async fn tokio_connect(addr: SocketAddr) -> ferry_tokio::connection::Connection {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let mut connection = ferry_tokio::connection::Connection::new(stream);
+        connection.read_greeting(tokio::time::Instant::now() + TIMEOUT).await.expect("greeting");
+        connection
+    }
+
+    pub(crate) async fn tokio_get(connection: &mut ferry_tokio::connection::Connection, request: &[u8]) -> u64 {
+        connection.write_all(request).await.expect("request");
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        let Answer::Ok { len } = connection.read_answer(deadline).await.expect("answer") else { panic!("not OK") };
+        connection.read_body(len, &mut tokio::io::sink(), |_| {}, TIMEOUT).await.expect("body");
+        len
+    }
+
+    pub(crate) async fn smol_connect(addr: SocketAddr) -> ferry_smol::connection::Connection {
+        let stream = smol::Async::<TcpStream>::connect(addr).await.expect("connect");
+        stream.get_ref().set_nodelay(true).expect("nodelay");
+        let mut connection = ferry_smol::connection::Connection::new(stream);
+        connection.read_greeting(std::time::Instant::now() + TIMEOUT).await.expect("greeting");
+        connection
+    }
+
+    pub(crate) async fn smol_get(connection: &mut ferry_smol::connection::Connection, request: &[u8]) -> u64 {
+        connection.write_all(request).await.expect("request");
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        let Answer::Ok { len } = connection.read_answer(deadline).await.expect("answer") else { panic!("not OK") };
+        connection.read_body(len, &mut smol::io::sink(), |_| {}, TIMEOUT).await.expect("body");
+        len
+    }
+}
+
+fn request(name: &str) -> Vec<u8> {
+    format!("GET {name}\n").into_bytes()
+}
+
+/// Each runtime's client against its own server.
+fn download(c: &mut Criterion, bed: &Bed) {
+    for (group_name, sizes) in [("download", &FILES[..3]), ("download-large", &FILES[3..5])] {
+        let mut group = c.benchmark_group(group_name);
+        if group_name == "download-large" {
+            group.sampling_mode(SamplingMode::Flat).sample_size(10).warm_up_time(Duration::from_secs(1));
+        } else {
+            group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+        }
+        for &(name, size) in sizes {
+            group.throughput(Throughput::Bytes(size));
+            let line = request(name);
+            for (runtime, server) in &bed.servers {
+                let addr = server.addr;
+                let id = BenchmarkId::new(runtime.as_str(), name);
+                match runtime.as_str() {
+                    "std" => {
+                        let mut connection = clients::std_connect(addr);
+                        group.bench_function(id, |b| b.iter(|| clients::std_get(&mut connection, &line)));
+                    }
+                    "tokio" => {
+                        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+                        let mut connection = rt.block_on(clients::tokio_connect(addr));
+                        group
+                            .bench_function(id, |b| b.iter(|| rt.block_on(clients::tokio_get(&mut connection, &line))));
+                    }
+                    "smol" => {
+                        let mut connection = smol::block_on(clients::smol_connect(addr));
+                        group.bench_function(id, |b| {
+                            b.iter(|| smol::block_on(clients::smol_get(&mut connection, &line)))
+                        });
+                    }
+                    other => unreachable!("no bench client for {other}"),
+                }
+            }
+        }
+        group.finish();
+    }
+}
+
+/// One fixed client (std) against every server: the server's cost alone.
+fn server(c: &mut Criterion, bed: &Bed) {
+    let mut group = c.benchmark_group("server");
+    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    for (name, size) in [FILES[0], FILES[2], FILES[3]] {
+        group.throughput(Throughput::Bytes(size));
+        let line = request(name);
+        for (runtime, server) in &bed.servers {
+            let mut connection = clients::std_connect(server.addr);
+            group.bench_function(BenchmarkId::new(runtime.as_str(), name), |b| {
+                b.iter(|| clients::std_get(&mut connection, &line))
+            });
+        }
+    }
+    group.finish();
+}
+
+/// 64 connections fetching a 64 KiB file each, all at once, driven by one
+/// fixed tokio client so the servers are compared.
+fn concurrent(c: &mut Criterion, bed: &Bed) {
+    const CONNECTIONS: usize = 64;
+    let mut group = c.benchmark_group("concurrent");
+    group.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    let (name, size) = FILES[1];
+    group.throughput(Throughput::Bytes(size * CONNECTIONS as u64));
+    let line: Arc<[u8]> = request(name).into();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("rt");
+    for (runtime, server) in &bed.servers {
+        let connections: Vec<_> =
+            rt.block_on(async { futures_join(CONNECTIONS, |_| clients::tokio_connect(server.addr)).await });
+        let mut slots: Vec<Option<ferry_tokio::connection::Connection>> = connections.into_iter().map(Some).collect();
+        group.bench_function(BenchmarkId::new(runtime.as_str(), format!("{CONNECTIONS}x{name}")), |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let mut tasks = tokio::task::JoinSet::new();
+                    for slot in &mut slots {
+                        let mut connection = slot.take().expect("connection");
+                        let line = Arc::clone(&line);
+                        tasks.spawn(async move {
+                            clients::tokio_get(&mut connection, &line).await;
+                            connection
+                        });
+                    }
+                    let mut back = Vec::with_capacity(CONNECTIONS);
+                    while let Some(connection) = tasks.join_next().await {
+                        back.push(connection.expect("task"));
+                    }
+                    for (slot, connection) in slots.iter_mut().zip(back) {
+                        *slot = Some(connection);
+                    }
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Runs `make(i)` for `0..n` concurrently and collects the results.
+async fn futures_join<T: Send + 'static, F>(n: usize, make: impl Fn(usize) -> F) -> Vec<T>
+where
+    F: Future<Output = T> + Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        tasks.spawn(make(i));
+    }
+    let mut out = Vec::with_capacity(n);
+    while let Some(value) = tasks.join_next().await {
+        out.push(value.expect("task"));
+    }
+    out
+}
+
+/// 1,000 requests for 4 KiB on one connection, waiting for each answer
+/// (depth 1) or keeping 32 in flight.
+fn pipelined(c: &mut Criterion, bed: &Bed) {
+    const REQUESTS: usize = 1000;
+    let mut group = c.benchmark_group("pipelined");
+    group.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    group.throughput(Throughput::Elements(REQUESTS as u64));
+    let line = request(FILES[0].0);
+    for depth in [1usize, 32] {
+        let window: Vec<u8> = line.repeat(depth);
+        for (runtime, server) in &bed.servers {
+            let mut connection = clients::std_connect(server.addr);
+            group.bench_function(BenchmarkId::new(runtime.as_str(), format!("depth-{depth}")), |b| {
+                b.iter(|| {
+                    // Requests go out in windows of `depth`; the answers to
+                    // one window are read before the next is sent.
+                    for _ in 0..REQUESTS / depth {
+                        connection.write_all(&window).expect("requests");
+                        for _ in 0..depth {
+                            black_box(clients::std_answer(&mut connection));
+                        }
+                    }
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+/// The sans-IO core alone: parsing pipelined request lines and encoding
+/// answer headers.
+fn proto(c: &mut Criterion) {
+    let mut group = c.benchmark_group("proto");
+    let lines: Vec<u8> = (0..1000)
+        .flat_map(|i| format!("GET docs/reports/q{i}%20summary.pdf {} 4096\n", i * 4096).into_bytes())
+        .collect();
+    group.throughput(Throughput::Elements(1000));
+    group.bench_function("parse-1000-requests", |b| {
+        b.iter(|| {
+            let mut buf = black_box(&lines[..]);
+            let mut parsed = 0;
+            while let Parsed::Complete { value, consumed } = parse_request(buf) {
+                black_box(value.expect("valid"));
+                buf = &buf[consumed..];
+                parsed += 1;
+            }
+            assert_eq!(parsed, 1000);
+        })
+    });
+    group.bench_function("encode-1000-headers", |b| {
+        let mut out = Vec::with_capacity(16 * 1000);
+        b.iter(|| {
+            out.clear();
+            for i in 0..1000u64 {
+                Answer::Ok { len: black_box(i * 4096) }.encode(&mut out);
+            }
+            black_box(&out);
+        })
+    });
+    group.throughput(Throughput::Bytes(lines.len() as u64));
+    group.bench_function("parse-bytes", |b| {
+        b.iter(|| {
+            let mut buf = black_box(&lines[..]);
+            while let Parsed::Complete { consumed, .. } = parse_request(buf) {
+                buf = &buf[consumed..];
+            }
+        })
+    });
+    let request = Request::Quit;
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("encode-request", |b| {
+        let mut out = Vec::new();
+        b.iter(|| {
+            out.clear();
+            black_box(&request).encode(&mut out);
+        })
+    });
+    group.finish();
+}
+
+fn all(c: &mut Criterion) {
+    proto(c);
+    let bed = Bed::new();
+    download(c, &bed);
+    server(c, &bed);
+    concurrent(c, &bed);
+    pipelined(c, &bed);
+}
+
+criterion_group!(benches, all);
+criterion_main!(benches);

@@ -1,0 +1,293 @@
+//! `ferry-load`: a load generator for FERRY/1, in the spirit of wrk.
+//!
+//! Opens CONNECTIONS connections, keeps DEPTH requests in flight on each
+//! (pipelining), for DURATION, and reports requests/s, bytes/s, latency
+//! percentiles (from a request's write to the last byte of its answer,
+//! recorded in an HDR histogram) and errors. Bodies are parsed and dropped
+//! as they arrive, through one reused buffer per connection, so the
+//! generator costs little beside the server it drives.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Load a FERRY/1 server with GET requests and report throughput and latency.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry-load",
+    version,
+    after_help = "Example:\n  ferry-load 127.0.0.1:7878 four-k.bin -c 64 -d 10 --depth 32\n\n\
+        Exit status: 0 when every request was answered OK, 1 otherwise."
+)]
+struct Args {
+    /// The server, as IP:PORT.
+    addr: SocketAddr,
+    /// The path to GET, as it goes on the wire (percent-encoded).
+    path: String,
+    /// Connections kept open at once.
+    #[arg(short, long, default_value_t = 1)]
+    connections: usize,
+    /// Seconds to run (fractions allowed).
+    #[arg(short, long, default_value_t = 10.0)]
+    duration: f64,
+    /// Instead of running for a duration, make exactly this many requests
+    /// on each connection, then leave (e.g. `-c 8000 -n 1`: 8,000
+    /// concurrent downloads).
+    #[arg(short = 'n', long, value_name = "N")]
+    requests: Option<u64>,
+    /// Requests in flight on each connection (1: wait for each answer).
+    #[arg(long, default_value_t = 1)]
+    depth: usize,
+    /// Ask for a range: OFFSET or OFFSET:LENGTH.
+    #[arg(long, value_name = "OFFSET[:LENGTH]")]
+    range: Option<String>,
+    /// Worker threads (default: one a core).
+    #[arg(short, long)]
+    threads: Option<usize>,
+    /// Print the results as one JSON object instead of for people.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What one connection saw.
+struct Tally {
+    requests: u64,
+    bytes: u64,
+    refused: u64,
+    failed: u64,
+    latency: Histogram<u64>,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        // Microseconds, up to an hour, 3 significant figures.
+        let latency = Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds");
+        Tally { requests: 0, bytes: 0, refused: 0, failed: 0, latency }
+    }
+
+    fn add(&mut self, other: &Tally) {
+        self.requests += other.requests;
+        self.bytes += other.bytes;
+        self.refused += other.refused;
+        self.failed += other.failed;
+        let _ = self.latency.add(&other.latency);
+    }
+}
+
+fn main() -> anyhow::Result<std::process::ExitCode> {
+    let args = Args::parse();
+    if args.connections == 0 || args.depth == 0 || args.duration.is_nan() || args.duration <= 0.0 {
+        bail!("--connections, --depth and --duration must be more than 0");
+    }
+    let mut request = format!("GET {}", args.path);
+    if let Some(range) = &args.range {
+        let (offset, length) = range.split_once(':').map_or((range.as_str(), None), |(o, l)| (o, Some(l)));
+        offset.parse::<u64>().with_context(|| format!("--range offset {offset:?}"))?;
+        request.push_str(&format!(" {offset}"));
+        if let Some(length) = length {
+            length.parse::<u64>().with_context(|| format!("--range length {length:?}"))?;
+            request.push_str(&format!(" {length}"));
+        }
+    }
+    request.push('\n');
+    let request: Arc<[u8]> = request.into_bytes().into();
+
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        runtime.worker_threads(threads.max(1));
+    }
+    let runtime = runtime.enable_all().build().context("cannot start the runtime")?;
+    // With a request count, the duration is only a bound on a hung run.
+    let duration =
+        if args.requests.is_some() { Duration::from_secs(3600) } else { Duration::from_secs_f64(args.duration) };
+    let (total, elapsed, greeting) = runtime.block_on(async {
+        let greeting = greeting_of(args.addr).await?;
+        let started = Instant::now();
+        let deadline = started + duration;
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..args.connections {
+            tasks.spawn(drive(args.addr, Arc::clone(&request), args.depth, deadline, args.requests));
+        }
+        let mut total = Tally::new();
+        while let Some(tally) = tasks.join_next().await {
+            total.add(&tally.context("a connection task panicked")?);
+        }
+        anyhow::Ok((total, started.elapsed(), greeting))
+    })?;
+    print(&args, &total, elapsed, &greeting);
+    let clean = total.refused == 0 && total.failed == 0;
+    Ok(if clean { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) })
+}
+
+/// Connects once to learn the server's implementation (and that it is up).
+async fn greeting_of(addr: SocketAddr) -> anyhow::Result<String> {
+    let mut stream = TcpStream::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() < 256 {
+        if stream.read(&mut byte).await? == 0 || byte[0] == b'\n' {
+            break;
+        }
+        line.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&line).into_owned();
+    if !text.starts_with("FERRY/1 ") {
+        bail!("{addr} is not a FERRY/1 server (it said {text:?})");
+    }
+    Ok(text)
+}
+
+/// Where a connection is in the answer stream.
+enum State {
+    /// Reading a header line; the bytes so far.
+    Header(Vec<u8>),
+    /// Skipping this many body bytes.
+    Body(u64),
+}
+
+/// One connection: keeps `depth` requests in flight until `deadline` (or
+/// until `count` requests were sent), then reads the answers still due and
+/// leaves.
+async fn drive(addr: SocketAddr, request: Arc<[u8]>, depth: usize, deadline: Instant, count: Option<u64>) -> Tally {
+    let mut tally = Tally::new();
+    let Ok(mut stream) = TcpStream::connect(addr).await else {
+        tally.failed += 1;
+        return tally;
+    };
+    let _ = stream.set_nodelay(true);
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut in_flight: VecDeque<Instant> = VecDeque::with_capacity(depth);
+    let mut state = State::Header(Vec::new());
+    let mut greeted = false;
+    let mut batch = Vec::with_capacity(request.len() * depth);
+    let mut sent = 0u64;
+    loop {
+        // Top up the pipeline while there is time (and requests to make).
+        let more = |sent: u64| count.is_none_or(|count| sent < count);
+        if greeted && Instant::now() < deadline && in_flight.len() < depth && more(sent) {
+            batch.clear();
+            let now = Instant::now();
+            while in_flight.len() < depth && more(sent) {
+                batch.extend_from_slice(&request);
+                in_flight.push_back(now);
+                sent += 1;
+            }
+            if stream.write_all(&batch).await.is_err() {
+                tally.failed += 1;
+                return tally;
+            }
+        }
+        if greeted && in_flight.is_empty() {
+            return tally;
+        }
+        let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buffer)).await;
+        let n = match read {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => {
+                tally.failed += 1;
+                return tally;
+            }
+        };
+        let mut chunk = &buffer[..n];
+        while !chunk.is_empty() {
+            match &mut state {
+                State::Body(left) => {
+                    let take = (*left).min(chunk.len() as u64);
+                    *left -= take;
+                    tally.bytes += take;
+                    chunk = &chunk[take as usize..];
+                    if *left == 0 {
+                        finish(&mut tally, &mut in_flight);
+                        state = State::Header(Vec::new());
+                    }
+                }
+                State::Header(line) => {
+                    let Some(lf) = chunk.iter().position(|&b| b == b'\n') else {
+                        line.extend_from_slice(chunk);
+                        break;
+                    };
+                    line.extend_from_slice(&chunk[..lf]);
+                    chunk = &chunk[lf + 1..];
+                    if !greeted {
+                        greeted = true;
+                        line.clear();
+                        continue;
+                    }
+                    let header = std::mem::take(line);
+                    if let Some(len) =
+                        header.strip_prefix(b"OK ").and_then(|n| std::str::from_utf8(n).ok()?.parse().ok())
+                    {
+                        if len == 0 {
+                            finish(&mut tally, &mut in_flight);
+                        } else {
+                            state = State::Body(len);
+                        }
+                    } else if header.starts_with(b"ERR ") {
+                        tally.refused += 1;
+                        in_flight.pop_front();
+                    } else {
+                        tally.failed += 1;
+                        return tally;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Records an answer that arrived whole.
+fn finish(tally: &mut Tally, in_flight: &mut VecDeque<Instant>) {
+    if let Some(sent) = in_flight.pop_front() {
+        tally.requests += 1;
+        let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
+        let _ = tally.latency.record(micros);
+    }
+}
+
+fn print(args: &Args, total: &Tally, elapsed: Duration, greeting: &str) {
+    let secs = elapsed.as_secs_f64();
+    let rps = total.requests as f64 / secs;
+    let bps = total.bytes as f64 / secs;
+    let p = |q: f64| total.latency.value_at_quantile(q);
+    if args.json {
+        println!(
+            "{{\"server\":{greeting:?},\"connections\":{},\"depth\":{},\"seconds\":{secs:.3},\"requests\":{},\
+             \"bytes\":{},\"requests_per_sec\":{rps:.1},\"bytes_per_sec\":{bps:.1},\"p50_us\":{},\"p90_us\":{},\
+             \"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"refused\":{},\"failed\":{}}}",
+            args.connections,
+            args.depth,
+            total.requests,
+            total.bytes,
+            p(0.5),
+            p(0.9),
+            p(0.99),
+            p(0.999),
+            total.latency.max(),
+            total.refused,
+            total.failed
+        );
+        return;
+    }
+    println!(
+        "ferry-load: GET {} from {} ({greeting}), {} connections, depth {}, {secs:.1} s",
+        args.path, args.addr, args.connections, args.depth
+    );
+    println!("  requests  {:>12}  {:>12.0} /s", total.requests, rps);
+    println!("  bytes     {:>12}  {:>12.1} MB/s", total.bytes, bps / 1e6);
+    println!(
+        "  latency   p50 {} µs  p90 {} µs  p99 {} µs  p99.9 {} µs  max {} µs",
+        p(0.5),
+        p(0.9),
+        p(0.99),
+        p(0.999),
+        total.latency.max()
+    );
+    println!("  errors    {} refused (ERR), {} failed (connection or protocol)", total.refused, total.failed);
+}

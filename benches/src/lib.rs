@@ -1,0 +1,4 @@
+//! Benchmarks and load for FERRY/1: the criterion benches in `benches/`,
+//! `ferry-load` (a load generator in the spirit of wrk) in `src/bin`, and
+//! the scripts `compare` (ferry against nginx and iperf3) and `scale`
+//! (thousands of concurrent downloads).

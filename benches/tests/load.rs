@@ -1,0 +1,43 @@
+//! `ferry-load` counts what it is asked to count: a fixed number of
+//! requests over a few connections comes back as exactly that many
+//! answers and bytes, with no errors; a missing file is counted as refused.
+
+use ferry_conformance::implementation::{Implementation, Launch};
+use ferry_conformance::process::Server;
+
+fn run(addr: &str, path: &str) -> std::process::Output {
+    assert_cmd::Command::cargo_bin("ferry-load")
+        .expect("ferry-load is built")
+        .args([addr, path, "-c", "3", "-n", "7", "--depth", "2", "--json"])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .expect("ferry-load runs")
+}
+
+fn field(json: &str, name: &str) -> u64 {
+    let start = json.find(&format!("\"{name}\":")).unwrap_or_else(|| panic!("no {name} in {json}")) + name.len() + 3;
+    json[start..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().expect("a number")
+}
+
+#[test]
+fn counts_requests_bytes_and_refusals() {
+    let root = tempfile::tempdir().expect("temp dir");
+    std::fs::write(root.path().join("five.bin"), b"12345").expect("file");
+    let std = Implementation::workspace("std", "ferry-std").expect("ferry-std builds");
+    let Some(launch @ Launch::Ferry(_)) = &std.server else { unreachable!() };
+    let server = Server::start(launch, root.path(), &[]).expect("server starts");
+    let addr = server.addr.to_string();
+
+    let output = run(&addr, "five.bin");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(field(&json, "requests"), 21);
+    assert_eq!(field(&json, "bytes"), 105);
+    assert_eq!(field(&json, "refused") + field(&json, "failed"), 0);
+
+    let output = run(&addr, "missing");
+    assert_eq!(output.status.code(), Some(1));
+    let json = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(field(&json, "refused"), 21);
+    assert_eq!(field(&json, "requests"), 0);
+}
