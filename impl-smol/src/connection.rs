@@ -66,7 +66,10 @@ impl Connection {
                 return Ok(value);
             }
             let filled = self.buffer.len();
-            self.buffer.resize(filled + LINE_READ, 0);
+            // The bytes read into must be zeroed first; reading little while
+            // little is buffered keeps an idle connection to one touched
+            // page of buffer rather than LINE_READ bytes of zeros.
+            self.buffer.resize(filled + filled.clamp(1024, LINE_READ), 0);
             let read = until(deadline, self.stream.read(&mut self.buffer[filled..])).await;
             let got = match &read {
                 Some(Ok(n)) => *n,

@@ -70,7 +70,10 @@ impl Connection {
             }
             self.stream.set_read_timeout(Some(left)).map_err(LineError::Io)?;
             let filled = self.buffer.len();
-            self.buffer.resize(filled + LINE_READ, 0);
+            // The bytes read into must be zeroed first; reading little while
+            // little is buffered keeps an idle connection to one touched
+            // page of buffer rather than LINE_READ bytes of zeros.
+            self.buffer.resize(filled + filled.clamp(1024, LINE_READ), 0);
             let read = self.stream.read(&mut self.buffer[filled..]);
             self.buffer.truncate(filled + *read.as_ref().unwrap_or(&0));
             match read {
