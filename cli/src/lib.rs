@@ -7,6 +7,7 @@
 //! single call to [`main`].
 //!
 //! - [`args`]: the command line (clap derive).
+//! - [`answers`]: what a client makes of each answer header.
 //! - [`save`]: where downloads go, `.part` files, atomic commits, `--verify`.
 //! - [`progress`]: progress bars on a terminal, nothing elsewhere.
 //! - [`error`]: the client's error type, whose messages name the path or
@@ -14,6 +15,7 @@
 //! - [`conn`]: the errors of reading a connection, and buffer sizes, shared
 //!   by every driver's `connection.rs`.
 
+pub mod answers;
 pub mod args;
 pub mod conn;
 pub mod error;

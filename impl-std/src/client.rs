@@ -11,10 +11,10 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ferry_cli::conn::MAX_SMALL_BODY;
+use ferry_cli::answers;
 use ferry_cli::save::check_stdout;
 use ferry_cli::{ClientConfig, ClientError, Dest, Item, Pipeline, Plan, Progress, Report, SaveError};
-use ferry_proto::{Answer, Entry, Greeting, Request, WirePath, parse_digest, parse_listing};
+use ferry_proto::{Answer, Entry, Greeting, Request, WirePath};
 
 use crate::connection::Connection;
 
@@ -54,12 +54,9 @@ pub fn list(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, Client
     Request::List { path: path.clone() }.encode(&mut requests);
     Request::Quit.encode(&mut requests);
     client.send(&requests)?;
-    let body = match client.answer()? {
-        Answer::Ok { len } => client.small_body(len)?,
-        Answer::Err(refusal) => return Err(ClientError::Refused { path: path.to_string(), refusal }),
-        Answer::Bye => return Err(client.protocol("BYE instead of the answer to LIST")),
-    };
-    let entries = parse_listing(&body).map_err(|e| client.protocol(&e.to_string()))?;
+    let len = answers::list_body(client.answer()?, path, &client.addr)?;
+    let body = client.small_body(len)?;
+    let entries = answers::listing(&body, &client.addr)?;
     client.finish();
     Ok(entries)
 }
@@ -106,15 +103,14 @@ impl Client {
     /// and saves the body.
     fn fetch(&mut self, item: &Item, verify: bool) -> Outcome<()> {
         let path = item.path.as_str();
-        let len = match self.answer()? {
-            Answer::Ok { len } => len,
-            Answer::Err(refusal) => {
+        let len = match answers::get_body(self.answer()?, &item.path, &self.addr)? {
+            Ok(len) => len,
+            Err(refused) => {
                 if verify {
                     self.skip_answer()?;
                 }
-                return Ok(Err(ClientError::Refused { path: item.path.to_string(), refusal }));
+                return Ok(Err(refused));
             }
-            Answer::Bye => return Err(self.protocol("BYE instead of the answer to GET")),
         };
         let progress = Progress::new(path, item.offset + len, item.offset);
         let received = self.receive(item, len, verify, &progress);
@@ -177,31 +173,24 @@ impl Client {
 
     /// Reads the answer to a SUM.
     fn digest(&mut self, item: &Item) -> Outcome<[u8; 32]> {
-        match self.answer()? {
-            Answer::Ok { len: 64 } => {
-                let body = self.small_body(64)?;
-                parse_digest(&body).map(Ok).ok_or_else(|| self.protocol("SUM body is not 64 lower-case hex digits"))
-            }
-            Answer::Ok { len } => Err(self.protocol(&format!("SUM body of {len} bytes, not 64"))),
-            Answer::Err(refusal) => Ok(Err(ClientError::Refused { path: item.path.to_string(), refusal })),
-            Answer::Bye => Err(self.protocol("BYE instead of the answer to SUM")),
-        }
+        let len = match answers::sum_body(self.answer()?, &item.path, &self.addr)? {
+            Ok(len) => len,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let body = self.small_body(len)?;
+        answers::digest(&body, &self.addr).map(Ok)
     }
 
     /// Reads and drops one answer, to stay in step after a refused GET.
     fn skip_answer(&mut self) -> Result<(), ClientError> {
-        if let Answer::Ok { len } = self.answer()? {
-            self.small_body(len)?;
-        }
+        let len = answers::skipped_body(&self.answer()?);
+        self.small_body(len)?;
         Ok(())
     }
 
     /// Reads a body that belongs in memory (LIST, SUM), bounded in size.
     fn small_body(&mut self, len: u64) -> Result<Vec<u8>, ClientError> {
-        if len > MAX_SMALL_BODY {
-            return Err(self.protocol(&format!("a body of {len} bytes where at most {MAX_SMALL_BODY} fit")));
-        }
-        let mut body = Vec::with_capacity(len as usize);
+        let mut body = Vec::with_capacity(answers::small_body(len, &self.addr)?);
         self.connection
             .read_body(len, &mut body, |_| {}, self.timeout)
             .map_err(|e| e.into_client(&self.addr, len, Path::new("memory"), self.timeout))?;
@@ -214,10 +203,6 @@ impl Client {
         if let Err(error) = self.answer() {
             tracing::debug!(%error, "no BYE");
         }
-    }
-
-    fn protocol(&self, detail: &str) -> ClientError {
-        ClientError::Protocol { addr: self.addr.clone(), detail: detail.to_owned() }
     }
 }
 

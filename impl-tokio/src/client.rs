@@ -14,10 +14,10 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use ferry_cli::conn::MAX_SMALL_BODY;
+use ferry_cli::answers;
 use ferry_cli::save::check_stdout;
 use ferry_cli::{ClientConfig, ClientError, Dest, Item, Pipeline, Plan, Progress, Report, SaveError};
-use ferry_proto::{Answer, Entry, Greeting, Request, WirePath, parse_digest, parse_listing};
+use ferry_proto::{Answer, Entry, Greeting, Request, WirePath};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::task::spawn_blocking;
@@ -61,12 +61,9 @@ pub async fn list(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, 
     Request::List { path: path.clone() }.encode(&mut requests);
     Request::Quit.encode(&mut requests);
     client.send(&requests).await?;
-    let body = match client.answer().await? {
-        Answer::Ok { len } => client.small_body(len).await?,
-        Answer::Err(refusal) => return Err(ClientError::Refused { path: path.to_string(), refusal }),
-        Answer::Bye => return Err(client.protocol("BYE instead of the answer to LIST")),
-    };
-    let entries = parse_listing(&body).map_err(|e| client.protocol(&e.to_string()))?;
+    let len = answers::list_body(client.answer().await?, path, &client.addr)?;
+    let body = client.small_body(len).await?;
+    let entries = answers::listing(&body, &client.addr)?;
     client.finish().await;
     Ok(entries)
 }
@@ -120,15 +117,14 @@ impl Client {
     /// and saves the body.
     async fn fetch(&mut self, item: &Item, verify: bool) -> Outcome<()> {
         let path = item.path.as_str();
-        let len = match self.answer().await? {
-            Answer::Ok { len } => len,
-            Answer::Err(refusal) => {
+        let len = match answers::get_body(self.answer().await?, &item.path, &self.addr)? {
+            Ok(len) => len,
+            Err(refused) => {
                 if verify {
                     self.skip_answer().await?;
                 }
-                return Ok(Err(ClientError::Refused { path: item.path.to_string(), refusal }));
+                return Ok(Err(refused));
             }
-            Answer::Bye => return Err(self.protocol("BYE instead of the answer to GET")),
         };
         let progress = Progress::new(path, item.offset + len, item.offset);
         let received = self.receive(item, len, verify, &progress).await;
@@ -214,31 +210,24 @@ impl Client {
 
     /// Reads the answer to a SUM.
     async fn digest(&mut self, item: &Item) -> Outcome<[u8; 32]> {
-        match self.answer().await? {
-            Answer::Ok { len: 64 } => {
-                let body = self.small_body(64).await?;
-                parse_digest(&body).map(Ok).ok_or_else(|| self.protocol("SUM body is not 64 lower-case hex digits"))
-            }
-            Answer::Ok { len } => Err(self.protocol(&format!("SUM body of {len} bytes, not 64"))),
-            Answer::Err(refusal) => Ok(Err(ClientError::Refused { path: item.path.to_string(), refusal })),
-            Answer::Bye => Err(self.protocol("BYE instead of the answer to SUM")),
-        }
+        let len = match answers::sum_body(self.answer().await?, &item.path, &self.addr)? {
+            Ok(len) => len,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let body = self.small_body(len).await?;
+        answers::digest(&body, &self.addr).map(Ok)
     }
 
     /// Reads and drops one answer, to stay in step after a refused GET.
     async fn skip_answer(&mut self) -> Result<(), ClientError> {
-        if let Answer::Ok { len } = self.answer().await? {
-            self.small_body(len).await?;
-        }
+        let len = answers::skipped_body(&self.answer().await?);
+        self.small_body(len).await?;
         Ok(())
     }
 
     /// Reads a body that belongs in memory (LIST, SUM), bounded in size.
     async fn small_body(&mut self, len: u64) -> Result<Vec<u8>, ClientError> {
-        if len > MAX_SMALL_BODY {
-            return Err(self.protocol(&format!("a body of {len} bytes where at most {MAX_SMALL_BODY} fit")));
-        }
-        let mut body = Vec::with_capacity(len as usize);
+        let mut body = Vec::with_capacity(answers::small_body(len, &self.addr)?);
         self.connection
             .read_body(len, &mut body, |_| {}, self.timeout)
             .await
@@ -252,10 +241,6 @@ impl Client {
         if let Err(error) = self.answer().await {
             tracing::debug!(%error, "no BYE");
         }
-    }
-
-    fn protocol(&self, detail: &str) -> ClientError {
-        ClientError::Protocol { addr: self.addr.clone(), detail: detail.to_owned() }
     }
 }
 
