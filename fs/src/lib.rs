@@ -69,6 +69,16 @@ pub struct FileBody {
     pub len: u64,
 }
 
+impl FileBody {
+    /// The error a driver reports when the file yields nothing at
+    /// `position` before the promised end: it shrank after its size was
+    /// sent. The connection must then close, so the client sees a short body.
+    pub fn shrank_at(&self, position: u64) -> std::io::Error {
+        let sent = position - self.offset;
+        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("file ended after {sent} of {} bytes", self.len))
+    }
+}
+
 impl Reply {
     /// The reply to a request the parser refused.
     pub fn refuse(refusal: Refusal) -> Reply {

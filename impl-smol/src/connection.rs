@@ -169,11 +169,7 @@ impl Connection {
                         })
                         .await?;
                     if sent == 0 {
-                        let sent = offset - body.offset;
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!("file ended after {sent} of {} bytes", body.len),
-                        ));
+                        return Err(body.shrank_at(offset));
                     }
                 }
                 Ok(())

@@ -193,11 +193,7 @@ fn send_file(stream: &TcpStream, body: &FileBody, idle: Duration) -> io::Result<
             let count = usize::try_from(window_end - offset).unwrap_or(usize::MAX);
             match rustix::fs::sendfile(stream, &body.file, Some(&mut offset), count) {
                 Ok(0) => {
-                    let sent = offset - body.offset;
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("file ended after {sent} of {} bytes", body.len),
-                    ));
+                    return Err(body.shrank_at(offset));
                 }
                 Ok(_) | Err(Errno::INTR) => {}
                 Err(Errno::AGAIN) => {

@@ -160,11 +160,7 @@ impl Connection {
                     });
                     match sent {
                         Ok(0) => {
-                            let sent = offset - body.offset;
-                            return Err(io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                format!("file ended after {sent} of {} bytes", body.len),
-                            ));
+                            return Err(body.shrank_at(offset));
                         }
                         Ok(_) => {}
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
