@@ -23,8 +23,6 @@ pub struct Fixture {
     _dir: TempDir,
     /// The folder servers share.
     pub root: PathBuf,
-    /// A folder beside it, outside the root.
-    pub outside: PathBuf,
     files: BTreeMap<String, Vec<u8>>,
 }
 
@@ -77,17 +75,12 @@ impl Fixture {
         symlink(relative_from(&root.join("sub"), &outside.join("secret.txt")), root.join("sub/link-out"))?;
         symlink(outside.join("secret.txt"), root.join("out-file"))?;
         symlink(&outside, root.join("out-dir"))?;
-        Ok(Fixture { _dir: dir, root, outside, files })
+        Ok(Fixture { _dir: dir, root, files })
     }
 
     /// The bytes of a file under the root.
     pub fn bytes(&self, name: &str) -> &[u8] {
         self.files.get(name).map_or_else(|| panic!("no fixture file {name}"), Vec::as_slice)
-    }
-
-    /// Path of a file under the root.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.root.join(name)
     }
 
     /// The root, as a path.

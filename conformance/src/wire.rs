@@ -3,7 +3,7 @@
 //! a server that hangs fails a case instead of hanging the suite.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::Check;
@@ -192,11 +192,6 @@ impl Wire {
             }
         }
         Ok(total)
-    }
-
-    /// Stops sending; the server sees end of stream.
-    pub fn shutdown_write(&self) {
-        let _ = self.stream.shutdown(Shutdown::Write);
     }
 
     /// The socket, for options a case needs.

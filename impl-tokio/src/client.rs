@@ -31,7 +31,6 @@ pub struct Client {
     connection: Connection,
     addr: String,
     timeout: Duration,
-    implementation: String,
 }
 
 /// A file's outcome: `Err` inside for that file alone, outside for the
@@ -83,15 +82,10 @@ impl Client {
         match greeting {
             Greeting::Ferry { implementation } => {
                 tracing::debug!(%addr, %implementation, "connected");
-                Ok(Client { connection, addr, timeout: config.timeout, implementation })
+                Ok(Client { connection, addr, timeout: config.timeout })
             }
             Greeting::Busy { message } => Err(ClientError::Busy { addr, message }),
         }
-    }
-
-    /// The server's implementation, from its greeting.
-    pub fn implementation(&self) -> &str {
-        &self.implementation
     }
 
     /// Writes request lines.

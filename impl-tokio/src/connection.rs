@@ -33,11 +33,6 @@ impl Connection {
         Connection { stream, buffer: Vec::with_capacity(LINE_READ) }
     }
 
-    /// The stream, for socket options.
-    pub fn stream(&self) -> &TcpStream {
-        &self.stream
-    }
-
     /// Reads the next request line (server side). A line the core refuses
     /// is a value to answer, not an error of the connection.
     pub async fn read_request(&mut self, deadline: Instant) -> Result<Result<Request, Refusal>, LineError<Infallible>> {
