@@ -40,4 +40,5 @@ fn counts_requests_bytes_and_refusals() {
     let json = String::from_utf8_lossy(&output.stdout);
     assert_eq!(field(&json, "refused"), 21);
     assert_eq!(field(&json, "requests"), 0);
+    assert!(json.contains(r#""causes":{"ERR NOT_FOUND":21}"#), "causes not counted by code: {json}");
 }

@@ -94,6 +94,25 @@ pub fn announce(addr: SocketAddr) {
     let _ = writeln!(out, "listening on {addr}").and_then(|()| out.flush());
 }
 
+/// How many connections the kernel may hold ready before the server
+/// accepts them (Linux caps it at `net.core.somaxconn`). The runtimes'
+/// `bind` asks for 128: a burst of a few thousand connects then overflows the
+/// queue, and the kernel drops handshakes that it retries only after seconds
+/// (`benches/scale`: 227 of 8,000 downloads heard nothing for 30 s).
+pub const BACKLOG: i32 = 4096;
+
+/// A listening socket on `addr` with a [`BACKLOG`]-deep accept queue, for
+/// each runtime to adopt. `SO_REUSEADDR` is set, as the runtimes' own `bind`
+/// does on Unix, so a restarted server need not wait out `TIME_WAIT`.
+pub fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
 /// The whole program: parse the command line, run it on `R`, and turn the
 /// result into an exit code (0 done, 1 failed, 2 usage error).
 pub fn main<R: Runtime>() -> ExitCode {

@@ -12,7 +12,6 @@ use std::thread;
 use anyhow::Context;
 use ferry_cli::{ClientConfig, ClientError, Plan, Report, Runtime, ServeConfig};
 use ferry_proto::{Entry, WirePath};
-use std::net::TcpListener;
 
 use smol::{Async, Executor, block_on};
 
@@ -41,7 +40,8 @@ impl Runtime for Smol {
                     .context("cannot start an executor thread")?;
             }
             let served = block_on(executor.run(async {
-                let listener = Async::<TcpListener>::bind(config.listen)
+                let listener = ferry_cli::listen(config.listen)
+                    .and_then(Async::new)
                     .with_context(|| format!("cannot listen on {}", config.listen))?;
                 let shutdown = Shutdown::new();
                 shutdown.on_signals(&executor).context("cannot install signal handlers")?;

@@ -1,7 +1,5 @@
 //! Plugs this runtime into the shared command line.
 
-use std::net::TcpListener;
-
 use anyhow::Context;
 use ferry_cli::{ClientConfig, ClientError, Plan, Report, Runtime, ServeConfig};
 use ferry_proto::{Entry, WirePath};
@@ -19,7 +17,7 @@ impl Runtime for Std {
 
     fn serve(config: ServeConfig) -> anyhow::Result<()> {
         let listener =
-            TcpListener::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
+            ferry_cli::listen(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
         let shutdown = Shutdown::new();
         shutdown.on_signals().context("cannot install signal handlers")?;
         ferry_cli::announce(listener.local_addr()?);

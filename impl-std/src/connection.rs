@@ -9,6 +9,7 @@
 use std::convert::Infallible;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_cli::conn::{BODY_BUFFER, BodyCause, BodyError, LINE_READ, LINGER, LINGER_BYTES, LineError, SEND_WINDOW};
@@ -22,14 +23,16 @@ use rustix::io::Errno;
 /// A stream and the bytes received on it but not yet used.
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
+    /// Shared, not owned: the server keeps another handle to shut the read
+    /// side at shutdown, and an `Arc` does that without a second descriptor.
+    stream: Arc<TcpStream>,
     buffer: Vec<u8>,
 }
 
 impl Connection {
     /// Wraps a connected stream.
-    pub fn new(stream: TcpStream) -> Connection {
-        Connection { stream, buffer: Vec::with_capacity(LINE_READ) }
+    pub fn new(stream: impl Into<Arc<TcpStream>>) -> Connection {
+        Connection { stream: stream.into(), buffer: Vec::with_capacity(LINE_READ) }
     }
 
     /// Reads the next request line (server side). A line the core refuses
@@ -69,7 +72,7 @@ impl Connection {
             // little is buffered keeps an idle connection to one touched
             // page of buffer rather than LINE_READ bytes of zeros.
             self.buffer.resize(filled + filled.clamp(1024, LINE_READ), 0);
-            let read = self.stream.read(&mut self.buffer[filled..]);
+            let read = (&*self.stream).read(&mut self.buffer[filled..]);
             self.buffer.truncate(filled + *read.as_ref().unwrap_or(&0));
             match read {
                 Ok(0) => return Err(LineError::Closed),
@@ -103,7 +106,7 @@ impl Connection {
         let mut chunk = vec![0; BODY_BUFFER];
         while received < len {
             let want = (len - received).min(BODY_BUFFER as u64) as usize;
-            let n = match self.stream.read(&mut chunk[..want]) {
+            let n = match (&*self.stream).read(&mut chunk[..want]) {
                 Ok(0) => return Err(BodyError { received, cause: BodyCause::Closed }),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -118,15 +121,15 @@ impl Connection {
 
     /// Writes bytes as they are (greetings, requests).
     pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes)
+        (&*self.stream).write_all(bytes)
     }
 
     /// Sends a reply; a file body goes with [`Connection::send_body`].
     pub fn write_reply(&mut self, reply: Reply, idle: Duration) -> io::Result<()> {
         match reply {
-            Reply::Bytes { bytes, .. } => self.stream.write_all(&bytes),
+            Reply::Bytes { bytes, .. } => (&*self.stream).write_all(&bytes),
             Reply::File { header, body } => {
-                self.stream.write_all(&header)?;
+                (&*self.stream).write_all(&header)?;
                 self.send_body(&body, idle)
             }
         }
@@ -157,7 +160,7 @@ impl Connection {
     /// the peer still sends for up to [`LINGER`]. Closing with unread bytes
     /// would make the kernel send a reset, which can destroy the answer
     /// before the peer reads it.
-    pub fn close(mut self) {
+    pub fn close(self) {
         if self.stream.shutdown(Shutdown::Write).is_err() {
             return;
         }
@@ -169,7 +172,7 @@ impl Connection {
             if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
                 return;
             }
-            match self.stream.read(&mut sink) {
+            match (&*self.stream).read(&mut sink) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => discarded += n as u64,
             }

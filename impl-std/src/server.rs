@@ -38,6 +38,7 @@ pub fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown) -> io
                 continue;
             }
         };
+        let stream = Arc::new(stream);
         let Some(slot) = connections.admit(&stream) else {
             refuse_busy(stream, config.max_connections);
             continue;
@@ -90,7 +91,7 @@ fn survive_accept_error(error: &io::Error) {
 }
 
 /// Answers a client past the limit with `ERR BUSY` and closes.
-fn refuse_busy(stream: TcpStream, limit: usize) {
+fn refuse_busy(stream: Arc<TcpStream>, limit: usize) {
     tracing::debug!(limit, "at the connection limit; answering BUSY");
     // The answer fits in the socket buffer of a fresh connection; never
     // let a stuck client hold up the accept loop all the same.
@@ -101,7 +102,7 @@ fn refuse_busy(stream: TcpStream, limit: usize) {
 
 /// Serves one connection: greeting, then request after request until the
 /// client quits or leaves, a closing error, or shutdown.
-fn handle(stream: TcpStream, config: &ServeConfig, shutdown: &Shutdown) -> io::Result<()> {
+fn handle(stream: Arc<TcpStream>, config: &ServeConfig, shutdown: &Shutdown) -> io::Result<()> {
     let peer = stream.peer_addr()?;
     tracing::debug!(%peer, "connected");
     // Answers are written whole; waiting to coalesce them only adds latency.
@@ -140,8 +141,9 @@ fn handle(stream: TcpStream, config: &ServeConfig, shutdown: &Shutdown) -> io::R
     }
 }
 
-/// The open connections: counted for the limit, and kept (as clones of
-/// their streams) so that shutdown can wake the threads reading them.
+/// The open connections: counted for the limit, and kept (as shared
+/// handles to their streams) so that shutdown can wake the threads reading
+/// them.
 #[derive(Debug)]
 struct Connections {
     state: Mutex<State>,
@@ -151,7 +153,7 @@ struct Connections {
 
 #[derive(Debug, Default)]
 struct State {
-    open: HashMap<u64, TcpStream>,
+    open: HashMap<u64, Arc<TcpStream>>,
     next_id: u64,
     closing: bool,
 }
@@ -173,15 +175,14 @@ impl Connections {
     }
 
     /// A slot for `stream`, or `None` at the limit or once shutting down.
-    fn admit(self: &Arc<Self>, stream: &TcpStream) -> Option<Slot> {
+    fn admit(self: &Arc<Self>, stream: &Arc<TcpStream>) -> Option<Slot> {
         let mut state = self.lock();
         if state.closing || state.open.len() >= self.limit {
             return None;
         }
-        let clone = stream.try_clone().ok()?;
         let id = state.next_id;
         state.next_id += 1;
-        state.open.insert(id, clone);
+        state.open.insert(id, Arc::clone(stream));
         Some(Slot { id, connections: Arc::clone(self) })
     }
 

@@ -24,8 +24,11 @@ impl Runtime for Tokio {
     fn serve(config: ServeConfig) -> anyhow::Result<()> {
         let runtime = Builder::new_multi_thread().enable_all().build().context("cannot start the tokio runtime")?;
         runtime.block_on(async {
-            let listener = TcpListener::bind(config.listen)
-                .await
+            let listener = ferry_cli::listen(config.listen)
+                .and_then(|listener| {
+                    listener.set_nonblocking(true)?;
+                    TcpListener::from_std(listener)
+                })
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
             let shutdown = Shutdown::new();
             shutdown.on_signals().context("cannot install signal handlers")?;

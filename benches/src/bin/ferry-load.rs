@@ -5,9 +5,11 @@
 //! percentiles (from a request's write to the last byte of its answer,
 //! recorded in an HDR histogram) and errors. Bodies are parsed and dropped
 //! as they arrive, through one reused buffer per connection, so the
-//! generator costs little beside the server it drives.
+//! generator costs little beside the server it drives. Errors are counted
+//! by cause (the `ERR` code, or what failed on the connection), so a run
+//! with errors says what they were.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,6 +64,8 @@ struct Tally {
     bytes: u64,
     refused: u64,
     failed: u64,
+    /// Each error's cause, and how often it happened.
+    causes: BTreeMap<String, u64>,
     latency: Histogram<u64>,
 }
 
@@ -69,7 +73,20 @@ impl Tally {
     fn new() -> Tally {
         // Microseconds, up to an hour, 3 significant figures.
         let latency = Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds");
-        Tally { requests: 0, bytes: 0, refused: 0, failed: 0, latency }
+        Tally { requests: 0, bytes: 0, refused: 0, failed: 0, causes: BTreeMap::new(), latency }
+    }
+
+    /// Counts a connection that failed, and why.
+    fn fail(&mut self, cause: impl Into<String>) {
+        self.failed += 1;
+        *self.causes.entry(cause.into()).or_default() += 1;
+    }
+
+    /// Counts an `ERR` answer, by its code.
+    fn refuse(&mut self, header: &[u8]) {
+        self.refused += 1;
+        let code = header.split(|&b| b == b' ').nth(1).unwrap_or_default();
+        *self.causes.entry(format!("ERR {}", String::from_utf8_lossy(code))).or_default() += 1;
     }
 
     fn add(&mut self, other: &Tally) {
@@ -77,6 +94,9 @@ impl Tally {
         self.bytes += other.bytes;
         self.refused += other.refused;
         self.failed += other.failed;
+        for (cause, count) in &other.causes {
+            *self.causes.entry(cause.clone()).or_default() += count;
+        }
         let _ = self.latency.add(&other.latency);
     }
 }
@@ -157,9 +177,12 @@ enum State {
 /// leaves.
 async fn drive(addr: SocketAddr, request: Arc<[u8]>, depth: usize, deadline: Instant, count: Option<u64>) -> Tally {
     let mut tally = Tally::new();
-    let Ok(mut stream) = TcpStream::connect(addr).await else {
-        tally.failed += 1;
-        return tally;
+    let mut stream = match TcpStream::connect(addr).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            tally.fail(format!("connect: {error}"));
+            return tally;
+        }
     };
     let _ = stream.set_nodelay(true);
     let mut buffer = vec![0u8; 256 * 1024];
@@ -179,8 +202,8 @@ async fn drive(addr: SocketAddr, request: Arc<[u8]>, depth: usize, deadline: Ins
                 in_flight.push_back(now);
                 sent += 1;
             }
-            if stream.write_all(&batch).await.is_err() {
-                tally.failed += 1;
+            if let Err(error) = stream.write_all(&batch).await {
+                tally.fail(format!("write: {error}"));
                 return tally;
             }
         }
@@ -189,9 +212,17 @@ async fn drive(addr: SocketAddr, request: Arc<[u8]>, depth: usize, deadline: Ins
         }
         let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buffer)).await;
         let n = match read {
-            Ok(Ok(n)) if n > 0 => n,
-            _ => {
-                tally.failed += 1;
+            Ok(Ok(0)) => {
+                tally.fail("closed by the server before an answer ended");
+                return tally;
+            }
+            Ok(Ok(n)) => n,
+            Ok(Err(error)) => {
+                tally.fail(format!("read: {error}"));
+                return tally;
+            }
+            Err(_) => {
+                tally.fail("read: nothing for 30 s");
                 return tally;
             }
         };
@@ -230,10 +261,10 @@ async fn drive(addr: SocketAddr, request: Arc<[u8]>, depth: usize, deadline: Ins
                             state = State::Body(len);
                         }
                     } else if header.starts_with(b"ERR ") {
-                        tally.refused += 1;
+                        tally.refuse(&header);
                         in_flight.pop_front();
                     } else {
-                        tally.failed += 1;
+                        tally.fail(format!("not a FERRY/1 answer: {:?}", String::from_utf8_lossy(&header)));
                         return tally;
                     }
                 }
@@ -257,22 +288,25 @@ fn print(args: &Args, total: &Tally, elapsed: Duration, greeting: &str) {
     let bps = total.bytes as f64 / secs;
     let p = |q: f64| total.latency.value_at_quantile(q);
     if args.json {
-        println!(
-            "{{\"server\":{greeting:?},\"connections\":{},\"depth\":{},\"seconds\":{secs:.3},\"requests\":{},\
-             \"bytes\":{},\"requests_per_sec\":{rps:.1},\"bytes_per_sec\":{bps:.1},\"p50_us\":{},\"p90_us\":{},\
-             \"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"refused\":{},\"failed\":{}}}",
-            args.connections,
-            args.depth,
-            total.requests,
-            total.bytes,
-            p(0.5),
-            p(0.9),
-            p(0.99),
-            p(0.999),
-            total.latency.max(),
-            total.refused,
-            total.failed
-        );
+        let json = serde_json::json!({
+            "server": greeting,
+            "connections": args.connections,
+            "depth": args.depth,
+            "seconds": secs,
+            "requests": total.requests,
+            "bytes": total.bytes,
+            "requests_per_sec": rps,
+            "bytes_per_sec": bps,
+            "p50_us": p(0.5),
+            "p90_us": p(0.9),
+            "p99_us": p(0.99),
+            "p999_us": p(0.999),
+            "max_us": total.latency.max(),
+            "refused": total.refused,
+            "failed": total.failed,
+            "causes": total.causes,
+        });
+        println!("{json}");
         return;
     }
     println!(
@@ -290,4 +324,7 @@ fn print(args: &Args, total: &Tally, elapsed: Duration, greeting: &str) {
         total.latency.max()
     );
     println!("  errors    {} refused (ERR), {} failed (connection or protocol)", total.refused, total.failed);
+    for (cause, count) in &total.causes {
+        println!("  {count:>10} × {cause}");
+    }
 }
