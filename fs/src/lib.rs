@@ -1,10 +1,10 @@
 //! The folder a FERRY/1 server shares, and the replies it gives.
 //!
-//! Every server turns a parsed [`Request`] into a [`Reply`] the same way, so
-//! that logic lives here once. It is blocking file-system code with no
-//! sockets: `ferry-std` calls [`Root::reply`] directly on its connection
-//! thread, `ferry-tokio` inside `spawn_blocking`, `ferry-smol` inside
-//! `blocking::unblock`.
+//! Every server turns a parsed [`Request`] into a [`Reply`] the same way, and
+//! pipelined requests into a [`Batch`] of writes, so that logic lives here
+//! once. It is blocking file-system code with no sockets: `ferry-std` calls
+//! [`Root::answer`] directly on its connection thread, `ferry-tokio` inside
+//! `spawn_blocking`, `ferry-smol` inside `smol::unblock`.
 //!
 //! The key decision: every path is opened through a [`cap_std::fs::Dir`] for
 //! the root, never through an absolute path. `cap-std` resolves each
@@ -21,6 +21,10 @@ use cap_std::ambient_authority;
 use cap_std::fs::{Dir, Metadata, OpenOptions, OpenOptionsExt};
 use ferry_proto::{Answer, Entry, ErrorCode, Kind, Refusal, Request, WirePath, encode_listing};
 use thiserror::Error;
+
+mod batch;
+
+pub use batch::{BATCH_BYTES, BATCH_REQUESTS, Batch, Part};
 
 /// Bodies up to this size are read into memory and sent with their header in
 /// one write: one syscall instead of two, and no small trailing segment for
@@ -151,14 +155,15 @@ impl Root {
         }
         let len = length.map_or(size - offset, |length| length.min(size - offset));
         file.seek(SeekFrom::Start(offset)).map_err(|e| internal(path, &e))?;
-        if len <= INLINE_BODY {
-            let mut body = vec![0; len as usize];
-            // Nothing is sent yet, so a file that shrank can still be an ERR.
-            file.read_exact(&mut body).map_err(|e| internal(path, &e))?;
-            return Ok(Reply::body(&body));
-        }
-        let mut header = Vec::with_capacity(24);
+        let mut header = Vec::with_capacity(24 + if len <= INLINE_BODY { len as usize } else { 0 });
         Answer::Ok { len }.encode(&mut header);
+        if len <= INLINE_BODY {
+            let start = header.len();
+            header.resize(start + len as usize, 0);
+            // Nothing is sent yet, so a file that shrank can still be an ERR.
+            file.read_exact(&mut header[start..]).map_err(|e| internal(path, &e))?;
+            return Ok(Reply::Bytes { bytes: header, closes: false });
+        }
         Ok(Reply::File { header, body: FileBody { file, offset, len } })
     }
 

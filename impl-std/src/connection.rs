@@ -6,6 +6,7 @@
 //! to the time left before every read, because it bounds one call, not the
 //! line.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -13,9 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_cli::conn::{BODY_BUFFER, BodyCause, BodyError, LINE_READ, LINGER, LINGER_BYTES, LineError, SEND_WINDOW};
-use ferry_fs::{FileBody, Reply};
+use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
 use ferry_proto::{
-    Answer, AnswerError, Greeting, GreetingError, Parsed, Refusal, Request, parse_answer, parse_greeting, parse_request,
+    Answer, AnswerError, Greeting, GreetingError, Parsed, Refusal, Request, parse_answer, parse_greeting,
+    parse_pipelined,
 };
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
@@ -35,10 +37,17 @@ impl Connection {
         Connection { stream: stream.into(), buffer: Vec::with_capacity(LINE_READ) }
     }
 
-    /// Reads the next request line (server side). A line the core refuses
-    /// is a value to answer, not an error of the connection.
-    pub fn read_request(&mut self, deadline: Instant) -> Result<Result<Request, Refusal>, LineError<Infallible>> {
-        self.read_line(deadline, |buffer| Ok(parse_request(buffer)))
+    /// Reads request lines (server side) into `pending`, which must be
+    /// empty: waits until one is whole, then takes every whole line already
+    /// buffered behind it, up to [`BATCH_REQUESTS`], so that pipelined
+    /// requests are answered together. A line the core refuses is queued as
+    /// the refusal to send, not an error of the connection.
+    pub fn read_requests(
+        &mut self,
+        deadline: Instant,
+        pending: &mut VecDeque<Result<Request, Refusal>>,
+    ) -> Result<(), LineError<Infallible>> {
+        self.read_line(deadline, |buffer| Ok(parse_pipelined(buffer, pending, BATCH_REQUESTS))).map(drop)
     }
 
     /// Reads the server's greeting (client side).
@@ -55,7 +64,7 @@ impl Connection {
     fn read_line<T, E>(
         &mut self,
         deadline: Instant,
-        parse: impl Fn(&[u8]) -> Result<Parsed<T>, E>,
+        mut parse: impl FnMut(&[u8]) -> Result<Parsed<T>, E>,
     ) -> Result<T, LineError<E>> {
         loop {
             if let Parsed::Complete { value, consumed } = parse(&self.buffer).map_err(LineError::Invalid)? {
@@ -124,15 +133,16 @@ impl Connection {
         (&*self.stream).write_all(bytes)
     }
 
-    /// Sends a reply; a file body goes with [`Connection::send_body`].
-    pub fn write_reply(&mut self, reply: Reply, idle: Duration) -> io::Result<()> {
-        match reply {
-            Reply::Bytes { bytes, .. } => (&*self.stream).write_all(&bytes),
-            Reply::File { header, body } => {
-                (&*self.stream).write_all(&header)?;
-                self.send_body(&body, idle)
+    /// Sends a batch of answers: joined bytes in one write each, each file
+    /// body with [`Connection::send_body`].
+    pub fn write_batch(&mut self, batch: Batch, idle: Duration) -> io::Result<()> {
+        for part in batch.parts {
+            match part {
+                Part::Bytes(bytes) => (&*self.stream).write_all(&bytes)?,
+                Part::Body(body) => self.send_body(&body, idle)?,
             }
         }
+        Ok(())
     }
 
     /// Sends a file's range with `sendfile(2)`: the kernel moves the bytes

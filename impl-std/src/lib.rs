@@ -28,6 +28,10 @@
 //!   `server`, one std client): 64 MiB at 5.4 GiB/s; a 4 KiB request in
 //!   49 µs, the fastest of the three, because the file is opened on the
 //!   connection's own thread with no hand-off.
+//! - **Pipelining.** Requests that arrive together are answered together
+//!   ([`ferry_fs::Batch`]): their small answers leave in one write. 4 KiB
+//!   files at 64 connections: 40,000 requests/s at depth 1, 122,000 at
+//!   depth 32 (`ferry-load`).
 //! - **Shutdown.** A blocked `accept` or `read` cannot be cancelled; a
 //!   watcher thread wakes `accept` with a connection to the listener and
 //!   shuts the read side of every open connection.

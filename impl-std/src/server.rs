@@ -4,7 +4,7 @@
 //! limit is what keeps a flood of clients from exhausting threads and file
 //! descriptors. A client past it gets `ERR BUSY` instead of the greeting.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -97,7 +97,7 @@ fn refuse_busy(stream: Arc<TcpStream>, limit: usize) {
     // let a stuck client hold up the accept loop all the same.
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let mut connection = Connection::new(stream);
-    let _ = connection.write_reply(Reply::refuse(busy_refusal(limit)), Duration::from_secs(1));
+    let _ = connection.write_batch(Reply::refuse(busy_refusal(limit)).into(), Duration::from_secs(1));
 }
 
 /// Serves one connection: greeting, then request after request until the
@@ -111,26 +111,27 @@ fn handle(stream: Arc<TcpStream>, config: &ServeConfig, shutdown: &Shutdown) -> 
     stream.set_write_timeout(Some(config.idle_timeout))?;
     let mut connection = Connection::new(stream);
     connection.write_all(&greeting(Std::NAME))?;
+    let mut pending = VecDeque::new();
     loop {
-        let deadline = Instant::now() + config.idle_timeout;
-        let request = match connection.read_request(deadline) {
-            Ok(request) => request,
-            Err(LineError::TimedOut) => {
-                connection.write_reply(Reply::refuse(timeout_refusal(config.idle_timeout)), config.idle_timeout)?;
-                connection.close();
-                return Ok(());
+        if pending.is_empty() {
+            let deadline = Instant::now() + config.idle_timeout;
+            match connection.read_requests(deadline, &mut pending) {
+                Ok(()) => {}
+                Err(LineError::TimedOut) => {
+                    connection
+                        .write_batch(Reply::refuse(timeout_refusal(config.idle_timeout)).into(), config.idle_timeout)?;
+                    connection.close();
+                    return Ok(());
+                }
+                Err(LineError::Closed) => return Ok(()),
+                Err(LineError::Io(error)) => return Err(error),
+                Err(LineError::Invalid(never)) => match never {},
             }
-            Err(LineError::Closed) => return Ok(()),
-            Err(LineError::Io(error)) => return Err(error),
-            Err(LineError::Invalid(never)) => match never {},
-        };
-        tracing::debug!(%peer, ?request);
-        let reply = match request {
-            Ok(request) => config.root.reply(&request),
-            Err(refusal) => Reply::refuse(refusal),
-        };
-        let closes = reply.closes();
-        connection.write_reply(reply, config.idle_timeout)?;
+            tracing::debug!(%peer, ?pending);
+        }
+        let batch = config.root.answer(&mut pending);
+        let closes = batch.closes;
+        connection.write_batch(batch, config.idle_timeout)?;
         if closes {
             connection.close();
             return Ok(());

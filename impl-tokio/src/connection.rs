@@ -6,14 +6,16 @@
 //! deadline for a whole line is one call around the loop, not a setting
 //! recomputed before each read as on std.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::io;
 use std::time::Duration;
 
 use ferry_cli::conn::{BODY_BUFFER, BodyCause, BodyError, LINE_READ, LINGER, LINGER_BYTES, LineError, SEND_WINDOW};
-use ferry_fs::{FileBody, Reply};
+use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
 use ferry_proto::{
-    Answer, AnswerError, Greeting, GreetingError, Parsed, Refusal, Request, parse_answer, parse_greeting, parse_request,
+    Answer, AnswerError, Greeting, GreetingError, Parsed, Refusal, Request, parse_answer, parse_greeting,
+    parse_pipelined,
 };
 use rustix::io::Errno;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
@@ -33,10 +35,17 @@ impl Connection {
         Connection { stream, buffer: Vec::with_capacity(LINE_READ) }
     }
 
-    /// Reads the next request line (server side). A line the core refuses
-    /// is a value to answer, not an error of the connection.
-    pub async fn read_request(&mut self, deadline: Instant) -> Result<Result<Request, Refusal>, LineError<Infallible>> {
-        self.read_line(deadline, |buffer| Ok(parse_request(buffer))).await
+    /// Reads request lines (server side) into `pending`, which must be
+    /// empty: waits until one is whole, then takes every whole line already
+    /// buffered behind it, up to [`BATCH_REQUESTS`], so that pipelined
+    /// requests are answered together. A line the core refuses is queued as
+    /// the refusal to send, not an error of the connection.
+    pub async fn read_requests(
+        &mut self,
+        deadline: Instant,
+        pending: &mut VecDeque<Result<Request, Refusal>>,
+    ) -> Result<(), LineError<Infallible>> {
+        self.read_line(deadline, |buffer| Ok(parse_pipelined(buffer, pending, BATCH_REQUESTS))).await.map(drop)
     }
 
     /// Reads the server's greeting (client side).
@@ -54,7 +63,7 @@ impl Connection {
     async fn read_line<T, E>(
         &mut self,
         deadline: Instant,
-        parse: impl Fn(&[u8]) -> Result<Parsed<T>, E>,
+        mut parse: impl FnMut(&[u8]) -> Result<Parsed<T>, E>,
     ) -> Result<T, LineError<E>> {
         loop {
             if let Parsed::Complete { value, consumed } = parse(&self.buffer).map_err(LineError::Invalid)? {
@@ -111,16 +120,17 @@ impl Connection {
         self.stream.write_all(bytes).await
     }
 
-    /// Sends a reply; a file body goes with [`Connection::send_body`]. The
-    /// header may take `idle` to be accepted.
-    pub async fn write_reply(&mut self, reply: Reply, idle: Duration) -> io::Result<()> {
-        match reply {
-            Reply::Bytes { bytes, .. } => within(idle, self.stream.write_all(&bytes)).await,
-            Reply::File { header, body } => {
-                within(idle, self.stream.write_all(&header)).await?;
-                self.send_body(&body, idle).await
+    /// Sends a batch of answers: joined bytes in one write each, each file
+    /// body with [`Connection::send_body`]. Each write of bytes may take
+    /// `idle` to be accepted.
+    pub async fn write_batch(&mut self, batch: Batch, idle: Duration) -> io::Result<()> {
+        for part in batch.parts {
+            match part {
+                Part::Bytes(bytes) => within(idle, self.stream.write_all(&bytes)).await?,
+                Part::Body(body) => self.send_body(&body, idle).await?,
             }
         }
+        Ok(())
     }
 
     /// Sends a file's range with `sendfile(2)`, driven by readiness: tokio's

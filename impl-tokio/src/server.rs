@@ -5,6 +5,7 @@
 //! is a `Semaphore`: each task holds a permit, and a client that finds none
 //! gets `ERR BUSY` instead of the greeting.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,7 +82,7 @@ async fn survive_accept_error(error: &io::Error) {
 async fn refuse_busy(stream: TcpStream, limit: usize) {
     tracing::debug!(limit, "at the connection limit; answering BUSY");
     let mut connection = Connection::new(stream);
-    let _ = connection.write_reply(Reply::refuse(busy_refusal(limit)), Duration::from_secs(1)).await;
+    let _ = connection.write_batch(Reply::refuse(busy_refusal(limit)).into(), Duration::from_secs(1)).await;
 }
 
 /// Serves one connection: greeting, then request after request until the
@@ -92,39 +93,43 @@ async fn handle(stream: TcpStream, config: &Arc<ServeConfig>, shutdown: &Shutdow
     // Answers are written whole; waiting to coalesce them only adds latency.
     stream.set_nodelay(true)?;
     let mut connection = Connection::new(stream);
-    connection.write_reply(Reply::Bytes { bytes: greeting(Tokio::NAME), closes: false }, config.idle_timeout).await?;
+    connection
+        .write_batch(Reply::Bytes { bytes: greeting(Tokio::NAME), closes: false }.into(), config.idle_timeout)
+        .await?;
+    let mut pending = VecDeque::new();
     loop {
-        let deadline = Instant::now() + config.idle_timeout;
-        // Between requests, shutdown ends the connection at once; reading
-        // is cancel-safe, so nothing is lost but the idle wait.
-        let request = tokio::select! {
-            () = shutdown.wait() => return Ok(()),
-            request = connection.read_request(deadline) => request,
-        };
-        let request = match request {
-            Ok(request) => request,
-            Err(LineError::TimedOut) => {
-                connection
-                    .write_reply(Reply::refuse(timeout_refusal(config.idle_timeout)), config.idle_timeout)
-                    .await?;
-                connection.close().await;
-                return Ok(());
+        if pending.is_empty() {
+            let deadline = Instant::now() + config.idle_timeout;
+            // Between requests, shutdown ends the connection at once; reading
+            // is cancel-safe, so nothing is lost but the idle wait.
+            let read = tokio::select! {
+                () = shutdown.wait() => return Ok(()),
+                read = connection.read_requests(deadline, &mut pending) => read,
+            };
+            match read {
+                Ok(()) => {}
+                Err(LineError::TimedOut) => {
+                    connection
+                        .write_batch(Reply::refuse(timeout_refusal(config.idle_timeout)).into(), config.idle_timeout)
+                        .await?;
+                    connection.close().await;
+                    return Ok(());
+                }
+                Err(LineError::Closed) => return Ok(()),
+                Err(LineError::Io(error)) => return Err(error),
+                Err(LineError::Invalid(never)) => match never {},
             }
-            Err(LineError::Closed) => return Ok(()),
-            Err(LineError::Io(error)) => return Err(error),
-            Err(LineError::Invalid(never)) => match never {},
-        };
-        tracing::debug!(%peer, ?request);
-        let reply = match request {
-            // Opening and reading files blocks; keep it off the workers.
-            Ok(request) => {
-                let config = Arc::clone(config);
-                tokio::task::spawn_blocking(move || config.root.reply(&request)).await.map_err(io::Error::other)?
-            }
-            Err(refusal) => Reply::refuse(refusal),
-        };
-        let closes = reply.closes();
-        connection.write_reply(reply, config.idle_timeout).await?;
+            tracing::debug!(%peer, ?pending);
+        }
+        // Opening and reading files blocks; keep it off the workers. One
+        // trip answers a whole batch of pipelined requests.
+        let shared = Arc::clone(config);
+        let (batch, rest) = tokio::task::spawn_blocking(move || (shared.root.answer(&mut pending), pending))
+            .await
+            .map_err(io::Error::other)?;
+        pending = rest;
+        let closes = batch.closes;
+        connection.write_batch(batch, config.idle_timeout).await?;
         if closes {
             connection.close().await;
             return Ok(());

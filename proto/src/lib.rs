@@ -31,4 +31,4 @@ pub use code::{ErrorCode, Refusal};
 pub use line::{MAX_LINE, Parsed};
 pub use listing::{Entry, Kind, ListingError, encode_listing, parse_listing};
 pub use path::{WirePath, encode_path};
-pub use request::{Request, parse_request};
+pub use request::{Request, parse_pipelined, parse_request};

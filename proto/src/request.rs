@@ -1,6 +1,8 @@
 //! Requests (SPEC.md §2 "Requests"): parsing on the server, encoding on the
 //! client.
 
+use std::collections::VecDeque;
+
 use crate::code::{ErrorCode, Refusal};
 use crate::line::{Line, MAX_LINE, Parsed, next_line, parse_u64};
 use crate::path::{WirePath, escape};
@@ -73,6 +75,29 @@ pub fn parse_request(buf: &[u8]) -> Parsed<Result<Request, Refusal>> {
         },
         Line::Complete(line, consumed) => Parsed::Complete { value: parse_line(line), consumed },
     }
+}
+
+/// Parses the whole request lines at the front of `buf` into `pending`,
+/// until it holds `max`: [`Parsed::Complete`] with how many were queued and
+/// the bytes they took, or [`Parsed::Incomplete`] when not one line is whole.
+///
+/// A client that pipelines sends many requests in one segment; taking all
+/// of them at once lets a server answer them together (one trip to a
+/// blocking pool, one write). Parsing stops after a line whose refusal
+/// closes the connection: nothing after it will be answered.
+pub fn parse_pipelined(buf: &[u8], pending: &mut VecDeque<Result<Request, Refusal>>, max: usize) -> Parsed<usize> {
+    let (mut queued, mut consumed) = (0, 0);
+    while pending.len() < max {
+        let Parsed::Complete { value, consumed: line } = parse_request(&buf[consumed..]) else { break };
+        consumed += line;
+        queued += 1;
+        let closes = value.as_ref().is_err_and(|refusal| refusal.code.closes_connection());
+        pending.push_back(value);
+        if closes {
+            break;
+        }
+    }
+    if queued == 0 { Parsed::Incomplete } else { Parsed::Complete { value: queued, consumed } }
 }
 
 fn bad(message: impl Into<String>) -> Refusal {
@@ -259,5 +284,44 @@ mod tests {
 
     fn collect(buf: &[u8]) -> Vec<Result<Request, Refusal>> {
         drain(&mut buf.to_vec())
+    }
+
+    fn pipelined(buf: &[u8], pending: &mut VecDeque<Result<Request, Refusal>>, max: usize) -> (usize, usize) {
+        match parse_pipelined(buf, pending, max) {
+            Parsed::Complete { value, consumed } => (value, consumed),
+            Parsed::Incomplete => (0, 0),
+        }
+    }
+
+    #[test]
+    fn pipelined_lines_are_taken_whole_up_to_max() {
+        let buf = b"GET a\nGET b 1\nLIST /\nGET c";
+        let mut pending = VecDeque::new();
+        let (queued, taken) = pipelined(buf, &mut pending, 2);
+        assert_eq!((queued, taken), (2, b"GET a\nGET b 1\n".len()));
+        assert_eq!(
+            Vec::from(pending.clone()),
+            [
+                Ok(Request::Get { path: path("a"), offset: 0, length: None }),
+                Ok(Request::Get { path: path("b"), offset: 1, length: None }),
+            ]
+        );
+        // The max counts what is already pending; the partial line waits.
+        assert_eq!(pipelined(&buf[taken..], &mut pending, 4), (1, b"LIST /\n".len()));
+        assert_eq!(pending.len(), 3);
+        assert!(matches!(parse_pipelined(b"GET c", &mut VecDeque::new(), 4), Parsed::Incomplete));
+        assert!(matches!(parse_pipelined(b"GET c\n", &mut pending, 3), Parsed::Incomplete));
+    }
+
+    #[test]
+    fn pipelined_parsing_stops_after_a_line_that_closes() {
+        let mut buf = vec![b'x'; MAX_LINE + 10];
+        buf.extend_from_slice(b"\nGET a\n");
+        let mut pending = VecDeque::new();
+        assert_eq!(pipelined(&buf, &mut pending, 64), (1, MAX_LINE));
+        assert_eq!(pending[0].as_ref().expect_err("too long").code, ErrorCode::TooLong);
+        // A refusal that keeps the connection does not stop it.
+        let mut pending = VecDeque::new();
+        assert_eq!(pipelined(b"FETCH a\nGET a\n", &mut pending, 64), (2, 14));
     }
 }

@@ -45,6 +45,12 @@ pub const CASES: &[Case] = &[
     case!("get.range.past-end", "§4", "offset past the size gives RANGE; the connection goes on", range_past_end),
     case!("get.range.length-past-end", "§3", "a length past the end is cut to the end", range_length_past_end),
     case!("pipeline.100", "§2", "100 requests in one write are answered completely and in order", pipeline_100),
+    case!(
+        "pipeline.mixed",
+        "§2",
+        "small and large files, refusals and QUIT in one write: answered in order, nothing after BYE",
+        pipeline_mixed
+    ),
     case!("list.root", "§3", "LIST / lists the root, sorted, encoded, links outside left out", list_root),
     case!("list.subfolder", "§3", "LIST of a folder follows links inside the root only", list_subfolder),
     case!("list.file", "§4", "LIST of a file gives NOT_A_DIRECTORY", |c| refused(
@@ -228,6 +234,22 @@ fn pipeline_100(context: &ServerContext<'_>) -> Check {
         }
     }
     Ok(())
+}
+
+fn pipeline_mixed(context: &ServerContext<'_>) -> Check {
+    let mut wire = context.connect()?;
+    wire.send(b"GET one-byte\nGET missing\nGET one-m.bin\nFETCH x\nGET eight-k.bin\nQUIT\nGET one-byte\n")?;
+    let small = wire.ok_body().map_err(|e| format!("answer 1: {e}"))?;
+    same_bytes("answer 1 (one-byte)", &small, context.fixture.bytes("one-byte"))?;
+    wire.expect_err("NOT_FOUND").map_err(|e| format!("answer 2: {e}"))?;
+    let large = wire.ok_body().map_err(|e| format!("answer 3: {e}"))?;
+    same_bytes("answer 3 (one-m.bin)", &large, context.fixture.bytes("one-m.bin"))?;
+    wire.expect_err("BAD_REQUEST").map_err(|e| format!("answer 4: {e}"))?;
+    let eight = wire.ok_body().map_err(|e| format!("answer 5: {e}"))?;
+    same_bytes("answer 5 (eight-k.bin)", &eight, context.fixture.bytes("eight-k.bin"))?;
+    let header = wire.header()?;
+    ensure(header == Header::Bye, || format!("answer 6: expected BYE, got {header:?}"))?;
+    wire.expect_closed().map_err(|e| format!("after BYE: {e}"))
 }
 
 fn listing(context: &ServerContext<'_>, path: &str) -> Result<String, String> {

@@ -1,0 +1,190 @@
+//! Answering pipelined requests together.
+//!
+//! A client that pipelines (`ferry get` with several files, `ferry-load
+//! --depth 32`) sends many requests in one segment. Answering them one at a
+//! time costs the async servers a trip to their blocking pool per request
+//! and every server a write per answer. A [`Batch`] is the answers to a run
+//! of requests from the front of a connection's queue, gathered so that the
+//! driver makes one trip and as few writes as the bytes allow: small
+//! answers are joined into one buffer, and a file body goes between them
+//! from the file.
+
+use std::collections::VecDeque;
+
+use ferry_proto::{Refusal, Request};
+
+use crate::{FileBody, Reply, Root};
+
+/// How many pipelined requests a server takes from its buffer to answer in
+/// one batch.
+pub const BATCH_REQUESTS: usize = 64;
+
+/// A batch stops gathering answers once it holds this many bytes of them,
+/// which bounds a connection's memory while it is being answered.
+pub const BATCH_BYTES: usize = 256 * 1024;
+
+/// What a server writes for a run of requests, in order.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The writes, in order: no two `Bytes` are adjacent.
+    pub parts: Vec<Part>,
+    /// Whether the connection ends after the last part.
+    pub closes: bool,
+}
+
+/// One write of a [`Batch`].
+#[derive(Debug)]
+pub enum Part {
+    /// Headers and whole answers, joined.
+    Bytes(Vec<u8>),
+    /// A file's bytes, sent from the file after the header before it.
+    Body(FileBody),
+}
+
+impl Batch {
+    /// Adds a reply's bytes to the batch.
+    fn push(&mut self, reply: Reply) {
+        self.closes = reply.closes();
+        match reply {
+            Reply::Bytes { bytes, .. } => self.push_bytes(bytes),
+            Reply::File { header, body } => {
+                self.push_bytes(header);
+                self.parts.push(Part::Body(body));
+            }
+        }
+    }
+
+    fn push_bytes(&mut self, bytes: Vec<u8>) {
+        match self.parts.last_mut() {
+            Some(Part::Bytes(joined)) => joined.extend_from_slice(&bytes),
+            _ => self.parts.push(Part::Bytes(bytes)),
+        }
+    }
+
+    /// Whether the batch is as large as it may get: it closes the connection,
+    /// holds an open file (one a connection, so that 8,000 downloads need
+    /// 8,000 descriptors, not more), or holds [`BATCH_BYTES`].
+    fn is_full(&self) -> bool {
+        self.closes
+            || match self.parts.last() {
+                Some(Part::Body(_)) => true,
+                Some(Part::Bytes(bytes)) => bytes.len() >= BATCH_BYTES,
+                None => false,
+            }
+    }
+}
+
+impl From<Reply> for Batch {
+    fn from(reply: Reply) -> Batch {
+        let mut batch = Batch::default();
+        batch.push(reply);
+        batch
+    }
+}
+
+impl Root {
+    /// Answers requests from the front of `pending` (as
+    /// [`ferry_proto::parse_pipelined`] queued them, refusals included), in
+    /// order, until the batch [is full](Batch) or `pending` is empty. What
+    /// is left waits for the next batch.
+    ///
+    /// Blocking, like [`Root::reply`].
+    pub fn answer(&self, pending: &mut VecDeque<Result<Request, Refusal>>) -> Batch {
+        let mut batch = Batch::default();
+        while !batch.is_full() {
+            let Some(request) = pending.pop_front() else { break };
+            batch.push(match request {
+                Ok(request) => self.reply(&request),
+                Err(refusal) => Reply::refuse(refusal),
+            });
+        }
+        batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_proto::{Parsed, parse_pipelined};
+
+    use super::*;
+    use crate::INLINE_BODY;
+
+    fn root_with(files: &[(&str, usize)]) -> (tempfile::TempDir, Root) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, len) in files {
+            std::fs::write(dir.path().join(name), vec![b'x'; *len]).expect("write");
+        }
+        let root = Root::open(dir.path()).expect("root");
+        (dir, root)
+    }
+
+    fn queue(lines: &str) -> VecDeque<Result<Request, Refusal>> {
+        let mut pending = VecDeque::new();
+        let parsed = parse_pipelined(lines.as_bytes(), &mut pending, BATCH_REQUESTS);
+        assert!(matches!(parsed, Parsed::Complete { consumed, .. } if consumed == lines.len()));
+        pending
+    }
+
+    /// The bytes of each part, a body as its length.
+    fn shape(batch: &Batch) -> Vec<String> {
+        let part = |part: &Part| match part {
+            Part::Bytes(bytes) => format!("{} bytes", bytes.len()),
+            Part::Body(body) => format!("body {}", body.len),
+        };
+        batch.parts.iter().map(part).collect()
+    }
+
+    #[test]
+    fn small_answers_are_joined_in_order() {
+        let (_dir, root) = root_with(&[("a", 3)]);
+        let mut pending = queue("GET a\nFETCH a\nGET missing\nGET a 1\n");
+        let batch = root.answer(&mut pending);
+        assert!(pending.is_empty());
+        assert!(!batch.closes);
+        let [Part::Bytes(bytes)] = batch.parts.as_slice() else { panic!("{:?}", shape(&batch)) };
+        let text = String::from_utf8_lossy(bytes);
+        let (first, rest) = text.split_once("ERR BAD_REQUEST ").expect("the refusal in its place");
+        assert_eq!(first, "OK 3\nxxx");
+        let (_, rest) = rest.split_once('\n').expect("one line");
+        assert_eq!(rest, "ERR NOT_FOUND missing does not exist\nOK 2\nxx");
+    }
+
+    #[test]
+    fn a_file_body_ends_the_batch() {
+        let big = INLINE_BODY as usize + 1;
+        let (_dir, root) = root_with(&[("a", 3), ("big", big)]);
+        let mut pending = queue("GET a\nGET big\nGET a\n");
+        let batch = root.answer(&mut pending);
+        assert_eq!(shape(&batch), ["17 bytes".to_owned(), format!("body {big}")]);
+        assert_eq!(pending.len(), 1);
+        let batch = root.answer(&mut pending);
+        assert_eq!(shape(&batch), ["8 bytes"]);
+    }
+
+    #[test]
+    fn quit_and_closing_refusals_end_the_batch_and_close() {
+        let (_dir, root) = root_with(&[("a", 3)]);
+        let mut pending = queue("GET a\nQUIT\nGET a\n");
+        let batch = root.answer(&mut pending);
+        assert!(batch.closes);
+        assert_eq!(shape(&batch), ["12 bytes"]);
+        assert_eq!(pending.len(), 1, "nothing after QUIT is answered");
+    }
+
+    #[test]
+    fn a_batch_holds_about_batch_bytes() {
+        let (_dir, root) = root_with(&[("full", INLINE_BODY as usize)]);
+        let mut pending = queue(&"GET full\n".repeat(10));
+        let batch = root.answer(&mut pending);
+        let [Part::Bytes(bytes)] = batch.parts.as_slice() else { panic!("{:?}", shape(&batch)) };
+        assert!(bytes.len() >= BATCH_BYTES && bytes.len() < BATCH_BYTES + INLINE_BODY as usize + 16);
+        assert_eq!(pending.len(), 10 - BATCH_BYTES.div_ceil(INLINE_BODY as usize));
+    }
+
+    #[test]
+    fn a_single_reply_is_a_batch() {
+        let batch = Batch::from(Reply::refuse(Refusal::new(ferry_proto::ErrorCode::Busy, "full")));
+        assert!(batch.closes);
+        assert_eq!(shape(&batch), ["14 bytes"]);
+    }
+}
