@@ -18,7 +18,7 @@ use ferry_cli::answers;
 use ferry_cli::save::check_stdout;
 use ferry_cli::{ClientConfig, ClientError, Dest, Item, Pipeline, Plan, Progress, Report, SaveError};
 use ferry_proto::{Answer, Entry, Greeting, Request, WirePath};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::task::spawn_blocking;
 use tokio::time::{Instant, timeout};
@@ -167,7 +167,7 @@ impl Client {
         match &item.dest {
             Dest::Stdout => {
                 let mut hasher = verify.then(blake3::Hasher::new);
-                let mut out = tokio::io::stdout();
+                let mut out = BufWriter::with_capacity(SINK_BUFFER, tokio::io::stdout());
                 let on_chunk = |chunk: &[u8]| {
                     if let Some(hasher) = &mut hasher {
                         hasher.update(chunk);
@@ -186,7 +186,7 @@ impl Client {
                 let file = spawn_blocking(move || opening.open_part(offset))
                     .await
                     .unwrap_or_else(|e| Err(SaveError::io(&target.part, io::Error::other(e))))?;
-                let mut file = tokio::fs::File::from_std(file);
+                let mut file = BufWriter::with_capacity(SINK_BUFFER, tokio::fs::File::from_std(file));
                 let read = self
                     .connection
                     .read_body(len, &mut file, |chunk| progress.advance(chunk.len() as u64), self.timeout)
@@ -197,7 +197,7 @@ impl Client {
                 let flushed = file.flush().await;
                 read.map_err(|e| e.into_client(path, len, &target.part, self.timeout))?;
                 flushed.map_err(|e| SaveError::io(&target.part, e))?;
-                Ok(Received::File(file))
+                Ok(Received::File(file.into_inner()))
             }
         }
     }
@@ -237,6 +237,13 @@ impl Client {
         }
     }
 }
+
+/// How many received bytes are gathered before they go to stdout or the
+/// `.part`. Both write through the blocking pool, one trip per write, and a
+/// trip per 64 KiB read cost more than the transfer itself: 1 GiB to
+/// /dev/null took a median 1.40 s so, against 0.60 s with this buffer
+/// (alternated runs of the two builds).
+const SINK_BUFFER: usize = 1024 * 1024;
 
 /// A body that arrived whole, before it is committed.
 enum Received {

@@ -185,7 +185,8 @@ async fn drive(addr: SocketAddr, request: Arc<[u8]>, depth: usize, deadline: Ins
         }
     };
     let _ = stream.set_nodelay(true);
-    let mut buffer = vec![0u8; 256 * 1024];
+    // As ferry's clients: the kernel copies into it, so it should stay in cache.
+    let mut buffer = vec![0u8; 64 * 1024];
     let mut in_flight: VecDeque<Instant> = VecDeque::with_capacity(depth);
     let mut state = State::Header(Vec::new());
     let mut greeted = false;
