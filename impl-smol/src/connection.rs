@@ -194,7 +194,10 @@ impl Connection {
         }
         let drain = async {
             let mut discarded = 0;
-            let mut sink = [0; 4096];
+            // On the heap, not an array: an async fn's state is sized for
+            // its largest await, and every connection task carries this one
+            // from its first byte (three copies deep, 12 KiB, on smol).
+            let mut sink = vec![0; 4096];
             while discarded < LINGER_BYTES {
                 match self.stream.read(&mut sink).await {
                     Ok(0) | Err(_) => return,
