@@ -8,19 +8,21 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The one line `-h` and `--help` both start with.
+pub const ABOUT: &str = "Share a folder over TCP with FERRY/1, and fetch files from one.";
+
+/// The port a server listens on, and a client connects to, when none is named.
+pub const DEFAULT_PORT: u16 = 7878;
+
 /// Share a folder over TCP with FERRY/1, and fetch files from one.
+///
+/// The binary's own name goes into the examples at run time (see
+/// [`crate::main`]), so each implementation's `--help` names itself.
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about,
-    long_about = "Share a folder over TCP with FERRY/1, and fetch files from one.\n\n\
-        Every implementation (ferry-std, ferry-tokio, ferry-smol) takes exactly this command line \
-        and speaks the same protocol, so any client works with any server.",
-    after_help = "Examples:\n  \
-        ferry-std serve ~/shared                 share a folder on 127.0.0.1:7878\n  \
-        ferry-std ls 127.0.0.1:7878              list what it shares\n  \
-        ferry-std get 127.0.0.1:7878 docs/a.pdf  fetch a file (asks where to save it)\n  \
-        ferry-std get HOST:7878 a b c -o dl/     fetch several files into a folder"
+    about = ABOUT,
+    long_about = None,
 )]
 pub struct Cli {
     /// What to do.
@@ -66,7 +68,7 @@ pub struct ServeArgs {
     pub idle_timeout: Seconds,
 }
 
-/// `get ADDR PATH... [-o DEST] [--force] [--continue] [--verify]`
+/// `get ADDR PATH... [-o DEST] [--force] [--continue] [--verify] [--create-dirs]`
 #[derive(Debug, Args)]
 #[command(long_about = "Fetch files from a server.\n\n\
     With one PATH, DEST may be a file name, an existing folder to save into, or - for stdout. \
@@ -75,11 +77,16 @@ pub struct ServeArgs {
     With several PATHs, they are requested over one connection without waiting for each answer, \
     and saved under their last component in the folder -o names (default: the current folder).\n\n\
     Saves are atomic: bytes go to DEST.part, which becomes DEST only once every byte arrived. \
-    An existing DEST is never replaced without --force. After a failure the .part stays, and \
-    --continue resumes it from where it stopped.\n\n\
+    An existing DEST is never replaced without --force, and a symbolic link is never written \
+    through (--force replaces the link itself). After a failure the .part stays, and --continue \
+    resumes it; a .part is never emptied without --force, and one that another ferry is filling \
+    is left alone. A device, FIFO or socket named as DEST (-o /dev/null, a named pipe) is written \
+    to directly, like stdout. When one file's DEST is in the way, that file fails alone and the \
+    others are fetched.\n\n\
     Exit status: 0 when every file was saved, 1 when any failed, 2 for usage errors.")]
 pub struct GetArgs {
-    /// The server, as HOST:PORT.
+    /// The server, as HOST:PORT (the port defaults to 7878).
+    #[arg(value_parser = server_addr)]
     pub addr: String,
     /// Paths under the server's shared folder.
     #[arg(required = true, value_name = "PATH")]
@@ -96,22 +103,58 @@ pub struct GetArgs {
     /// Compare the saved file's BLAKE3 digest with the server's (SUM).
     #[arg(long)]
     pub verify: bool,
+    /// Create the folder -o names (or DEST's folder) if it is missing.
+    #[arg(long)]
+    pub create_dirs: bool,
+    /// Seconds to wait for the connection and for each answer; a body must
+    /// also bring at least 1 KiB in every such period, or it is given up on.
+    #[arg(long, value_name = "SECS", default_value = "30")]
+    pub timeout: Seconds,
+}
+
+/// `ls ADDR [PATH] [--bytes]`
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// The server, as HOST:PORT (the port defaults to 7878).
+    #[arg(value_parser = server_addr)]
+    pub addr: String,
+    /// The folder to list.
+    #[arg(default_value = "/")]
+    pub path: String,
+    /// Sizes in bytes rather than KiB, MiB, GiB.
+    #[arg(short, long)]
+    pub bytes: bool,
     /// Seconds to wait for the connection and for each read.
     #[arg(long, value_name = "SECS", default_value = "30")]
     pub timeout: Seconds,
 }
 
-/// `ls ADDR [PATH]`
-#[derive(Debug, Args)]
-pub struct LsArgs {
-    /// The server, as HOST:PORT.
-    pub addr: String,
-    /// The folder to list.
-    #[arg(default_value = "/")]
-    pub path: String,
-    /// Seconds to wait for the connection and for each read.
-    #[arg(long, value_name = "SECS", default_value = "30")]
-    pub timeout: Seconds,
+/// Parses a server address as `host:port`, `host` (port 7878), an IP
+/// address, or `[v6]` / `[v6]:port`, into the `host:port` form that name
+/// resolution takes. A port that is not a number is a usage error.
+fn server_addr(text: &str) -> Result<String, String> {
+    if text.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(text.to_owned());
+    }
+    if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+        return Ok(std::net::SocketAddr::new(ip, DEFAULT_PORT).to_string());
+    }
+    if let Some(v6) = text.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')) {
+        let ip: std::net::Ipv6Addr = v6.parse().map_err(|_| format!("{text}: not an IPv6 address"))?;
+        return Ok(std::net::SocketAddr::new(ip.into(), DEFAULT_PORT).to_string());
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) => (host, port),
+        None => (text, ""),
+    };
+    if host.is_empty() || host.contains(['/', ' ', ':']) {
+        return Err(format!("{text:?} is not HOST or HOST:PORT (e.g. 127.0.0.1:{DEFAULT_PORT})"));
+    }
+    match port {
+        "" => Ok(format!("{host}:{DEFAULT_PORT}")),
+        port if port.parse::<u16>().is_ok_and(|p| p > 0) => Ok(text.to_owned()),
+        port => Err(format!("{port:?} is not a port number (1 to 65535), in {text:?}")),
+    }
 }
 
 /// Parses a count that must be at least 1.
@@ -158,6 +201,22 @@ mod tests {
         assert_eq!(serve.max_connections, 1024);
         assert_eq!(serve.idle_timeout.0, Duration::from_secs(30));
         assert_eq!(serve.root, PathBuf::from("."));
+    }
+
+    #[test]
+    fn server_addresses() {
+        let ok = |text: &str| server_addr(text).expect(text);
+        assert_eq!(ok("127.0.0.1:9"), "127.0.0.1:9");
+        assert_eq!(ok("127.0.0.1"), "127.0.0.1:7878");
+        assert_eq!(ok("localhost"), "localhost:7878");
+        assert_eq!(ok("example.org:80"), "example.org:80");
+        assert_eq!(ok("::1"), "[::1]:7878");
+        assert_eq!(ok("[::1]"), "[::1]:7878");
+        assert_eq!(ok("[::1]:9"), "[::1]:9");
+        for bad in ["host:http", "host:0", "host:70000", ":80", "a b", "[zz]"] {
+            assert!(server_addr(bad).is_err(), "{bad}");
+        }
+        assert!(Cli::try_parse_from(["ferry", "get", "host:x", "a"]).is_err());
     }
 
     #[test]

@@ -33,6 +33,53 @@ pub const BODY_BUFFER: usize = 64 * 1024;
 /// that restarts on any progress would never fire.
 pub const SEND_WINDOW: u64 = 1 << 20;
 
+/// The least a body must bring in every `--timeout` window (or all that is
+/// left of it, when that is less). A per-read timeout alone never fires for
+/// a server that trickles a byte a second; this bounds a body that makes no
+/// real progress to about one window, whatever its length.
+pub const MIN_PROGRESS: u64 = 1024;
+
+/// Keeps a body to [`MIN_PROGRESS`] bytes per window: the deadline of the
+/// current window, and whether the body kept pace when it ended. Without
+/// I/O or a clock: each driver passes in the time and bytes it saw, and
+/// waits in each read until [`Pace::deadline`].
+#[derive(Debug, Clone)]
+pub struct Pace {
+    window: Duration,
+    started: std::time::Instant,
+    at_start: u64,
+}
+
+impl Pace {
+    /// A first window of length `window`, from `now`, with `received` bytes
+    /// of the body already in.
+    pub fn new(window: Duration, now: std::time::Instant, received: u64) -> Pace {
+        Pace { window, started: now, at_start: received }
+    }
+
+    /// When the current window ends; no read waits past it.
+    pub fn deadline(&self) -> std::time::Instant {
+        self.started + self.window
+    }
+
+    /// Called after each read, and when a wait reached [`Pace::deadline`],
+    /// with the body's bytes so far out of `len`. Once the window is over, it
+    /// either starts the next one or, if the window brought too little, says
+    /// how many bytes it did bring.
+    pub fn check(&mut self, now: std::time::Instant, received: u64, len: u64) -> Result<(), BodyCause> {
+        if now < self.deadline() {
+            return Ok(());
+        }
+        let brought = received - self.at_start;
+        if brought >= MIN_PROGRESS.min(len - self.at_start) {
+            *self = Pace::new(self.window, now, received);
+            Ok(())
+        } else {
+            Err(BodyCause::Stalled { brought })
+        }
+    }
+}
+
 /// Reading a header line failed.
 #[derive(Debug)]
 pub enum LineError<E> {
@@ -100,6 +147,11 @@ pub enum BodyCause {
     Closed,
     /// Nothing arrived for the whole timeout.
     TimedOut,
+    /// Fewer than [`MIN_PROGRESS`] bytes arrived in one timeout window.
+    Stalled {
+        /// How many did.
+        brought: u64,
+    },
     /// The socket failed.
     Io(io::Error),
     /// Writing the bytes where they belong failed.
@@ -118,7 +170,13 @@ impl BodyError {
     pub fn into_client(self, path: &str, expected: u64, sink: &std::path::Path, timeout: Duration) -> ClientError {
         let why = match self.cause {
             BodyCause::Closed => "the server closed the connection".to_owned(),
-            BodyCause::TimedOut => format!("no data for {:.1} s", timeout.as_secs_f64()),
+            BodyCause::TimedOut | BodyCause::Stalled { brought: 0 } => {
+                format!("no data for {:.1} s", timeout.as_secs_f64())
+            }
+            BodyCause::Stalled { brought } => format!(
+                "only {brought} bytes in {:.1} s, below the {MIN_PROGRESS} bytes per --timeout a body must bring",
+                timeout.as_secs_f64()
+            ),
             BodyCause::Io(error) => error.to_string(),
             BodyCause::Sink(error) => return crate::SaveError::io(sink, error).into(),
         };

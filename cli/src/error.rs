@@ -1,7 +1,9 @@
 //! What can go wrong for a client, in words that name the path or address.
 //!
 //! One type for all three implementations: the runtimes differ in how they
-//! wait, not in what can fail.
+//! wait, not in what can fail. Whatever a server chose to say (an `ERR`
+//! message, a `BUSY` greeting, a line that is not FERRY/1) is shown through
+//! [`escaped`], so no message carries its control bytes to the terminal.
 
 use std::io;
 use std::path::PathBuf;
@@ -10,11 +12,13 @@ use std::time::Duration;
 use ferry_proto::Refusal;
 use thiserror::Error;
 
+use crate::show::escaped;
+
 /// A client's failure.
 #[derive(Debug, Error)]
 pub enum ClientError {
     /// No TCP connection could be made.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {}", without_os_code(source))]
     Connect {
         /// The address as the user wrote it.
         addr: String,
@@ -23,7 +27,7 @@ pub enum ClientError {
         source: io::Error,
     },
     /// The peer's first line was not a FERRY/1 greeting.
-    #[error("{addr} is not a FERRY/1 server (it said {said:?})")]
+    #[error("{addr} is not a FERRY/1 server (it said \"{}\")", escaped(said))]
     NotFerry {
         /// The server.
         addr: String,
@@ -31,7 +35,7 @@ pub enum ClientError {
         said: String,
     },
     /// The server is at its connection limit.
-    #[error("{addr} is busy: {message}")]
+    #[error("{addr} is busy: {}", escaped(message))]
     Busy {
         /// The server.
         addr: String,
@@ -39,7 +43,7 @@ pub enum ClientError {
         message: String,
     },
     /// The server refused a request (`ERR`), or the client refused to send it.
-    #[error("{path}: {refusal}")]
+    #[error("{}: {}", escaped(path), escaped(&refusal.to_string()))]
     Refused {
         /// The path the request was about.
         path: String,
@@ -47,7 +51,7 @@ pub enum ClientError {
         refusal: Refusal,
     },
     /// A body ended before the length its header promised.
-    #[error("{path}: received {got} of {expected} bytes: {why}")]
+    #[error("{}: received {got} of {expected} bytes: {why}", escaped(path))]
     ShortBody {
         /// The path being fetched.
         path: String,
@@ -73,7 +77,7 @@ pub enum ClientError {
         addr: String,
     },
     /// The server sent something FERRY/1 does not allow.
-    #[error("{addr} broke FERRY/1: {detail}")]
+    #[error("{addr} broke FERRY/1: {}", escaped(detail))]
     Protocol {
         /// The server.
         addr: String,
@@ -81,7 +85,7 @@ pub enum ClientError {
         detail: String,
     },
     /// Reading from or writing to the connection failed.
-    #[error("{addr}: {source}")]
+    #[error("{addr}: {}", without_os_code(source))]
     Io {
         /// The server.
         addr: String,
@@ -111,13 +115,66 @@ impl ClientError {
 #[derive(Debug, Error)]
 pub enum SaveError {
     /// DEST exists and `--force` was not given.
-    #[error("{}: already exists; use --force to replace it", path.display())]
+    #[error("{}: already exists; use --force to replace it", shown(path))]
     Exists {
         /// The destination.
         path: PathBuf,
     },
+    /// DEST is a symbolic link and `--force` was not given.
+    #[error(
+        "{}: is a symbolic link; ferry never writes through one (use --force to replace the link itself)",
+        shown(path)
+    )]
+    Link {
+        /// The destination.
+        path: PathBuf,
+    },
+    /// A `.part` from an earlier download is in the way.
+    #[error(
+        "{}: an unfinished download is there ({len} bytes); use --continue to resume it or --force to start over",
+        shown(part)
+    )]
+    PartExists {
+        /// The `.part`.
+        part: PathBuf,
+        /// Its length.
+        len: u64,
+    },
+    /// The `.part` is a symbolic link or not a regular file.
+    #[error(
+        "{}: is not a regular file (a link, folder or device); ferry never writes through it \
+         (remove it, or use --force to replace it)",
+        shown(part)
+    )]
+    PartNotAFile {
+        /// The `.part`.
+        part: PathBuf,
+    },
+    /// Another process holds the lock on the `.part`.
+    #[error("{}: already being downloaded by another process (it holds {})", shown(dest), shown(part))]
+    Downloading {
+        /// The destination.
+        dest: PathBuf,
+        /// The `.part` it holds locked.
+        part: PathBuf,
+    },
+    /// The folder a download would go into does not exist.
+    #[error("{}: no such folder; use --create-dirs to create it", shown(path))]
+    NoFolder {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// What should be a folder is something else.
+    #[error("{}: not a folder", shown(path))]
+    NotAFolder {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The user answered the prompt with end-of-input.
+    #[error("cancelled; nothing was fetched")]
+    Cancelled,
     /// A file-system operation on a destination or its `.part` failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {}", shown(path), without_os_code(source))]
     Io {
         /// The file concerned.
         path: PathBuf,
@@ -129,8 +186,8 @@ pub enum SaveError {
     #[error(
         "{}: BLAKE3 digest {local} differs from the server's {remote}; the bytes are kept in {} \
          (delete it and fetch again)",
-        dest.display(),
-        part.display()
+        shown(dest),
+        shown(part)
     )]
     Mismatch {
         /// Where the file would have gone.
@@ -142,14 +199,31 @@ pub enum SaveError {
         /// The server's digest.
         remote: String,
     },
-    /// `--verify` on stdout, where the bytes cannot be taken back.
-    #[error("stdout: BLAKE3 digest {local} of the bytes written differs from the server's {remote}")]
-    StdoutMismatch {
+    /// `--verify` on stdout or a device, where the bytes cannot be taken back.
+    #[error("{}: BLAKE3 digest {local} of the bytes written differs from the server's {remote}", shown(name))]
+    StreamMismatch {
+        /// `stdout`, or the device's path.
+        name: PathBuf,
         /// The digest of what was written.
         local: String,
         /// The server's digest.
         remote: String,
     },
+}
+
+/// A local path as the user should read it: lossy UTF-8, escaped.
+fn shown(path: &std::path::Path) -> String {
+    escaped(&path.to_string_lossy()).into_owned()
+}
+
+/// An I/O error's words without Rust's ` (os error N)` suffix: the words
+/// are what the user needs, once.
+pub fn without_os_code(error: &io::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => text[..at].to_owned(),
+        _ => text,
+    }
 }
 
 impl SaveError {

@@ -12,6 +12,7 @@
 //! - [`progress`]: progress bars on a terminal, nothing elsewhere.
 //! - [`error`]: the client's error type, whose messages name the path or
 //!   address they are about.
+//! - [`show`]: server-supplied text made safe to print on a terminal.
 //! - [`conn`]: the errors of reading a connection, and buffer sizes, shared
 //!   by every driver's `connection.rs`.
 
@@ -21,6 +22,7 @@ pub mod conn;
 pub mod error;
 pub mod progress;
 pub mod save;
+pub mod show;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -34,7 +36,7 @@ use ferry_proto::{Entry, Kind, WirePath};
 pub use args::{Cli, Command, GetArgs, LsArgs, ServeArgs};
 pub use error::{ClientError, SaveError};
 pub use progress::Progress;
-pub use save::{Dest, Item, Pipeline, Plan, PlanError, Report, Target};
+pub use save::{Dest, Item, Pipeline, Plan, PlanError, Report, Stream, Target};
 
 /// How long a server lets transfers in flight finish after Ctrl-C or
 /// SIGTERM before it exits anyway.
@@ -116,7 +118,16 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// The whole program: parse the command line, run it on `R`, and turn the
 /// result into an exit code (0 done, 1 failed, 2 usage error).
 pub fn main<R: Runtime>() -> ExitCode {
-    let command = Cli::command().name(R::BINARY).bin_name(R::BINARY);
+    let command = Cli::command()
+        .name(R::BINARY)
+        .bin_name(R::BINARY)
+        .long_about(format!(
+            "{}\n\nEvery implementation (ferry-std, ferry-tokio, ferry-smol) takes exactly this command line \
+             and speaks the same protocol, so any client works with any server. This one runs on {}.",
+            args::ABOUT,
+            R::NAME
+        ))
+        .after_help(examples(R::BINARY));
     let cli = match Cli::from_arg_matches(&command.get_matches()) {
         Ok(cli) => cli,
         Err(error) => error.exit(),
@@ -134,10 +145,43 @@ pub fn main<R: Runtime>() -> ExitCode {
             ExitCode::from(2)
         }
         Err(Failure::Run(error)) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", message(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The examples at the end of `--help`, naming the binary that prints them.
+fn examples(binary: &str) -> String {
+    let lines = [
+        ("serve ~/shared", "share a folder on 127.0.0.1:7878"),
+        ("ls 127.0.0.1:7878", "list what it shares"),
+        ("get 127.0.0.1:7878 docs/a.pdf", "fetch a file (asks where to save it)"),
+        ("get HOST a b c -o dl/", "fetch several files into a folder (port 7878)"),
+        ("get HOST big.iso -o /dev/null", "fetch and discard (devices are written directly)"),
+    ];
+    let width = lines.iter().map(|(command, _)| command.len()).max().unwrap_or(0) + binary.len() + 3;
+    let mut out = String::from("Examples:");
+    for (command, what) in lines {
+        out.push_str(&format!("\n  {:<width$}{what}", format!("{binary} {command}")));
+    }
+    out
+}
+
+/// An error and its causes on one line, each cause once: most of ferry's
+/// errors already name their cause, and `anyhow`'s `{:#}` would repeat it.
+fn message(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 /// Why a command failed: the user's words, or the run.
@@ -166,13 +210,20 @@ fn serve<R: Runtime>(args: ServeArgs) -> Result<ExitCode, Failure> {
 }
 
 fn get<R: Runtime>(args: GetArgs) -> Result<ExitCode, Failure> {
-    let plan = Plan::new(&args).map_err(|error| match error {
+    let mut plan = Plan::new(&args).map_err(|error| match error {
         PlanError::Usage(message) => Failure::Usage(message),
         PlanError::Save(error) => Failure::Run(error.into()),
     })?;
     let config = ClientConfig { addr: args.addr.clone(), timeout: args.timeout.0 };
-    let mut report = Report::new(plan.items.len());
-    if let Err(error) = R::get(&config, &plan, &mut report) {
+    let mut report = Report::new(plan.items.len() + plan.refused.len());
+    // Files whose destination is in the way fail alone, each named, before
+    // the others are fetched.
+    for refused in std::mem::take(&mut plan.refused) {
+        report.failed(&ClientError::Save(refused));
+    }
+    if !plan.items.is_empty()
+        && let Err(error) = R::get(&config, &plan, &mut report)
+    {
         report.connection_failed(&error);
     }
     Ok(report.exit_code())
@@ -185,10 +236,11 @@ fn ls<R: Runtime>(args: LsArgs) -> Result<ExitCode, Failure> {
     let mut out = std::io::stdout().lock();
     for entry in entries {
         let (kind, size) = match entry.kind {
-            Kind::File => ("file", entry.size.to_string()),
+            Kind::File if args.bytes => ("file", entry.size.to_string()),
+            Kind::File => ("file", progress::human_bytes(entry.size)),
             Kind::Directory => ("dir", "-".to_owned()),
         };
-        let name = entry.name.escape_debug();
+        let name = show::escaped(&entry.name);
         let slash = if entry.kind == Kind::Directory { "/" } else { "" };
         writeln!(out, "{kind:<4} {size:>14}  {name}{slash}")?;
     }

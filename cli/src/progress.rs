@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// A progress bar for one body.
 #[derive(Debug, Clone)]
@@ -11,16 +11,22 @@ pub struct Progress {
     bar: ProgressBar,
 }
 
+/// Below this rate the bar says `stalled` rather than an estimate that
+/// would read `eta 0s` or `eta 11h` for a body that is not moving.
+const STALLED_BELOW: f64 = 1.0;
+
 impl Progress {
     /// A bar for `name`, `total` bytes, of which `start` are already saved
-    /// (a resumed download). Hidden when stderr is not a terminal.
-    pub fn new(name: &str, total: u64, start: u64) -> Progress {
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    /// (a resumed download). Hidden when stderr is not a terminal, and when
+    /// `visible` is false (the body itself is going to the terminal).
+    pub fn new(name: &str, total: u64, start: u64, visible: bool) -> Progress {
+        let target = if visible { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+        let bar = ProgressBar::with_draw_target(Some(total), target);
         if !bar.is_hidden() {
             let style = ProgressStyle::with_template(
-                "{msg:.bold} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                "{msg:.bold} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {eta_or_stalled}",
             )
-            .map(|style| style.progress_chars("=> "))
+            .map(|style| style.progress_chars("=> ").with_key("eta_or_stalled", eta_or_stalled))
             .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
             bar.set_message(name.to_owned());
@@ -44,4 +50,17 @@ impl Progress {
     pub fn abandon(&self) {
         self.bar.abandon();
     }
+}
+
+fn eta_or_stalled(state: &ProgressState, out: &mut dyn std::fmt::Write) {
+    let _ = if state.per_sec() < STALLED_BELOW {
+        write!(out, "stalled")
+    } else {
+        write!(out, "eta {}", indicatif::HumanDuration(state.eta()))
+    };
+}
+
+/// A byte count for people: `100.00 MiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    HumanBytes(bytes).to_string()
 }

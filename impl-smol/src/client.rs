@@ -16,8 +16,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ferry_cli::answers;
-use ferry_cli::save::check_stdout;
-use ferry_cli::{ClientConfig, ClientError, Dest, Item, Pipeline, Plan, Progress, Report, SaveError};
+use ferry_cli::{ClientConfig, ClientError, Dest, Item, Pipeline, Plan, Progress, Report, SaveError, Stream, Target};
 use ferry_proto::{Answer, Entry, Greeting, Request, WirePath};
 use smol::io::AsyncWriteExt;
 use smol::{Async, Unblock, unblock};
@@ -43,7 +42,7 @@ pub async fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Res
     client.send(&pipeline.refill(plan, 0)).await?;
     for (done, item) in plan.items.iter().enumerate() {
         match client.fetch(item, plan.verify).await? {
-            Ok(()) => report.saved(),
+            Ok(digest) => report.saved(item, digest.as_ref()),
             Err(error) => report.failed(&error),
         }
         client.send(&pipeline.refill(plan, done + 1)).await?;
@@ -107,9 +106,8 @@ impl Client {
     }
 
     /// Reads the answers for one item (its GET, and its SUM when verifying)
-    /// and saves the body.
-    async fn fetch(&mut self, item: &Item, verify: bool) -> Outcome<()> {
-        let path = item.path.as_str();
+    /// and saves the body; returns the server's digest when verified.
+    async fn fetch(&mut self, item: &Item, verify: bool) -> Outcome<Option<[u8; 32]>> {
         let len = match answers::get_body(self.answer().await?, &item.path, &self.addr)? {
             Ok(len) => len,
             Err(refused) => {
@@ -119,8 +117,20 @@ impl Client {
                 return Ok(Err(refused));
             }
         };
-        let progress = Progress::new(path, item.offset + len, item.offset);
-        let received = self.receive(item, len, verify, &progress).await;
+        let sink = match open_sink(&item.dest, item.offset).await {
+            Ok(sink) => sink,
+            Err(error) => {
+                // The file fails alone; its answers are read and dropped so
+                // the connection stays in step for the next one.
+                self.discard(len).await?;
+                if verify {
+                    self.skip_answer().await?;
+                }
+                return Ok(Err(error.into()));
+            }
+        };
+        let progress = item.progress(len);
+        let received = self.receive(item, sink, len, verify, &progress).await;
         if received.is_err() {
             progress.abandon();
         }
@@ -135,66 +145,62 @@ impl Client {
             None
         };
         let committed = match received {
-            Received::Stdout(local) => match (local, digest) {
-                (Some(local), Some(remote)) => check_stdout(&local, &remote),
-                _ => Ok(()),
-            },
-            Received::File(file) => match &item.dest {
-                Dest::File(target) => {
-                    let (committing, file) = (target.clone(), file.into_inner().await);
-                    unblock(move || committing.commit(file, digest.as_ref())).await
-                }
-                Dest::Stdout => unreachable!("a file was received for stdout"),
-            },
+            Received::Stream(stream, Some(local)) => {
+                digest.as_ref().map_or(Ok(()), |remote| stream.check(&local, remote))
+            }
+            Received::Stream(_, None) => Ok(()),
+            Received::File(target, file) => {
+                let (committing, file) = (target.clone(), file.into_inner().await);
+                unblock(move || committing.commit(file, digest.as_ref())).await
+            }
         };
-        Ok(committed.map_err(ClientError::from))
+        Ok(committed.map(|()| digest).map_err(ClientError::from))
     }
 
-    /// Receives a body of `len` bytes where `item` says it goes. Bytes sent
-    /// to stdout cannot be read back, so when verifying they are hashed on
-    /// the way.
-    async fn receive(
+    /// Receives a body of `len` bytes into `sink`. Bytes streamed to stdout
+    /// or a device cannot be read back, so when verifying they are hashed
+    /// on the way.
+    async fn receive<'a>(
         &mut self,
-        item: &Item,
+        item: &'a Item,
+        mut sink: Unblock<std::fs::File>,
         len: u64,
         verify: bool,
         progress: &Progress,
-    ) -> Result<Received, ClientError> {
+    ) -> Result<Received<'a>, ClientError> {
         let path = item.path.as_str();
+        let mut hasher = (verify && matches!(item.dest, Dest::Stream(_))).then(blake3::Hasher::new);
+        let on_chunk = |chunk: &[u8]| {
+            if let Some(hasher) = &mut hasher {
+                hasher.update(chunk);
+            }
+            progress.advance(chunk.len() as u64);
+        };
+        let read = self.connection.read_body(len, &mut sink, on_chunk, self.timeout).await;
+        // Waits for writes still in flight on the blocking pool, even when
+        // the body was cut short: every byte that arrived belongs in the
+        // .part, which `--continue` resumes from its length.
+        let flushed = sink.flush().await;
         match &item.dest {
-            Dest::Stdout => {
-                let mut hasher = verify.then(blake3::Hasher::new);
-                let mut out = Unblock::new(io::stdout());
-                let on_chunk = |chunk: &[u8]| {
-                    if let Some(hasher) = &mut hasher {
-                        hasher.update(chunk);
-                    }
-                    progress.advance(chunk.len() as u64);
-                };
-                self.connection
-                    .read_body(len, &mut out, on_chunk, self.timeout)
-                    .await
-                    .map_err(|e| e.into_client(path, len, Path::new("stdout"), self.timeout))?;
-                out.flush().await.map_err(|e| SaveError::io("stdout", e))?;
-                Ok(Received::Stdout(hasher.map(|h| h.finalize())))
+            Dest::Stream(stream) => {
+                read.map_err(|e| e.into_client(path, len, stream.name(), self.timeout))?;
+                flushed.map_err(|e| SaveError::io(stream.name(), e))?;
+                Ok(Received::Stream(stream, hasher.map(|h| h.finalize())))
             }
             Dest::File(target) => {
-                let (opening, offset) = (target.clone(), item.offset);
-                let file = unblock(move || opening.open_part(offset)).await?;
-                let mut file = Unblock::new(file);
-                let read = self
-                    .connection
-                    .read_body(len, &mut file, |chunk| progress.advance(chunk.len() as u64), self.timeout)
-                    .await;
-                // Waits for writes still in flight on the blocking pool, even
-                // when the body was cut short: every byte that arrived belongs
-                // in the .part, which `--continue` resumes from its length.
-                let flushed = file.flush().await;
                 read.map_err(|e| e.into_client(path, len, &target.part, self.timeout))?;
                 flushed.map_err(|e| SaveError::io(&target.part, e))?;
-                Ok(Received::File(file))
+                Ok(Received::File(target, sink))
             }
         }
+    }
+
+    /// Reads and drops a body of `len` bytes.
+    async fn discard(&mut self, len: u64) -> Result<(), ClientError> {
+        self.connection
+            .read_body(len, &mut smol::io::sink(), |_| {}, self.timeout)
+            .await
+            .map_err(|e| e.into_client(&self.addr, len, Path::new("nowhere"), self.timeout))
     }
 
     /// Reads the answer to a SUM.
@@ -234,11 +240,27 @@ impl Client {
 }
 
 /// A body that arrived whole, before it is committed.
-enum Received {
-    /// Written to stdout; its digest, when verifying.
-    Stdout(Option<blake3::Hash>),
-    /// Written to the `.part`, still open.
-    File(Unblock<std::fs::File>),
+enum Received<'a> {
+    /// Written to stdout or a device; its digest, when verifying.
+    Stream(&'a Stream, Option<blake3::Hash>),
+    /// Written to the target's `.part`, still open and locked.
+    File(&'a Target, Unblock<std::fs::File>),
+}
+
+/// Opens where a body goes, the stream or the `.part` (locked), on the
+/// blocking pool: opening a FIFO waits for its reader.
+async fn open_sink(dest: &Dest, offset: u64) -> Result<Unblock<std::fs::File>, SaveError> {
+    let file = match dest {
+        Dest::Stream(stream) => {
+            let stream = stream.clone();
+            unblock(move || stream.open()).await
+        }
+        Dest::File(target) => {
+            let target = target.clone();
+            unblock(move || target.open_part(offset)).await
+        }
+    };
+    Ok(Unblock::new(file?))
 }
 
 /// Connects to the first address `addr` resolves to that accepts.

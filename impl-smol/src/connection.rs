@@ -12,7 +12,9 @@ use std::io;
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use ferry_cli::conn::{BODY_BUFFER, BodyCause, BodyError, LINE_READ, LINGER, LINGER_BYTES, LineError, SEND_WINDOW};
+use ferry_cli::conn::{
+    BODY_BUFFER, BodyCause, BodyError, LINE_READ, LINGER, LINGER_BYTES, LineError, Pace, SEND_WINDOW,
+};
 use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
 use ferry_proto::{
     Answer, AnswerError, Greeting, GreetingError, Parsed, Refusal, Request, parse_answer, parse_greeting,
@@ -90,8 +92,10 @@ impl Connection {
     }
 
     /// Receives exactly `len` body bytes into `sink`, handing each chunk to
-    /// `on_chunk` as well (for a digest and progress). Each read may wait
-    /// `timeout`: a stalled server is given up on, a slow one is not.
+    /// `on_chunk` as well (for a digest and progress). The body must keep
+    /// [`Pace`]: at least [`ferry_cli::conn::MIN_PROGRESS`] bytes in every
+    /// `timeout`, so a stalled server, or one that trickles, is given up on;
+    /// a slow one is not.
     pub async fn read_body(
         &mut self,
         len: u64,
@@ -108,18 +112,21 @@ impl Connection {
             on_chunk(&chunk);
             received += buffered as u64;
         }
+        let mut pace = Pace::new(timeout, Instant::now(), received);
         let mut chunk = vec![0; BODY_BUFFER];
         while received < len {
             let want = (len - received).min(BODY_BUFFER as u64) as usize;
-            let n = match until(Instant::now() + timeout, self.stream.read(&mut chunk[..want])).await {
-                None => return Err(BodyError { received, cause: BodyCause::TimedOut }),
+            match until(pace.deadline(), self.stream.read(&mut chunk[..want])).await {
+                None => {}
                 Some(Ok(0)) => return Err(BodyError { received, cause: BodyCause::Closed }),
-                Some(Ok(n)) => n,
+                Some(Ok(n)) => {
+                    sink.write_all(&chunk[..n]).await.map_err(|e| BodyError { received, cause: BodyCause::Sink(e) })?;
+                    on_chunk(&chunk[..n]);
+                    received += n as u64;
+                }
                 Some(Err(e)) => return Err(BodyError::socket(received, e)),
-            };
-            sink.write_all(&chunk[..n]).await.map_err(|e| BodyError { received, cause: BodyCause::Sink(e) })?;
-            on_chunk(&chunk[..n]);
-            received += n as u64;
+            }
+            pace.check(Instant::now(), received, len).map_err(|cause| BodyError { received, cause })?;
         }
         Ok(())
     }

@@ -6,14 +6,13 @@
 //! digest mismatch) leaves the connection in step and the next file goes
 //! on; anything that leaves part of an answer unread ends the connection.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ferry_cli::answers;
-use ferry_cli::save::check_stdout;
-use ferry_cli::{ClientConfig, ClientError, Dest, Item, Pipeline, Plan, Progress, Report, SaveError};
+use ferry_cli::{ClientConfig, ClientError, Dest, Item, Pipeline, Plan, Progress, Report, SaveError, Stream, Target};
 use ferry_proto::{Answer, Entry, Greeting, Request, WirePath};
 
 use crate::connection::Connection;
@@ -37,7 +36,7 @@ pub fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<()
     client.send(&pipeline.refill(plan, 0))?;
     for (done, item) in plan.items.iter().enumerate() {
         match client.fetch(item, plan.verify)? {
-            Ok(()) => report.saved(),
+            Ok(digest) => report.saved(item, digest.as_ref()),
             Err(error) => report.failed(&error),
         }
         client.send(&pipeline.refill(plan, done + 1))?;
@@ -94,9 +93,8 @@ impl Client {
     }
 
     /// Reads the answers for one item (its GET, and its SUM when verifying)
-    /// and saves the body.
-    fn fetch(&mut self, item: &Item, verify: bool) -> Outcome<()> {
-        let path = item.path.as_str();
+    /// and saves the body; returns the server's digest when verified.
+    fn fetch(&mut self, item: &Item, verify: bool) -> Outcome<Option<[u8; 32]>> {
         let len = match answers::get_body(self.answer()?, &item.path, &self.addr)? {
             Ok(len) => len,
             Err(refused) => {
@@ -106,8 +104,20 @@ impl Client {
                 return Ok(Err(refused));
             }
         };
-        let progress = Progress::new(path, item.offset + len, item.offset);
-        let received = self.receive(item, len, verify, &progress);
+        let sink = match open_sink(&item.dest, item.offset) {
+            Ok(sink) => sink,
+            Err(error) => {
+                // The file fails alone; its answers are read and dropped so
+                // the connection stays in step for the next one.
+                self.discard(len)?;
+                if verify {
+                    self.skip_answer()?;
+                }
+                return Ok(Err(error.into()));
+            }
+        };
+        let progress = item.progress(len);
+        let received = self.receive(item, sink, len, verify, &progress);
         if received.is_err() {
             progress.abandon();
         }
@@ -122,27 +132,30 @@ impl Client {
             None
         };
         let committed = match received {
-            Received::Stdout(local) => match (local, digest) {
-                (Some(local), Some(remote)) => check_stdout(&local, &remote),
-                _ => Ok(()),
-            },
-            Received::File(file) => match &item.dest {
-                Dest::File(target) => target.commit(file, digest.as_ref()),
-                Dest::Stdout => unreachable!("a file was received for stdout"),
-            },
+            Received::Stream(stream, Some(local)) => {
+                digest.as_ref().map_or(Ok(()), |remote| stream.check(&local, remote))
+            }
+            Received::Stream(_, None) => Ok(()),
+            Received::File(target, file) => target.commit(file, digest.as_ref()),
         };
-        Ok(committed.map_err(ClientError::from))
+        Ok(committed.map(|()| digest).map_err(ClientError::from))
     }
 
-    /// Receives a body of `len` bytes where `item` says it goes. Bytes sent
-    /// to stdout cannot be read back, so when verifying they are hashed on
-    /// the way.
-    fn receive(&mut self, item: &Item, len: u64, verify: bool, progress: &Progress) -> Result<Received, ClientError> {
+    /// Receives a body of `len` bytes into `sink`. Bytes streamed to stdout
+    /// or a device cannot be read back, so when verifying they are hashed
+    /// on the way.
+    fn receive<'a>(
+        &mut self,
+        item: &'a Item,
+        mut sink: std::fs::File,
+        len: u64,
+        verify: bool,
+        progress: &Progress,
+    ) -> Result<Received<'a>, ClientError> {
         let path = item.path.as_str();
         match &item.dest {
-            Dest::Stdout => {
+            Dest::Stream(stream) => {
                 let mut hasher = verify.then(blake3::Hasher::new);
-                let mut out = io::stdout().lock();
                 let on_chunk = |chunk: &[u8]| {
                     if let Some(hasher) = &mut hasher {
                         hasher.update(chunk);
@@ -150,19 +163,24 @@ impl Client {
                     progress.advance(chunk.len() as u64);
                 };
                 self.connection
-                    .read_body(len, &mut out, on_chunk, self.timeout)
-                    .map_err(|e| e.into_client(path, len, Path::new("stdout"), self.timeout))?;
-                out.flush().map_err(|e| SaveError::io("stdout", e))?;
-                Ok(Received::Stdout(hasher.map(|h| h.finalize())))
+                    .read_body(len, &mut sink, on_chunk, self.timeout)
+                    .map_err(|e| e.into_client(path, len, stream.name(), self.timeout))?;
+                Ok(Received::Stream(stream, hasher.map(|h| h.finalize())))
             }
             Dest::File(target) => {
-                let mut file = target.open_part(item.offset)?;
                 self.connection
-                    .read_body(len, &mut file, |chunk| progress.advance(chunk.len() as u64), self.timeout)
+                    .read_body(len, &mut sink, |chunk| progress.advance(chunk.len() as u64), self.timeout)
                     .map_err(|e| e.into_client(path, len, &target.part, self.timeout))?;
-                Ok(Received::File(file))
+                Ok(Received::File(target, sink))
             }
         }
+    }
+
+    /// Reads and drops a body of `len` bytes.
+    fn discard(&mut self, len: u64) -> Result<(), ClientError> {
+        self.connection
+            .read_body(len, &mut io::sink(), |_| {}, self.timeout)
+            .map_err(|e| e.into_client(&self.addr, len, Path::new("nowhere"), self.timeout))
     }
 
     /// Reads the answer to a SUM.
@@ -201,11 +219,19 @@ impl Client {
 }
 
 /// A body that arrived whole, before it is committed.
-enum Received {
-    /// Written to stdout; its digest, when verifying.
-    Stdout(Option<blake3::Hash>),
-    /// Written to the `.part`, still open.
-    File(std::fs::File),
+enum Received<'a> {
+    /// Written to stdout or a device; its digest, when verifying.
+    Stream(&'a Stream, Option<blake3::Hash>),
+    /// Written to the target's `.part`, still open and locked.
+    File(&'a Target, std::fs::File),
+}
+
+/// Opens where a body goes: the stream, or the `.part` (locked).
+fn open_sink(dest: &Dest, offset: u64) -> Result<std::fs::File, SaveError> {
+    match dest {
+        Dest::Stream(stream) => stream.open(),
+        Dest::File(target) => target.open_part(offset),
+    }
 }
 
 /// Connects to the first address `addr` resolves to that accepts.

@@ -13,7 +13,9 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry_cli::conn::{BODY_BUFFER, BodyCause, BodyError, LINE_READ, LINGER, LINGER_BYTES, LineError, SEND_WINDOW};
+use ferry_cli::conn::{
+    BODY_BUFFER, BodyCause, BodyError, LINE_READ, LINGER, LINGER_BYTES, LineError, Pace, SEND_WINDOW,
+};
 use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
 use ferry_proto::{
     Answer, AnswerError, Greeting, GreetingError, Parsed, Refusal, Request, parse_answer, parse_greeting,
@@ -93,8 +95,10 @@ impl Connection {
     }
 
     /// Receives exactly `len` body bytes into `sink`, handing each chunk to
-    /// `on_chunk` as well (for a digest and progress). Each read may wait
-    /// `timeout`: a stalled server is given up on, a slow one is not.
+    /// `on_chunk` as well (for a digest and progress). The body must keep
+    /// [`Pace`]: at least [`ferry_cli::conn::MIN_PROGRESS`] bytes in every
+    /// `timeout`, so a stalled server, or one that trickles, is given up on;
+    /// a slow one is not.
     pub fn read_body(
         &mut self,
         len: u64,
@@ -111,19 +115,26 @@ impl Connection {
             on_chunk(&chunk);
             received += buffered as u64;
         }
+        let mut pace = Pace::new(timeout, Instant::now(), received);
+        // One read waits at most `timeout`: set once, not before every read
+        // (a system call each). A read begun late in a window may then run
+        // past its end, so a stalled body fails within two windows.
         self.stream.set_read_timeout(Some(timeout)).map_err(|e| BodyError::socket(received, e))?;
         let mut chunk = vec![0; BODY_BUFFER];
         while received < len {
             let want = (len - received).min(BODY_BUFFER as u64) as usize;
-            let n = match (&*self.stream).read(&mut chunk[..want]) {
+            match (&*self.stream).read(&mut chunk[..want]) {
                 Ok(0) => return Err(BodyError { received, cause: BodyCause::Closed }),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(n) => {
+                    sink.write_all(&chunk[..n]).map_err(|e| BodyError { received, cause: BodyCause::Sink(e) })?;
+                    on_chunk(&chunk[..n]);
+                    received += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if ferry_cli::conn::is_timeout(&e) => {}
                 Err(e) => return Err(BodyError::socket(received, e)),
-            };
-            sink.write_all(&chunk[..n]).map_err(|e| BodyError { received, cause: BodyCause::Sink(e) })?;
-            on_chunk(&chunk[..n]);
-            received += n as u64;
+            }
+            pace.check(Instant::now(), received, len).map_err(|cause| BodyError { received, cause })?;
         }
         Ok(())
     }

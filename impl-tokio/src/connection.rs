@@ -11,7 +11,9 @@ use std::convert::Infallible;
 use std::io;
 use std::time::Duration;
 
-use ferry_cli::conn::{BODY_BUFFER, BodyCause, BodyError, LINE_READ, LINGER, LINGER_BYTES, LineError, SEND_WINDOW};
+use ferry_cli::conn::{
+    BODY_BUFFER, BodyCause, BodyError, LINE_READ, LINGER, LINGER_BYTES, LineError, Pace, SEND_WINDOW,
+};
 use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
 use ferry_proto::{
     Answer, AnswerError, Greeting, GreetingError, Parsed, Refusal, Request, parse_answer, parse_greeting,
@@ -81,14 +83,16 @@ impl Connection {
     }
 
     /// Receives exactly `len` body bytes into `sink`, handing each chunk to
-    /// `on_chunk` as well (for a digest and progress). Each read may wait
-    /// `timeout`: a stalled server is given up on, a slow one is not.
+    /// `on_chunk` as well (for a digest and progress). The body must keep
+    /// [`Pace`]: at least [`ferry_cli::conn::MIN_PROGRESS`] bytes in every
+    /// `timeout`, so a stalled server, or one that trickles, is given up on;
+    /// a slow one is not.
     pub async fn read_body(
         &mut self,
         len: u64,
         sink: &mut (dyn AsyncWrite + Unpin + Send),
         mut on_chunk: impl FnMut(&[u8]),
-        timeout_each: Duration,
+        timeout: Duration,
     ) -> Result<(), BodyError> {
         let mut received = 0;
         // Bytes that arrived together with the header come first.
@@ -99,18 +103,22 @@ impl Connection {
             on_chunk(&chunk);
             received += buffered as u64;
         }
+        let mut pace = Pace::new(timeout, std::time::Instant::now(), received);
         let mut chunk = vec![0; BODY_BUFFER];
         while received < len {
             let want = (len - received).min(BODY_BUFFER as u64) as usize;
-            let n = match timeout(timeout_each, self.stream.read(&mut chunk[..want])).await {
-                Err(_elapsed) => return Err(BodyError { received, cause: BodyCause::TimedOut }),
+            let deadline = Instant::from_std(pace.deadline());
+            match timeout_at(deadline, self.stream.read(&mut chunk[..want])).await {
+                Err(_elapsed) => {}
                 Ok(Ok(0)) => return Err(BodyError { received, cause: BodyCause::Closed }),
-                Ok(Ok(n)) => n,
+                Ok(Ok(n)) => {
+                    sink.write_all(&chunk[..n]).await.map_err(|e| BodyError { received, cause: BodyCause::Sink(e) })?;
+                    on_chunk(&chunk[..n]);
+                    received += n as u64;
+                }
                 Ok(Err(e)) => return Err(BodyError::socket(received, e)),
-            };
-            sink.write_all(&chunk[..n]).await.map_err(|e| BodyError { received, cause: BodyCause::Sink(e) })?;
-            on_chunk(&chunk[..n]);
-            received += n as u64;
+            }
+            pace.check(std::time::Instant::now(), received, len).map_err(|cause| BodyError { received, cause })?;
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! exit status, the message, and what is left on disk: DEST only when
 //! every byte arrived, and a `.part` holding only bytes that really came.
 
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -130,6 +131,42 @@ pub const CASES: &[Case] = &[
         not_ferry(c, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
     }),
     case!("client.busy", "§1", "ERR BUSY instead of a greeting is reported as busy", busy),
+    case!(
+        "client.control-bytes",
+        "§4",
+        "control bytes in an ERR message or a BUSY greeting never reach the terminal",
+        control_bytes
+    ),
+    case!("client.symlink-part", "§3", "a symlink planted at DEST.part never gets its target written", symlink_part),
+    case!(
+        "client.symlink-dest",
+        "§3",
+        "a symlink at DEST is refused; with --force the link is replaced, its target untouched",
+        Needs::FerryClient,
+        symlink_dest
+    ),
+    case!("client.fifo-dest", "§3", "a FIFO named as DEST receives the bytes and stays a FIFO", fifo_dest),
+    case!(
+        "client.device-dest",
+        "§3",
+        "a character device named as DEST receives the bytes and stays a device",
+        device_dest
+    ),
+    case!("client.same-dest", "§3", "two downloads into one DEST at once never leave a wrong file", same_dest),
+    case!(
+        "client.batch-conflicts",
+        "§3",
+        "in a batch, each DEST in the way fails alone, named; the rest are saved",
+        Needs::FerryClient,
+        batch_conflicts
+    ),
+    case!(
+        "client.trickle",
+        "§6",
+        "a body trickled a byte at a time fails within twice --timeout",
+        Needs::FerryClient,
+        trickle
+    ),
 ];
 
 /// The file most cases fetch: big enough to take many reads.
@@ -526,4 +563,286 @@ fn busy(context: &ClientContext<'_>) -> Check {
     status(&output, 1)?;
     stderr_names(&output, &["busy"])?;
     empty_dir(dir.path())
+}
+
+/// Checks that nothing the client printed holds a control byte other than
+/// LF and TAB: no server-chosen escape sequence reached the terminal.
+fn no_control_bytes(output: &Output) -> Check {
+    for (name, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+        if let Some(at) = bytes.iter().position(|&b| (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f) {
+            return Err(format!(
+                "{name} carries the control byte 0x{:02x} at {at}: {:?}",
+                bytes[at],
+                String::from_utf8_lossy(bytes)
+            ));
+        }
+    }
+    Ok(())
+}
+
+const HOSTILE: &str = "\x1b]0;pwned\x07\x1b[2J\x1b[1;31mred\r\x7f\x08";
+
+fn control_bytes(context: &ClientContext<'_>) -> Check {
+    let script = scripted(|wire| {
+        expect_request(wire, "GET x.txt")?;
+        wire.send(format!("ERR NOT_FOUND x.txt {HOSTILE}\n").as_bytes())
+    })?;
+    let dir = scratch()?;
+    let output = fetch_from(context, &script, dir.path())?;
+    script.verdict()?;
+    status(&output, 1)?;
+    stderr_names(&output, &["NOT_FOUND"])?;
+    no_control_bytes(&output).map_err(|e| format!("ERR message: {e}"))?;
+
+    let script = Script::start(|wire| wire.send(format!("ERR BUSY {HOSTILE}\n").as_bytes()))?;
+    let output = fetch_from(context, &script, dir.path())?;
+    script.verdict()?;
+    status(&output, 1)?;
+    no_control_bytes(&output).map_err(|e| format!("BUSY greeting: {e}"))?;
+    empty_dir(dir.path())
+}
+
+/// A file outside the download folder that a planted link points at.
+fn victim(dir: &Path) -> Result<PathBuf, String> {
+    let victim = dir.join("victim.txt");
+    std::fs::write(&victim, b"precious").map_err(|e| e.to_string())?;
+    Ok(victim)
+}
+
+fn untouched(victim: &Path) -> Check {
+    let kept = std::fs::read(victim).map_err(|e| format!("{}: {e}", victim.display()))?;
+    ensure(kept == b"precious", || format!("the link's target {} was written", victim.display()))
+}
+
+/// DEST, if the client left one, is a regular file with exactly `expected`.
+fn regular_or_absent(dest: &Path, expected: &[u8]) -> Check {
+    match std::fs::symlink_metadata(dest) {
+        Err(_) => Ok(()),
+        Ok(metadata) if metadata.is_file() => {
+            let bytes = std::fs::read(dest).map_err(|e| e.to_string())?;
+            same_bytes(&dest.display().to_string(), &bytes, expected)
+        }
+        Ok(_) => Err(format!("{} is left as a link or special file", dest.display())),
+    }
+}
+
+fn symlink_part(context: &ClientContext<'_>) -> Check {
+    let dir = scratch()?;
+    let victim = victim(dir.path())?;
+    std::fs::create_dir(dir.path().join("d")).map_err(|e| e.to_string())?;
+    std::os::unix::fs::symlink("../victim.txt", dir.path().join("d/copy.bin.part")).map_err(|e| e.to_string())?;
+    let output = fetch(context, &context.server.addr.to_string(), dir.path(), FILE, "d/copy.bin")?;
+    untouched(&victim)?;
+    let dest = dir.path().join("d/copy.bin");
+    regular_or_absent(&dest, context.fixture.bytes(FILE))?;
+    if output.status.success() {
+        ensure(dest.exists(), || "exit 0 but no DEST".into())
+    } else {
+        stderr_names(&output, &["copy.bin.part"])
+    }
+}
+
+fn symlink_dest(context: &ClientContext<'_>) -> Check {
+    let dir = scratch()?;
+    let victim = victim(dir.path())?;
+    let dest = dir.path().join("copy.bin");
+    std::os::unix::fs::symlink("victim.txt", &dest).map_err(|e| e.to_string())?;
+    let output = get(context, dir.path(), &[FILE, "-o", "copy.bin"])?;
+    status(&output, 1)?;
+    stderr_names(&output, &["copy.bin"])?;
+    untouched(&victim)?;
+    let output = get(context, dir.path(), &[FILE, "-o", "copy.bin", "--force"])?;
+    status(&output, 0)?;
+    untouched(&victim)?;
+    let metadata = std::fs::symlink_metadata(&dest).map_err(|e| e.to_string())?;
+    ensure(metadata.is_file(), || "DEST is still a link after --force".into())?;
+    saved(&dest, context.fixture.bytes(FILE))
+}
+
+/// Reads everything written into the FIFO at `path`, on a thread of its own.
+fn drain_fifo(path: &Path) -> std::thread::JoinHandle<Result<Vec<u8>, String>> {
+    let path = path.to_owned();
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let mut fifo = std::fs::File::open(&path).map_err(|e| format!("open the FIFO to read: {e}"))?;
+        std::io::Read::read_to_end(&mut fifo, &mut bytes).map_err(|e| e.to_string())?;
+        Ok(bytes)
+    })
+}
+
+fn fifo_dest(context: &ClientContext<'_>) -> Check {
+    let dir = scratch()?;
+    let pipe = dir.path().join("pipe");
+    rustix::fs::mknodat(rustix::fs::CWD, &pipe, rustix::fs::FileType::Fifo, 0o600.into(), 0)
+        .map_err(|e| format!("mkfifo: {e}"))?;
+    let reader = drain_fifo(&pipe);
+    let output = fetch(context, &context.server.addr.to_string(), dir.path(), FILE, "pipe");
+    // If the client never opened the FIFO, the reader is still waiting for a
+    // writer: open and close one so that it ends.
+    let _ =
+        std::fs::OpenOptions::new().write(true).custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32).open(&pipe);
+    let got = reader.join().map_err(|_| "the FIFO reader panicked".to_owned())??;
+    let output = output?;
+    status(&output, 0)?;
+    let kind = std::fs::symlink_metadata(&pipe).map_err(|e| e.to_string())?.file_type();
+    ensure(kind.is_fifo(), || format!("the FIFO was replaced by {kind:?}"))?;
+    absent(&part_of(&pipe))?;
+    same_bytes("what came through the FIFO", &got, context.fixture.bytes(FILE))
+}
+
+fn device_dest(context: &ClientContext<'_>) -> Check {
+    let dir = scratch()?;
+    // A null device of our own where we may make one (root); elsewhere the
+    // system's, which an unprivileged client could not replace anyway.
+    let own = dir.path().join("null");
+    let made = rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &own,
+        rustix::fs::FileType::CharacterDevice,
+        0o666.into(),
+        rustix::fs::makedev(1, 3),
+    );
+    let device = if made.is_ok() { own } else { PathBuf::from("/dev/null") };
+    let output = fetch(context, &context.server.addr.to_string(), dir.path(), FILE, &device.to_string_lossy())?;
+    status(&output, 0)?;
+    let kind = std::fs::symlink_metadata(&device).map_err(|e| e.to_string())?.file_type();
+    ensure(kind.is_char_device(), || format!("{} was replaced by {kind:?}", device.display()))?;
+    absent(&part_of(&device))
+}
+
+/// Waits, a bounded time, for `condition`.
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) -> Check {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !condition() {
+        if std::time::Instant::now() > deadline {
+            return Err(format!("gave up waiting for {what}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+fn same_dest(context: &ClientContext<'_>) -> Check {
+    // The first download stalls half-way, on a scripted server, until the
+    // second one (from the real server, into the same DEST) has ended.
+    let bytes = context.fixture.bytes(FILE).to_vec();
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (half_sent, half) = std::sync::mpsc::channel::<()>();
+    let script = scripted(move |wire| {
+        expect_request(wire, &format!("GET {FILE}"))?;
+        wire.send(format!("OK {}\n", bytes.len()).as_bytes())?;
+        wire.send(&bytes[..bytes.len() / 2])?;
+        let _ = half_sent.send(());
+        let _ = held.recv_timeout(WAIT);
+        wire.send(&bytes[bytes.len() / 2..])
+    })?;
+    let dir = scratch()?;
+    let first = spawn_fetch(context, &script.addr.to_string(), dir.path(), FILE, "copy.bin")?;
+    half.recv_timeout(WAIT).map_err(|_| "the first client never got half the body".to_owned())?;
+    // The first client has the header and is writing: wait until its bytes
+    // are somewhere in the folder before starting the second.
+    wait_for("the first client to write", || {
+        std::fs::read_dir(dir.path()).map(|entries| entries.count() > 0).unwrap_or(false)
+    })?;
+    let second = fetch(context, &context.server.addr.to_string(), dir.path(), FILE, "copy.bin")?;
+    let _ = release.send(());
+    let first = first.finish()?;
+    script.verdict()?;
+    let dest = dir.path().join("copy.bin");
+    ensure(first.status.success() || second.status.success(), || {
+        format!(
+            "neither download succeeded: {} / {}",
+            String::from_utf8_lossy(&first.stderr).trim(),
+            String::from_utf8_lossy(&second.stderr).trim()
+        )
+    })?;
+    saved(&dest, context.fixture.bytes(FILE))
+}
+
+/// A client process running in the background, killed if it outlives [`WAIT`].
+struct Background(std::process::Child);
+
+impl Background {
+    fn finish(mut self) -> Result<Output, String> {
+        wait_for("the first client to exit", || matches!(self.0.try_wait(), Ok(Some(_)))).inspect_err(|_| {
+            let _ = self.0.kill();
+        })?;
+        let mut stderr = Vec::new();
+        if let Some(mut pipe) = self.0.stderr.take() {
+            let _ = std::io::Read::read_to_end(&mut pipe, &mut stderr);
+        }
+        let status = self.0.wait().map_err(|e| e.to_string())?;
+        Ok(Output { status, stdout: Vec::new(), stderr })
+    }
+}
+
+/// Starts [`fetch`]'s command without waiting for it.
+fn spawn_fetch(
+    context: &ClientContext<'_>,
+    addr: &str,
+    dir: &Path,
+    path: &str,
+    dest: &str,
+) -> Result<Background, String> {
+    let mut command = match context.client.client.as_ref().ok_or("the implementation has no client")? {
+        ClientLaunch::Ferry(binary) => {
+            let mut command = std::process::Command::new(binary);
+            command.args(["get", addr, path, "-o", dest]);
+            command
+        }
+        ClientLaunch::Template(template) => {
+            let line = template
+                .replace("{addr}", &shell_quote(addr))
+                .replace("{path}", &shell_quote(path))
+                .replace("{dest}", &shell_quote(dest));
+            let mut command = std::process::Command::new("sh");
+            command.arg("-c").arg(format!("exec {line}"));
+            command
+        }
+    };
+    command
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    command.spawn().map(Background).map_err(|e| format!("cannot start the client: {e}"))
+}
+
+fn batch_conflicts(context: &ClientContext<'_>) -> Check {
+    let dir = scratch()?;
+    std::fs::write(dir.path().join("one-byte"), b"mine").map_err(|e| e.to_string())?;
+    std::fs::write(dir.path().join("empty.part"), b"unfinished").map_err(|e| e.to_string())?;
+    let output = get(context, dir.path(), &["eight-k.bin", "one-byte", "empty", "-o", "."])?;
+    status(&output, 1)?;
+    stderr_names(&output, &["one-byte", "empty.part"])?;
+    saved(&dir.path().join("eight-k.bin"), context.fixture.bytes("eight-k.bin"))?;
+    let kept = std::fs::read(dir.path().join("one-byte")).map_err(|e| e.to_string())?;
+    ensure(kept == b"mine", || "an existing DEST in the batch was changed".into())?;
+    let kept = std::fs::read(dir.path().join("empty.part")).map_err(|e| e.to_string())?;
+    ensure(kept == b"unfinished", || "an unfinished .part in the batch was changed".into())?;
+    absent(&dir.path().join("empty"))
+}
+
+fn trickle(context: &ClientContext<'_>) -> Check {
+    let script = scripted(|wire| {
+        expect_request(wire, "GET x.txt")?;
+        wire.send(b"OK 1000\n")?;
+        // A byte every 200 ms until the client hangs up (a bounded number).
+        for _ in 0..100 {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            if wire.send(b"x").is_err() {
+                break;
+            }
+        }
+        Ok(())
+    })?;
+    let dir = scratch()?;
+    let started = std::time::Instant::now();
+    let output = get_from(context, &script, dir.path(), &["x.txt", "--timeout", "1"])?;
+    let took = started.elapsed();
+    ensure(took < std::time::Duration::from_secs(2), || {
+        format!("gave up after {:.1} s; with --timeout 1 it must within 2 s", took.as_secs_f64())
+    })?;
+    failed_cleanly(dir.path(), &output, &["x.txt"], &[b'x'; 100])
 }
