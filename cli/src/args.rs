@@ -31,6 +31,9 @@ pub struct Cli {
     /// More log output on stderr (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Less log output: warnings and errors only (no access log).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 /// The subcommands.
@@ -44,13 +47,18 @@ pub enum Command {
     Ls(LsArgs),
 }
 
-/// `serve [ROOT] [--listen ADDR] [--max-connections N] [--idle-timeout SECS]`
+/// `serve [ROOT] [--listen ADDR] [--max-connections N] [--idle-timeout SECS] [--grace SECS]`
 #[derive(Debug, Args)]
 #[command(long_about = "Share ROOT (default: the current folder) until Ctrl-C or SIGTERM.\n\n\
-        When ready, prints `listening on <ip:port>` on stdout; logs go to stderr. Only files under ROOT \
-        can be fetched: `..` is refused, and symlinks are followed only while they stay inside ROOT. \
-        On Ctrl-C or SIGTERM the server stops accepting, lets transfers in flight finish for a few \
-        seconds, and exits 0.")]
+        When ready, prints `listening on <ip:port>` on stdout; logs go to stderr, with one access-log \
+        line per request (-q for warnings only). Only files under ROOT can be fetched: `..` is \
+        refused, and relative symlinks are followed only while they stay inside ROOT (absolute ones \
+        never). FERRY/1 has no authentication or encryption: anyone who can reach the address can \
+        fetch every file under ROOT, so share only what you would publish, on loopback or a network \
+        you trust.\n\n\
+        A SUM or LIST must be answered within the idle timeout or is refused with ERR TIMEOUT; at most \
+        one per core runs at once, and one whose client has gone stops. On Ctrl-C or SIGTERM the \
+        server stops accepting, lets transfers in flight finish for the grace period, and exits 0.")]
 pub struct ServeArgs {
     /// The folder to share.
     #[arg(default_value = ".")]
@@ -66,6 +74,9 @@ pub struct ServeArgs {
     /// reading, before it is dropped (fractions allowed).
     #[arg(long, value_name = "SECS", default_value = "30")]
     pub idle_timeout: Seconds,
+    /// Seconds transfers in flight may go on after Ctrl-C or SIGTERM.
+    #[arg(long, value_name = "SECS", default_value = "5")]
+    pub grace: Seconds,
 }
 
 /// `get ADDR PATH... [-o DEST] [--force] [--continue] [--verify] [--create-dirs]`
@@ -200,6 +211,7 @@ mod tests {
         assert_eq!(serve.listen, "127.0.0.1:7878".parse().expect("addr"));
         assert_eq!(serve.max_connections, 1024);
         assert_eq!(serve.idle_timeout.0, Duration::from_secs(30));
+        assert_eq!(serve.grace.0, Duration::from_secs(5));
         assert_eq!(serve.root, PathBuf::from("."));
     }
 

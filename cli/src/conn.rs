@@ -184,6 +184,57 @@ impl BodyError {
     }
 }
 
+/// Whether the peer on `socket` has left: it closed its sending side or
+/// reset the connection. Asked between chunks of heavy work (a SUM of a
+/// large file), so that work for a client that disconnected stops within a
+/// chunk instead of holding its connection's slot. Does not wait.
+///
+/// A client that half-closes its sending side while a heavy answer is
+/// computed is taken to have left, as nginx treats a client that closes
+/// mid-request; FERRY/1 clients end a session with QUIT, not with a
+/// half-close (SPEC.md §7).
+pub fn peer_left(socket: impl std::os::fd::AsFd) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(&socket, PollFlags::RDHUP)];
+    let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+    match rustix::event::poll(&mut fds, Some(&zero)) {
+        Ok(0) | Err(_) => false,
+        Ok(_) => fds[0].revents().intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR),
+    }
+}
+
+/// Logs accept errors at most once a second, with a count of the ones it
+/// held back: running out of descriptors fails every accept at once.
+#[derive(Debug, Default)]
+pub struct AcceptErrors {
+    last: Option<std::time::Instant>,
+    held_back: u64,
+}
+
+impl AcceptErrors {
+    /// Records a failed accept; logs it if a second has passed since the
+    /// last one logged. Returns how long the accept loop should pause
+    /// before trying again (none for a connection that was simply reset).
+    pub fn record(&mut self, error: &io::Error) -> Option<Duration> {
+        if matches!(
+            error.kind(),
+            io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
+        ) {
+            tracing::debug!(%error, "accept");
+            return None;
+        }
+        let now = std::time::Instant::now();
+        if self.last.is_none_or(|last| now.duration_since(last) >= Duration::from_secs(1)) {
+            let held_back = std::mem::take(&mut self.held_back);
+            tracing::warn!(%error, held_back, "accept failed; pausing 100 ms");
+            self.last = Some(now);
+        } else {
+            self.held_back += 1;
+        }
+        Some(Duration::from_millis(100))
+    }
+}
+
 /// The refusal a server sends when a request line did not arrive in time.
 pub fn timeout_refusal(idle: Duration) -> ferry_proto::Refusal {
     ferry_proto::Refusal::new(
@@ -223,3 +274,28 @@ pub fn wake_addr(local: std::net::SocketAddr) -> std::net::SocketAddr {
 /// The largest LIST or SUM body a client accepts into memory; a larger
 /// header is a broken or hostile server, not a big folder.
 pub const MAX_SMALL_BODY: u64 = 256 << 20;
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    #[test]
+    fn a_peer_that_closes_has_left_one_that_sends_has_not() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mut client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        assert!(!peer_left(&server));
+        client.write_all(b"GET a\n").expect("write");
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!peer_left(&server), "pipelined bytes are not a departure");
+        drop(client);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !peer_left(&server) {
+            assert!(std::time::Instant::now() < deadline, "the close was never seen");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}

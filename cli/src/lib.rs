@@ -6,6 +6,7 @@
 //! [`Runtime`]: how to serve, how to fetch, how to list. Its `main` is then a
 //! single call to [`main`].
 //!
+//! - [`access`]: the server's access log.
 //! - [`args`]: the command line (clap derive).
 //! - [`answers`]: what a client makes of each answer header.
 //! - [`save`]: where downloads go, `.part` files, atomic commits, `--verify`.
@@ -16,6 +17,7 @@
 //! - [`conn`]: the errors of reading a connection, and buffer sizes, shared
 //!   by every driver's `connection.rs`.
 
+pub mod access;
 pub mod answers;
 pub mod args;
 pub mod conn;
@@ -37,10 +39,6 @@ pub use args::{Cli, Command, GetArgs, LsArgs, ServeArgs};
 pub use error::{ClientError, SaveError};
 pub use progress::Progress;
 pub use save::{Dest, Item, Pipeline, Plan, PlanError, Report, Stream, Target};
-
-/// How long a server lets transfers in flight finish after Ctrl-C or
-/// SIGTERM before it exits anyway.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Everything a server needs, decided from the command line.
 #[derive(Debug)]
@@ -132,7 +130,7 @@ pub fn main<R: Runtime>() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => error.exit(),
     };
-    init_logging(cli.verbose, matches!(cli.command, Command::Serve(_)));
+    init_logging(cli.verbose, cli.quiet, matches!(cli.command, Command::Serve(_)));
     let result = match cli.command {
         Command::Serve(args) => serve::<R>(args),
         Command::Get(args) => get::<R>(args),
@@ -199,14 +197,61 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 fn serve<R: Runtime>(args: ServeArgs) -> Result<ExitCode, Failure> {
     let root = Root::open(&args.root)?;
     tracing::info!(root = %root.path().display(), implementation = R::NAME, "sharing");
+    warn_if_too_much(root.path());
     R::serve(ServeConfig {
         root,
         listen: args.listen,
-        max_connections: args.max_connections,
+        max_connections: fit_descriptors(args.max_connections),
         idle_timeout: args.idle_timeout.0,
-        grace: SHUTDOWN_GRACE,
+        grace: args.grace.0,
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// FERRY/1 has no authentication: sharing `/` or a home folder hands every
+/// file in it to anyone who can connect. Allowed, but said.
+fn warn_if_too_much(root: &std::path::Path) {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).and_then(|home| home.canonicalize().ok());
+    if root == std::path::Path::new("/") || home.as_deref() == Some(root) {
+        tracing::warn!(
+            root = %root.display(),
+            "sharing a whole system or home folder: anyone who can connect can fetch every file in it"
+        );
+    }
+}
+
+/// Descriptors a server keeps for itself besides its connections: the
+/// listener, the event loop's, standard streams, a `BUSY` answer being
+/// written, libraries' own.
+const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// Raises the soft limit on open descriptors to the hard one, and lowers
+/// `max_connections` if it still cannot fit: each connection may hold two
+/// (its socket and a file it sends). Past the limit clients are answered
+/// `ERR BUSY`, which is better than `ERR INTERNAL Too many open files` for
+/// the clients already admitted, or silence for the ones in the queue.
+fn fit_descriptors(max_connections: usize) -> usize {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if setrlimit(Resource::Nofile, limit).is_err() {
+            limit = getrlimit(Resource::Nofile);
+        }
+    }
+    let Some(available) = limit.current else { return max_connections };
+    let fits = usize::try_from(available.saturating_sub(RESERVED_DESCRIPTORS) / 2).unwrap_or(usize::MAX).max(1);
+    if fits < max_connections {
+        tracing::warn!(
+            max_connections,
+            fits,
+            open_files = available,
+            "--max-connections lowered: two descriptors a connection, plus {RESERVED_DESCRIPTORS} reserved, must fit \
+             under the open-file limit (raise it with ulimit -n)"
+        );
+        return fits;
+    }
+    max_connections
 }
 
 fn get<R: Runtime>(args: GetArgs) -> Result<ExitCode, Failure> {
@@ -249,9 +294,10 @@ fn ls<R: Runtime>(args: LsArgs) -> Result<ExitCode, Failure> {
 }
 
 /// Logs go to stderr, so stdout stays clean for `listening on` and for
-/// `get -o -`. `RUST_LOG` wins over `-v`.
-fn init_logging(verbose: u8, serving: bool) {
+/// `get -o -`. `RUST_LOG` wins over `-v` and `-q`.
+fn init_logging(verbose: u8, quiet: bool, serving: bool) {
     let level = match (verbose, serving) {
+        _ if quiet => "warn",
         (0, true) => "info",
         (0, false) => "warn",
         (1, _) => "debug",

@@ -14,6 +14,13 @@ pub const SECRET: &[u8] = b"ferry-conformance: this file lies outside the shared
 pub const SIZED: [(&str, usize); 5] =
     [("empty", 0), ("one-byte", 1), ("eight-k.bin", 8 << 10), ("one-m.bin", 1 << 20), ("sixty-four-m.bin", 64 << 20)];
 
+/// A sparse file under the root: 1 TiB that takes no disk, and many
+/// minutes to hash, for the cases that hold SUM to its bounds.
+pub const HUGE: &str = "big/huge.sparse";
+
+/// Its length.
+pub const HUGE_LEN: u64 = 1 << 40;
+
 /// Files with names that test path encoding.
 pub const ODD_NAMES: [&str; 3] = ["with space/naïve café.txt", "a/b/c/nested.txt", "sub/é.txt"];
 
@@ -75,6 +82,10 @@ impl Fixture {
         symlink(relative_from(&root.join("sub"), &outside.join("secret.txt")), root.join("sub/link-out"))?;
         symlink(outside.join("secret.txt"), root.join("out-file"))?;
         symlink(&outside, root.join("out-dir"))?;
+        // An absolute link to a file inside the root: never followed (§5).
+        symlink(root.join("one-byte"), root.join("sub/abs-in"))?;
+        std::fs::create_dir_all(root.join("big"))?;
+        std::fs::File::create(root.join(HUGE))?.set_len(HUGE_LEN)?;
         Ok(Fixture { _dir: dir, root, files })
     }
 

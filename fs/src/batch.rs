@@ -11,9 +11,9 @@
 
 use std::collections::VecDeque;
 
-use ferry_proto::{Refusal, Request};
+use ferry_proto::{Answer, Parsed, Refusal, Request, parse_answer};
 
-use crate::{FileBody, Reply, Root};
+use crate::{FileBody, Reply, Root, Work, is_heavy};
 
 /// How many pipelined requests a server takes from its buffer to answer in
 /// one batch.
@@ -30,6 +30,29 @@ pub struct Batch {
     pub parts: Vec<Part>,
     /// Whether the connection ends after the last part.
     pub closes: bool,
+    /// One record per request answered, for the access log.
+    pub log: Vec<Logged>,
+    /// Whether it holds the answer to a heavy request (at most one).
+    heavy: bool,
+}
+
+/// What the access log says of one answered request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    /// The request as it would be sent (paths percent-encoded, so plain
+    /// ASCII whatever the client sent), or `-` for a line that was refused
+    /// before it was a request.
+    pub request: String,
+    /// `OK`, `BYE`, an error code, or `-` when abandoned unanswered.
+    pub status: &'static str,
+    /// The body's length: what `OK` promised.
+    pub bytes: u64,
+}
+
+/// Whether the next batch of `pending` starts with a heavy request, which
+/// needs a permit from the server-wide limit before it is answered.
+pub fn starts_heavy(pending: &VecDeque<Result<Request, Refusal>>) -> bool {
+    matches!(pending.front(), Some(Ok(request)) if is_heavy(request))
 }
 
 /// One write of a [`Batch`].
@@ -42,10 +65,12 @@ pub enum Part {
 }
 
 impl Batch {
-    /// Adds a reply's bytes to the batch.
-    fn push(&mut self, reply: Reply) {
+    /// Adds a reply's bytes to the batch, and a log record for `request`.
+    fn push(&mut self, request: Option<&Request>, reply: Reply) {
         self.closes = reply.closes();
+        self.log.push(Logged::of(request, &reply));
         match reply {
+            Reply::Abandon => {}
             Reply::Bytes { bytes, .. } => self.push_bytes(bytes),
             Reply::File { header, body } => {
                 self.push_bytes(header);
@@ -66,6 +91,7 @@ impl Batch {
     /// 8,000 descriptors, not more), or holds [`BATCH_BYTES`].
     fn is_full(&self) -> bool {
         self.closes
+            || self.heavy
             || match self.parts.last() {
                 Some(Part::Body(_)) => true,
                 Some(Part::Bytes(bytes)) => bytes.len() >= BATCH_BYTES,
@@ -77,8 +103,32 @@ impl Batch {
 impl From<Reply> for Batch {
     fn from(reply: Reply) -> Batch {
         let mut batch = Batch::default();
-        batch.push(reply);
+        batch.push(None, reply);
         batch
+    }
+}
+
+impl Logged {
+    fn of(request: Option<&Request>, reply: &Reply) -> Logged {
+        let request = request.map_or_else(
+            || "-".to_owned(),
+            |request| {
+                let mut line = Vec::new();
+                request.encode(&mut line);
+                String::from_utf8_lossy(line.trim_ascii_end()).into_owned()
+            },
+        );
+        let (status, bytes) = match reply {
+            Reply::Abandon => ("-", 0),
+            Reply::File { body, .. } => ("OK", body.len),
+            Reply::Bytes { bytes, .. } => match parse_answer(bytes) {
+                Ok(Parsed::Complete { value: Answer::Ok { len }, .. }) => ("OK", len),
+                Ok(Parsed::Complete { value: Answer::Err(refusal), .. }) => (refusal.code.as_str(), 0),
+                Ok(Parsed::Complete { value: Answer::Bye, .. }) => ("BYE", 0),
+                _ => ("?", 0),
+            },
+        };
+        Logged { request, status, bytes }
     }
 }
 
@@ -88,15 +138,26 @@ impl Root {
     /// order, until the batch [is full](Batch) or `pending` is empty. What
     /// is left waits for the next batch.
     ///
+    /// A heavy request is answered only as the first of a batch, and ends
+    /// it: the driver holds a permit for it (see [`starts_heavy`]), and
+    /// answers queued behind it need none. `work` bounds it.
+    ///
     /// Blocking, like [`Root::reply`].
-    pub fn answer(&self, pending: &mut VecDeque<Result<Request, Refusal>>) -> Batch {
+    pub fn answer(&self, pending: &mut VecDeque<Result<Request, Refusal>>, work: &Work<'_>) -> Batch {
         let mut batch = Batch::default();
         while !batch.is_full() {
+            if !batch.log.is_empty() && starts_heavy(pending) {
+                break;
+            }
             let Some(request) = pending.pop_front() else { break };
-            batch.push(match request {
-                Ok(request) => self.reply(&request),
-                Err(refusal) => Reply::refuse(refusal),
-            });
+            match request {
+                Ok(request) => {
+                    batch.heavy = is_heavy(&request);
+                    let reply = self.reply(&request, work);
+                    batch.push(Some(&request), reply);
+                }
+                Err(refusal) => batch.push(None, Reply::refuse(refusal)),
+            }
         }
         batch
     }
@@ -138,7 +199,7 @@ mod tests {
     fn small_answers_are_joined_in_order() {
         let (_dir, root) = root_with(&[("a", 3)]);
         let mut pending = queue("GET a\nFETCH a\nGET missing\nGET a 1\n");
-        let batch = root.answer(&mut pending);
+        let batch = root.answer(&mut pending, &Work::unbounded());
         assert!(pending.is_empty());
         assert!(!batch.closes);
         let [Part::Bytes(bytes)] = batch.parts.as_slice() else { panic!("{:?}", shape(&batch)) };
@@ -154,10 +215,10 @@ mod tests {
         let big = INLINE_BODY as usize + 1;
         let (_dir, root) = root_with(&[("a", 3), ("big", big)]);
         let mut pending = queue("GET a\nGET big\nGET a\n");
-        let batch = root.answer(&mut pending);
+        let batch = root.answer(&mut pending, &Work::unbounded());
         assert_eq!(shape(&batch), ["17 bytes".to_owned(), format!("body {big}")]);
         assert_eq!(pending.len(), 1);
-        let batch = root.answer(&mut pending);
+        let batch = root.answer(&mut pending, &Work::unbounded());
         assert_eq!(shape(&batch), ["8 bytes"]);
     }
 
@@ -165,7 +226,7 @@ mod tests {
     fn quit_and_closing_refusals_end_the_batch_and_close() {
         let (_dir, root) = root_with(&[("a", 3)]);
         let mut pending = queue("GET a\nQUIT\nGET a\n");
-        let batch = root.answer(&mut pending);
+        let batch = root.answer(&mut pending, &Work::unbounded());
         assert!(batch.closes);
         assert_eq!(shape(&batch), ["12 bytes"]);
         assert_eq!(pending.len(), 1, "nothing after QUIT is answered");
@@ -175,10 +236,31 @@ mod tests {
     fn a_batch_holds_about_batch_bytes() {
         let (_dir, root) = root_with(&[("full", INLINE_BODY as usize)]);
         let mut pending = queue(&"GET full\n".repeat(10));
-        let batch = root.answer(&mut pending);
+        let batch = root.answer(&mut pending, &Work::unbounded());
         let [Part::Bytes(bytes)] = batch.parts.as_slice() else { panic!("{:?}", shape(&batch)) };
         assert!(bytes.len() >= BATCH_BYTES && bytes.len() < BATCH_BYTES + INLINE_BODY as usize + 16);
         assert_eq!(pending.len(), 10 - BATCH_BYTES.div_ceil(INLINE_BODY as usize));
+    }
+
+    #[test]
+    fn a_heavy_request_is_answered_alone_and_logged() {
+        let (_dir, root) = root_with(&[("a", 3)]);
+        let mut pending = queue("GET a\nSUM a\nLIST /\nGET nope\n");
+        assert!(!starts_heavy(&pending));
+        let batch = root.answer(&mut pending, &Work::unbounded());
+        assert_eq!(batch.log, [Logged { request: "GET a".into(), status: "OK", bytes: 3 }]);
+        assert!(starts_heavy(&pending));
+        let batch = root.answer(&mut pending, &Work::unbounded());
+        assert_eq!(batch.log, [Logged { request: "SUM a".into(), status: "OK", bytes: 64 }]);
+        let batch = root.answer(&mut pending, &Work::unbounded());
+        assert_eq!(batch.log[0].request, "LIST /");
+        let batch = root.answer(&mut pending, &Work::unbounded());
+        assert_eq!(batch.log, [Logged { request: "GET nope".into(), status: "NOT_FOUND", bytes: 0 }]);
+        // A stopped heavy request is abandoned: no bytes, and the connection closes.
+        let mut pending = queue("SUM a\nGET a\n");
+        let batch = root.answer(&mut pending, &Work { stop: &|| true, ..Work::unbounded() });
+        assert!(batch.closes && batch.parts.is_empty());
+        assert_eq!(batch.log[0].status, "-");
     }
 
     #[test]

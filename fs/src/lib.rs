@@ -11,11 +11,35 @@
 //! component itself (with `openat2(RESOLVE_BENEATH)` where the kernel has
 //! it), so a symlink or `..` that leads out of the root fails to open rather
 //! than depending on string checks made before opening. The protocol core
-//! already refuses `..` components; this is the second, stronger wall.
+//! already refuses `..` components; this is the second, stronger wall. An
+//! absolute symlink is never followed, even one whose target is inside the
+//! root: under `RESOLVE_BENEATH` it names a place from outside, and SPEC.md
+//! §5 says so.
+//!
+//! The second decision: no client can make the server do unbounded work.
+//! [`Request::Sum`] and [`Request::List`] are **heavy**: their cost grows
+//! with the file or folder, not with the request. The rule every driver
+//! follows, each with its own runtime's semaphore:
+//!
+//! - at most [`heavy_permits`] heavy requests run at once server-wide; the
+//!   rest wait for a permit (asynchronously on the async runtimes, so a
+//!   flood of SUMs never fills a blocking pool and a GET is still answered);
+//! - a heavy request must be answered by its [`Work::deadline`] (the
+//!   driver's idle timeout, counted from when the request was read, its
+//!   wait for a permit included), or it is answered `ERR TIMEOUT` and the
+//!   connection closes;
+//! - it stops within one chunk when [`Work::stop`] says the client has left
+//!   or the server is shutting down, and the connection closes unanswered;
+//! - a SUM of a file unchanged since the last one (same device, inode,
+//!   size, modification and change times) is answered from a cache.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, Metadata, OpenOptions, OpenOptionsExt};
@@ -24,7 +48,110 @@ use thiserror::Error;
 
 mod batch;
 
-pub use batch::{BATCH_BYTES, BATCH_REQUESTS, Batch, Part};
+pub use batch::{BATCH_BYTES, BATCH_REQUESTS, Batch, Logged, Part, starts_heavy};
+
+/// How many heavy requests (SUM, LIST) a server runs at once: one per core.
+/// Hashing is CPU-bound, so more would only slow each one down, and a
+/// bounded number keeps them from taking every thread of a blocking pool.
+pub fn heavy_permits() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Whether answering `request` is heavy work, under the limits above.
+pub fn is_heavy(request: &Request) -> bool {
+    matches!(request, Request::Sum { .. } | Request::List { .. })
+}
+
+/// How heavy work is bounded: asked between chunks, so it ends within one
+/// chunk of the client leaving, shutdown, or the deadline.
+#[derive(Clone, Copy)]
+pub struct Work<'a> {
+    /// When the answer must be ready; past it, `ERR TIMEOUT`.
+    pub deadline: Instant,
+    /// The idle timeout the deadline was counted with, for the message.
+    pub limit: Duration,
+    /// Whether to give up now: the client left, or the server is shutting
+    /// down. The connection then closes without an answer.
+    pub stop: &'a (dyn Fn() -> bool + Sync),
+}
+
+impl std::fmt::Debug for Work<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Work").field("deadline", &self.deadline).field("limit", &self.limit).finish()
+    }
+}
+
+impl Work<'_> {
+    /// Work that is never stopped, with a day to finish; for tests and tools.
+    pub fn unbounded() -> Work<'static> {
+        Work {
+            deadline: Instant::now() + Duration::from_secs(86_400),
+            limit: Duration::from_secs(86_400),
+            stop: &|| false,
+        }
+    }
+
+    /// Checks between chunks of the heavy request about `path`.
+    fn check(&self, verb: &str, path: &WirePath) -> Result<(), Halt> {
+        if (self.stop)() {
+            return Err(Halt::Stopped);
+        }
+        if Instant::now() >= self.deadline {
+            return Err(Halt::Refused(Refusal::new(
+                ErrorCode::Timeout,
+                format!("{verb} {path} did not finish within {:.1} s; closing", self.limit.as_secs_f64()),
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Why a request was not answered as asked.
+enum Halt {
+    /// With a refusal.
+    Refused(Refusal),
+    /// Not at all: the connection is to close.
+    Stopped,
+}
+
+impl From<Refusal> for Halt {
+    fn from(refusal: Refusal) -> Self {
+        Halt::Refused(refusal)
+    }
+}
+
+/// How many bytes a SUM hashes between checks of its [`Work`].
+const SUM_CHUNK: usize = 1 << 20;
+
+/// How many entries a LIST reads between checks of its [`Work`].
+const LIST_CHUNK: usize = 256;
+
+/// How many digests the cache keeps; it starts over when full.
+const DIGEST_CACHE: usize = 4096;
+
+/// What identifies a file's contents without reading them: if none of
+/// these changed, neither did the bytes (short of deliberate forgery of the
+/// times, which needs the file's owner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Identity {
+    fn of(metadata: &std::fs::Metadata) -> Identity {
+        Identity {
+            dev: metadata.dev(),
+            ino: metadata.ino(),
+            size: metadata.len(),
+            mtime: (metadata.mtime(), metadata.mtime_nsec()),
+            ctime: (metadata.ctime(), metadata.ctime_nsec()),
+        }
+    }
+}
 
 /// Bodies up to this size are read into memory and sent with their header in
 /// one write: one syscall instead of two, and no small trailing segment for
@@ -46,6 +173,9 @@ pub struct RootError {
 /// What a server sends for one request.
 #[derive(Debug)]
 pub enum Reply {
+    /// No answer: heavy work was stopped because the client left or the
+    /// server is shutting down. The connection closes.
+    Abandon,
     /// A whole answer already in memory (ERR, BYE, LIST, SUM): one write.
     Bytes {
         /// Header and body.
@@ -102,7 +232,7 @@ impl Reply {
 
     /// Whether the connection ends after this reply.
     pub fn closes(&self) -> bool {
-        matches!(self, Reply::Bytes { closes: true, .. })
+        matches!(self, Reply::Bytes { closes: true, .. } | Reply::Abandon)
     }
 }
 
@@ -111,6 +241,7 @@ impl Reply {
 pub struct Root {
     dir: Dir,
     path: PathBuf,
+    digests: Mutex<HashMap<Identity, [u8; 32]>>,
 }
 
 impl Root {
@@ -120,7 +251,7 @@ impl Root {
         let dir = Dir::open_ambient_dir(path, ambient_authority()).map_err(fail)?;
         // Resolve once, for the log line that tells the user what is shared.
         let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
-        Ok(Root { dir, path })
+        Ok(Root { dir, path, digests: Mutex::default() })
     }
 
     /// The shared folder, as the server's user named it (canonicalised).
@@ -128,21 +259,25 @@ impl Root {
         &self.path
     }
 
-    /// Answers one request.
+    /// Answers one request; heavy ones within `work`'s bounds.
     ///
     /// Blocking: it opens, stats, reads directories and hashes files.
-    pub fn reply(&self, request: &Request) -> Reply {
+    pub fn reply(&self, request: &Request, work: &Work<'_>) -> Reply {
         let result = match request {
-            Request::Get { path, offset, length } => self.get(path, *offset, *length),
-            Request::List { path } => self.list(path),
-            Request::Sum { path } => self.sum(path),
+            Request::Get { path, offset, length } => self.get(path, *offset, *length).map_err(Halt::from),
+            Request::List { path } => self.list(path, work),
+            Request::Sum { path } => self.sum(path, work),
             Request::Quit => {
                 let mut bytes = Vec::new();
                 Answer::Bye.encode(&mut bytes);
                 return Reply::Bytes { bytes, closes: true };
             }
         };
-        result.unwrap_or_else(Reply::refuse)
+        match result {
+            Ok(reply) => reply,
+            Err(Halt::Refused(refusal)) => Reply::refuse(refusal),
+            Err(Halt::Stopped) => Reply::Abandon,
+        }
     }
 
     fn get(&self, path: &WirePath, offset: u64, length: Option<u64>) -> Result<Reply, Refusal> {
@@ -167,22 +302,54 @@ impl Root {
         Ok(Reply::File { header, body: FileBody { file, offset, len } })
     }
 
-    fn sum(&self, path: &WirePath) -> Result<Reply, Refusal> {
-        let (file, _) = self.open_file(path)?;
-        let mut hasher = blake3::Hasher::new();
-        hasher.update_reader(file).map_err(|e| internal(path, &e))?;
-        Ok(Reply::body(hasher.finalize().to_hex().as_bytes()))
+    fn sum(&self, path: &WirePath, work: &Work<'_>) -> Result<Reply, Halt> {
+        work.check("SUM", path)?;
+        let (mut file, _) = self.open_file(path)?;
+        let metadata = file.metadata().map_err(|e| internal(path, &e))?;
+        let identity = Identity::of(&metadata);
+        let cached = self.digests.lock().unwrap_or_else(|e| e.into_inner()).get(&identity).copied();
+        let digest = match cached {
+            Some(digest) => digest,
+            None => {
+                let mut hasher = blake3::Hasher::new();
+                let mut chunk = vec![0; SUM_CHUNK];
+                loop {
+                    work.check("SUM", path)?;
+                    match file.read(&mut chunk) {
+                        Ok(0) => break,
+                        Ok(n) => hasher.update(&chunk[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(internal(path, &e).into()),
+                    };
+                }
+                let digest = *hasher.finalize().as_bytes();
+                // Keep it only if the file did not change while being read.
+                if file.metadata().is_ok_and(|after| Identity::of(&after) == identity) {
+                    let mut digests = self.digests.lock().unwrap_or_else(|e| e.into_inner());
+                    if digests.len() >= DIGEST_CACHE {
+                        digests.clear();
+                    }
+                    digests.insert(identity, digest);
+                }
+                digest
+            }
+        };
+        Ok(Reply::body(blake3::Hash::from_bytes(digest).to_hex().as_bytes()))
     }
 
-    fn list(&self, path: &WirePath) -> Result<Reply, Refusal> {
+    fn list(&self, path: &WirePath, work: &Work<'_>) -> Result<Reply, Halt> {
+        work.check("LIST", path)?;
         let relative = path.to_relative();
         let metadata = self.dir.metadata(&relative).map_err(|e| refusal(path, &e))?;
         if !metadata.is_dir() {
-            return Err(Refusal::new(ErrorCode::NotADirectory, format!("{path} is not a directory")));
+            return Err(Refusal::new(ErrorCode::NotADirectory, format!("{path} is not a directory")).into());
         }
         let dir = self.dir.open_dir(&relative).map_err(|e| refusal(path, &e))?;
         let mut entries = Vec::new();
-        for entry in dir.entries().map_err(|e| refusal(path, &e))? {
+        for (n, entry) in dir.entries().map_err(|e| refusal(path, &e))?.enumerate() {
+            if n % LIST_CHUNK == LIST_CHUNK - 1 {
+                work.check("LIST", path)?;
+            }
             let Ok(entry) = entry else { continue };
             // Names that are not UTF-8 cannot be named in a request; leave them out.
             let Ok(name) = entry.file_name().into_string() else { continue };
@@ -239,10 +406,12 @@ fn refusal(path: &WirePath, error: &io::Error) -> Refusal {
             Refusal::new(ErrorCode::Forbidden, format!("{path}: permission denied"))
         }
         // cap-std reports an escape from the root as PermissionDenied
-        // without an OS error number.
-        io::ErrorKind::PermissionDenied => {
-            Refusal::new(ErrorCode::Forbidden, format!("{path} leads outside the shared folder"))
-        }
+        // without an OS error number: `..` past the root, a link that leads
+        // out, or an absolute link (never followed, SPEC.md §5).
+        io::ErrorKind::PermissionDenied => Refusal::new(
+            ErrorCode::Forbidden,
+            format!("{path} leads outside the shared folder (or through an absolute link)"),
+        ),
         _ if errno == Some(Errno::LOOP) => {
             Refusal::new(ErrorCode::NotFound, format!("{path} does not exist (symlink loop)"))
         }
@@ -288,6 +457,7 @@ mod tests {
     fn bytes(reply: Reply) -> Vec<u8> {
         match reply {
             Reply::Bytes { bytes, .. } => bytes,
+            Reply::Abandon => b"(abandoned)".to_vec(),
             Reply::File { mut header, mut body } => {
                 let mut rest = Vec::new();
                 (&mut body.file).take(body.len).read_to_end(&mut rest).expect("read");
@@ -298,7 +468,7 @@ mod tests {
     }
 
     fn answer(root: &Root, line: &str) -> String {
-        String::from_utf8_lossy(&bytes(root.reply(&request(line)))).into_owned()
+        String::from_utf8_lossy(&bytes(root.reply(&request(line), &Work::unbounded()))).into_owned()
     }
 
     #[test]
@@ -318,14 +488,14 @@ mod tests {
         let (top, root) = fixture();
         let big = vec![3u8; INLINE_BODY as usize + 2];
         std::fs::write(top.path().join("root/big"), &big).expect("write");
-        match root.reply(&request("GET big 1")) {
+        match root.reply(&request("GET big 1"), &Work::unbounded()) {
             Reply::File { header, body } => {
                 assert_eq!(header, format!("OK {}\n", INLINE_BODY + 1).as_bytes());
                 assert_eq!((body.offset, body.len), (1, INLINE_BODY + 1));
             }
             other => panic!("expected a file body, got {other:?}"),
         }
-        assert!(matches!(root.reply(&request("GET big 2")), Reply::Bytes { .. }));
+        assert!(matches!(root.reply(&request("GET big 2"), &Work::unbounded()), Reply::Bytes { .. }));
     }
 
     #[test]
@@ -372,11 +542,54 @@ mod tests {
     #[test]
     fn quit_and_parser_refusals_close_as_spec_says() {
         let (_top, root) = fixture();
-        let bye = root.reply(&Request::Quit);
+        let bye = root.reply(&Request::Quit, &Work::unbounded());
         assert!(bye.closes());
         assert_eq!(bytes(bye), b"BYE\n");
         assert!(Reply::refuse(Refusal::new(ErrorCode::TooLong, "x")).closes());
         assert!(!Reply::refuse(Refusal::new(ErrorCode::BadRequest, "x")).closes());
+    }
+
+    #[test]
+    fn heavy_work_stops_when_told_and_times_out() {
+        let (top, root) = fixture();
+        // Sparse: 4 GiB that take no disk, and seconds to hash.
+        let huge = std::fs::File::create(top.path().join("root/huge")).expect("create");
+        huge.set_len(4 << 30).expect("truncate");
+        let stopped = Work { stop: &|| true, ..Work::unbounded() };
+        assert!(matches!(root.reply(&request("SUM huge"), &stopped), Reply::Abandon));
+        assert!(matches!(root.reply(&request("LIST /"), &stopped), Reply::Abandon));
+        let late = Work {
+            deadline: Instant::now() + Duration::from_millis(50),
+            limit: Duration::from_millis(50),
+            stop: &|| false,
+        };
+        let started = Instant::now();
+        let reply = root.reply(&request("SUM huge"), &late);
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(reply.closes());
+        assert!(String::from_utf8_lossy(&bytes(reply)).starts_with("ERR TIMEOUT SUM huge did not finish within 0.1 s"));
+        // GET is not heavy: a past deadline does not touch it.
+        let past = Work { deadline: Instant::now(), ..late };
+        assert!(matches!(root.reply(&request("GET hello.txt"), &past), Reply::Bytes { closes: false, .. }));
+    }
+
+    #[test]
+    fn a_repeated_sum_of_an_unchanged_file_comes_from_the_cache() {
+        let (top, root) = fixture();
+        let expected = format!("OK 64\n{}", blake3::hash(b"hello, world").to_hex());
+        assert_eq!(answer(&root, "SUM hello.txt"), expected);
+        assert_eq!(answer(&root, "SUM hello.txt"), expected);
+        assert_eq!(root.digests.lock().expect("lock").len(), 1);
+        std::fs::write(top.path().join("root/hello.txt"), b"changed!").expect("write");
+        assert_eq!(answer(&root, "SUM hello.txt"), format!("OK 64\n{}", blake3::hash(b"changed!").to_hex()));
+    }
+
+    #[test]
+    fn absolute_links_are_refused_even_inside() {
+        let (top, root) = fixture();
+        symlink(top.path().join("root/hello.txt"), top.path().join("root/abs-inside")).expect("symlink");
+        assert!(answer(&root, "GET abs-inside").starts_with("ERR FORBIDDEN "));
+        assert!(!answer(&root, "LIST /").contains("abs-inside"));
     }
 
     #[test]

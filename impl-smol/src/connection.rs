@@ -37,6 +37,12 @@ impl Connection {
         Connection { stream, buffer: Vec::with_capacity(LINE_READ) }
     }
 
+    /// A duplicate of the socket's descriptor, for a check on the peer from
+    /// a blocking thread while heavy work runs.
+    pub fn socket(&self) -> io::Result<std::os::fd::OwnedFd> {
+        std::os::fd::AsFd::as_fd(self.stream.get_ref()).try_clone_to_owned()
+    }
+
     /// Reads request lines (server side) into `pending`, which must be
     /// empty: waits until one is whole, then takes every whole line already
     /// buffered behind it, up to [`BATCH_REQUESTS`], so that pipelined

@@ -14,9 +14,9 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry_cli::conn::{LineError, busy_refusal, greeting, timeout_refusal};
-use ferry_cli::{Runtime, ServeConfig};
-use ferry_fs::Reply;
+use ferry_cli::conn::{AcceptErrors, LineError, busy_refusal, greeting, peer_left, timeout_refusal};
+use ferry_cli::{Runtime, ServeConfig, access};
+use ferry_fs::{Reply, Work, heavy_permits, starts_heavy};
 use smol::lock::Semaphore;
 use smol::{Async, Executor, Timer, future};
 
@@ -34,8 +34,10 @@ pub async fn run(
 ) -> io::Result<()> {
     let config = Arc::new(config);
     let limit = Arc::new(Semaphore::new(config.max_connections));
+    let heavy = Arc::new(Semaphore::new(heavy_permits()));
     let (open, all_closed) = smol::channel::bounded::<()>(1);
 
+    let mut accept_errors = AcceptErrors::default();
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
             shutdown.wait().await;
@@ -46,7 +48,9 @@ pub async fn run(
         let stream = match accepted {
             Ok((stream, _peer)) => stream,
             Err(error) => {
-                survive_accept_error(&error).await;
+                if let Some(pause) = accept_errors.record(&error) {
+                    Timer::after(pause).await;
+                }
                 continue;
             }
         };
@@ -54,12 +58,12 @@ pub async fn run(
             executor.spawn(refuse_busy(stream, config.max_connections)).detach();
             continue;
         };
-        let (config, shutdown, open) = (Arc::clone(&config), shutdown.clone(), open.clone());
+        let (config, shutdown, open, heavy) = (Arc::clone(&config), shutdown.clone(), open.clone(), Arc::clone(&heavy));
         executor
             .spawn(async move {
                 let _permit = permit;
                 let _open = open;
-                if let Err(error) = handle(stream, &config, &shutdown).await {
+                if let Err(error) = handle(stream, &config, &shutdown, &heavy).await {
                     tracing::debug!(%error, "connection ended");
                 }
             })
@@ -76,32 +80,22 @@ pub async fn run(
     Ok(())
 }
 
-/// Logs an accept error and carries on. Running out of file descriptors
-/// fails every accept at once, so those errors pause briefly rather than
-/// spin; a connection reset before it was accepted is routine.
-async fn survive_accept_error(error: &io::Error) {
-    match error.kind() {
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted => {
-            tracing::debug!(%error, "accept");
-        }
-        _ => {
-            tracing::warn!(%error, "accept failed; pausing 100 ms");
-            Timer::after(Duration::from_millis(100)).await;
-        }
-    }
-}
-
 /// Answers a client past the limit with `ERR BUSY` and closes. Runs as a
 /// task of its own, so a stuck client never holds up the accept loop.
 async fn refuse_busy(stream: Async<TcpStream>, limit: usize) {
-    tracing::debug!(limit, "at the connection limit; answering BUSY");
+    access::refused(stream.get_ref().peer_addr().ok(), "BUSY");
     let mut connection = Connection::new(stream);
     let _ = connection.write_batch(Reply::refuse(busy_refusal(limit)).into(), Duration::from_secs(1)).await;
 }
 
 /// Serves one connection: greeting, then request after request until the
 /// client quits or leaves, a closing error, or shutdown.
-async fn handle(stream: Async<TcpStream>, config: &Arc<ServeConfig>, shutdown: &Shutdown) -> io::Result<()> {
+async fn handle(
+    stream: Async<TcpStream>,
+    config: &Arc<ServeConfig>,
+    shutdown: &Shutdown,
+    heavy: &Arc<Semaphore>,
+) -> io::Result<()> {
     let peer = stream.get_ref().peer_addr()?;
     tracing::debug!(%peer, "connected");
     // Answers are written whole; waiting to coalesce them only adds latency.
@@ -125,6 +119,7 @@ async fn handle(stream: Async<TcpStream>, config: &Arc<ServeConfig>, shutdown: &
                 None => return Ok(()),
                 Some(Ok(())) => {}
                 Some(Err(LineError::TimedOut)) => {
+                    access::refused(Some(peer), "TIMEOUT");
                     connection
                         .write_batch(Reply::refuse(timeout_refusal(config.idle_timeout)).into(), config.idle_timeout)
                         .await?;
@@ -135,15 +130,44 @@ async fn handle(stream: Async<TcpStream>, config: &Arc<ServeConfig>, shutdown: &
                 Some(Err(LineError::Io(error))) => return Err(error),
                 Some(Err(LineError::Invalid(never))) => match never {},
             }
-            tracing::debug!(%peer, ?pending);
         }
+        let started = Instant::now();
+        let deadline = started + config.idle_timeout;
+        // A heavy request (SUM, LIST) waits here, on the executor and not in
+        // the blocking pool, for one of the server's permits, at most until
+        // its deadline; without one it is answered TIMEOUT.
+        let permit = if starts_heavy(&pending) {
+            let acquire = until(deadline, heavy.acquire_arc());
+            match future::or(async { Some(acquire.await) }, async {
+                shutdown.wait().await;
+                None
+            })
+            .await
+            {
+                None => return Ok(()),
+                Some(permit) => permit,
+            }
+        } else {
+            None
+        };
+        // Heavy work asks between chunks whether the client has left, on a
+        // duplicate of the socket's descriptor that the blocking thread owns.
+        let socket = permit.as_ref().map(|_| connection.socket()).transpose()?;
+        let (shared, watching) = (Arc::clone(config), shutdown.clone());
         // Opening and reading files blocks; keep it off the executor. One
         // trip answers a whole batch of pipelined requests.
-        let shared = Arc::clone(config);
-        let (batch, rest) = smol::unblock(move || (shared.root.answer(&mut pending), pending)).await;
+        let (mut batch, rest) = smol::unblock(move || {
+            let _permit = permit;
+            let stop = || watching.is_triggered() || socket.as_ref().is_some_and(peer_left);
+            let work = Work { deadline, limit: shared.idle_timeout, stop: &stop };
+            (shared.root.answer(&mut pending, &work), pending)
+        })
+        .await;
         pending = rest;
-        let closes = batch.closes;
-        connection.write_batch(batch, config.idle_timeout).await?;
+        let (closes, log) = (batch.closes, std::mem::take(&mut batch.log));
+        let written = connection.write_batch(batch, config.idle_timeout).await;
+        access::answered(peer, &log, started, &written);
+        written?;
         if closes {
             connection.close().await;
             return Ok(());

@@ -39,6 +39,11 @@ impl Connection {
         Connection { stream: stream.into(), buffer: Vec::with_capacity(LINE_READ) }
     }
 
+    /// The socket, shared, for a check on the peer while heavy work runs.
+    pub fn socket(&self) -> Arc<TcpStream> {
+        Arc::clone(&self.stream)
+    }
+
     /// Reads request lines (server side) into `pending`, which must be
     /// empty: waits until one is whole, then takes every whole line already
     /// buffered behind it, up to [`BATCH_REQUESTS`], so that pipelined

@@ -11,9 +11,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferry_cli::conn::{LineError, busy_refusal, greeting, timeout_refusal, wake_addr};
-use ferry_cli::{Runtime, ServeConfig};
-use ferry_fs::Reply;
+use ferry_cli::conn::{AcceptErrors, LineError, busy_refusal, greeting, peer_left, timeout_refusal, wake_addr};
+use ferry_cli::{Runtime, ServeConfig, access};
+use ferry_fs::{Reply, Work, heavy_permits, starts_heavy};
 
 use crate::Std;
 use crate::connection::Connection;
@@ -25,8 +25,10 @@ pub fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown) -> io
     let local = listener.local_addr()?;
     let config = Arc::new(config);
     let connections = Arc::new(Connections::new(config.max_connections));
+    let heavy = Arc::new(Permits::new(heavy_permits()));
     spawn_watcher(local, &connections, &shutdown)?;
 
+    let mut accept_errors = AcceptErrors::default();
     for stream in listener.incoming() {
         if shutdown.is_triggered() {
             break;
@@ -34,19 +36,26 @@ pub fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown) -> io
         let stream = match stream {
             Ok(stream) => stream,
             Err(error) => {
-                survive_accept_error(&error);
+                if let Some(pause) = accept_errors.record(&error) {
+                    thread::sleep(pause);
+                }
                 continue;
             }
         };
         let stream = Arc::new(stream);
         let Some(slot) = connections.admit(&stream) else {
+            if shutdown.is_triggered() {
+                // Accepted as shutdown began (the watcher's own wake-up
+                // among them): not busy, just closing.
+                break;
+            }
             refuse_busy(stream, config.max_connections);
             continue;
         };
-        let (config, shutdown) = (Arc::clone(&config), shutdown.clone());
+        let (config, shutdown, heavy) = (Arc::clone(&config), shutdown.clone(), Arc::clone(&heavy));
         let spawned = thread::Builder::new().name("connection".into()).spawn(move || {
             let _slot = slot;
-            if let Err(error) = handle(stream, &config, &shutdown) {
+            if let Err(error) = handle(stream, &config, &shutdown, &heavy) {
                 tracing::debug!(%error, "connection ended");
             }
         });
@@ -75,24 +84,9 @@ fn spawn_watcher(local: SocketAddr, connections: &Arc<Connections>, shutdown: &S
     Ok(())
 }
 
-/// Logs an accept error and carries on. Running out of file descriptors
-/// fails every accept at once, so those errors pause briefly rather than
-/// spin; a connection reset before it was accepted is routine.
-fn survive_accept_error(error: &io::Error) {
-    match error.kind() {
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted => {
-            tracing::debug!(%error, "accept");
-        }
-        _ => {
-            tracing::warn!(%error, "accept failed; pausing 100 ms");
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
 /// Answers a client past the limit with `ERR BUSY` and closes.
 fn refuse_busy(stream: Arc<TcpStream>, limit: usize) {
-    tracing::debug!(limit, "at the connection limit; answering BUSY");
+    access::refused(stream.peer_addr().ok(), "BUSY");
     // The answer fits in the socket buffer of a fresh connection; never
     // let a stuck client hold up the accept loop all the same.
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
@@ -102,7 +96,7 @@ fn refuse_busy(stream: Arc<TcpStream>, limit: usize) {
 
 /// Serves one connection: greeting, then request after request until the
 /// client quits or leaves, a closing error, or shutdown.
-fn handle(stream: Arc<TcpStream>, config: &ServeConfig, shutdown: &Shutdown) -> io::Result<()> {
+fn handle(stream: Arc<TcpStream>, config: &ServeConfig, shutdown: &Shutdown, heavy: &Permits) -> io::Result<()> {
     let peer = stream.peer_addr()?;
     tracing::debug!(%peer, "connected");
     // Answers are written whole; waiting to coalesce them only adds latency.
@@ -118,6 +112,7 @@ fn handle(stream: Arc<TcpStream>, config: &ServeConfig, shutdown: &Shutdown) -> 
             match connection.read_requests(deadline, &mut pending) {
                 Ok(()) => {}
                 Err(LineError::TimedOut) => {
+                    access::refused(Some(peer), "TIMEOUT");
                     connection
                         .write_batch(Reply::refuse(timeout_refusal(config.idle_timeout)).into(), config.idle_timeout)?;
                     connection.close();
@@ -127,11 +122,21 @@ fn handle(stream: Arc<TcpStream>, config: &ServeConfig, shutdown: &Shutdown) -> 
                 Err(LineError::Io(error)) => return Err(error),
                 Err(LineError::Invalid(never)) => match never {},
             }
-            tracing::debug!(%peer, ?pending);
         }
-        let batch = config.root.answer(&mut pending);
-        let closes = batch.closes;
-        connection.write_batch(batch, config.idle_timeout)?;
+        let started = Instant::now();
+        let deadline = started + config.idle_timeout;
+        // A heavy request (SUM, LIST) waits for one of the server's permits,
+        // at most until its deadline; without one it is answered TIMEOUT.
+        let permit = if starts_heavy(&pending) { heavy.acquire(deadline) } else { None };
+        let socket = connection.socket();
+        let stop = || shutdown.is_triggered() || (permit.is_some() && peer_left(socket.as_ref()));
+        let work = Work { deadline, limit: config.idle_timeout, stop: &stop };
+        let mut batch = config.root.answer(&mut pending, &work);
+        drop(permit);
+        let (closes, log) = (batch.closes, std::mem::take(&mut batch.log));
+        let written = connection.write_batch(batch, config.idle_timeout);
+        access::answered(peer, &log, started, &written);
+        written?;
         if closes {
             connection.close();
             return Ok(());
@@ -220,5 +225,45 @@ impl Drop for Slot {
     fn drop(&mut self) {
         self.connections.lock().open.remove(&self.id);
         self.connections.closed.notify_all();
+    }
+}
+
+/// The server-wide permits for heavy requests (see [`ferry_fs::heavy_permits`]):
+/// a counting semaphore, which std does not have, from a mutex and a
+/// condition variable.
+#[derive(Debug)]
+struct Permits {
+    free: Mutex<usize>,
+    returned: Condvar,
+}
+
+/// A permit, given back when dropped.
+#[derive(Debug)]
+struct Permit<'a>(&'a Permits);
+
+impl Permits {
+    fn new(count: usize) -> Permits {
+        Permits { free: Mutex::new(count), returned: Condvar::new() }
+    }
+
+    /// Waits for a permit until `deadline`; `None` if none came free.
+    fn acquire(&self, deadline: Instant) -> Option<Permit<'_>> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            free = self.returned.wait_timeout(free, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        *free -= 1;
+        Some(Permit(self))
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.returned.notify_one();
     }
 }

@@ -22,8 +22,12 @@ impl Runtime for Tokio {
     const BINARY: &'static str = "ferry-tokio";
 
     fn serve(config: ServeConfig) -> anyhow::Result<()> {
-        let runtime = Builder::new_multi_thread().enable_all().build().context("cannot start the tokio runtime")?;
-        runtime.block_on(async {
+        let runtime = Builder::new_multi_thread()
+            .thread_name("tokio-worker")
+            .enable_all()
+            .build()
+            .context("cannot start the tokio runtime")?;
+        let served = runtime.block_on(async {
             let listener = ferry_cli::listen(config.listen)
                 .and_then(|listener| {
                     listener.set_nonblocking(true)?;
@@ -34,8 +38,13 @@ impl Runtime for Tokio {
             shutdown.on_signals().context("cannot install signal handlers")?;
             ferry_cli::announce(listener.local_addr()?);
             server::run(listener, config, shutdown).await?;
-            Ok(())
-        })
+            anyhow::Ok(())
+        });
+        // Dropping a runtime waits for every blocking task to end. Heavy work
+        // stops at shutdown between chunks, but a read stuck on a slow disk
+        // would not: the grace period is over, so do not wait for it.
+        runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+        served
     }
 
     fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {

@@ -10,12 +10,12 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_cli::conn::{LineError, busy_refusal, greeting, timeout_refusal};
-use ferry_cli::{Runtime, ServeConfig};
-use ferry_fs::Reply;
+use ferry_cli::conn::{AcceptErrors, LineError, busy_refusal, greeting, peer_left, timeout_refusal};
+use ferry_cli::{Runtime, ServeConfig, access};
+use ferry_fs::{Reply, Work, heavy_permits, starts_heavy};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio::time::{Instant, timeout};
+use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::task::TaskTracker;
 
 use crate::Tokio;
@@ -27,8 +27,10 @@ use crate::shutdown::Shutdown;
 pub async fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown) -> io::Result<()> {
     let config = Arc::new(config);
     let limit = Arc::new(Semaphore::new(config.max_connections));
+    let heavy = Arc::new(Semaphore::new(heavy_permits()));
     let tasks = TaskTracker::new();
 
+    let mut accept_errors = AcceptErrors::default();
     loop {
         let accepted = tokio::select! {
             () = shutdown.wait() => break,
@@ -37,7 +39,9 @@ pub async fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown)
         let stream = match accepted {
             Ok((stream, _peer)) => stream,
             Err(error) => {
-                survive_accept_error(&error).await;
+                if let Some(pause) = accept_errors.record(&error) {
+                    tokio::time::sleep(pause).await;
+                }
                 continue;
             }
         };
@@ -45,10 +49,10 @@ pub async fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown)
             tasks.spawn(refuse_busy(stream, config.max_connections));
             continue;
         };
-        let (config, shutdown) = (Arc::clone(&config), shutdown.clone());
+        let (config, shutdown, heavy) = (Arc::clone(&config), shutdown.clone(), Arc::clone(&heavy));
         tasks.spawn(async move {
             let _permit = permit;
-            if let Err(error) = handle(stream, &config, &shutdown).await {
+            if let Err(error) = handle(stream, &config, &shutdown, &heavy).await {
                 tracing::debug!(%error, "connection ended");
             }
         });
@@ -62,32 +66,22 @@ pub async fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown)
     Ok(())
 }
 
-/// Logs an accept error and carries on. Running out of file descriptors
-/// fails every accept at once, so those errors pause briefly rather than
-/// spin; a connection reset before it was accepted is routine.
-async fn survive_accept_error(error: &io::Error) {
-    match error.kind() {
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted => {
-            tracing::debug!(%error, "accept");
-        }
-        _ => {
-            tracing::warn!(%error, "accept failed; pausing 100 ms");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
 /// Answers a client past the limit with `ERR BUSY` and closes. Runs as a
 /// task of its own, so a stuck client never holds up the accept loop.
 async fn refuse_busy(stream: TcpStream, limit: usize) {
-    tracing::debug!(limit, "at the connection limit; answering BUSY");
+    access::refused(stream.peer_addr().ok(), "BUSY");
     let mut connection = Connection::new(stream);
     let _ = connection.write_batch(Reply::refuse(busy_refusal(limit)).into(), Duration::from_secs(1)).await;
 }
 
 /// Serves one connection: greeting, then request after request until the
 /// client quits or leaves, a closing error, or shutdown.
-async fn handle(stream: TcpStream, config: &Arc<ServeConfig>, shutdown: &Shutdown) -> io::Result<()> {
+async fn handle(
+    stream: TcpStream,
+    config: &Arc<ServeConfig>,
+    shutdown: &Shutdown,
+    heavy: &Arc<Semaphore>,
+) -> io::Result<()> {
     let peer = stream.peer_addr()?;
     tracing::debug!(%peer, "connected");
     // Answers are written whole; waiting to coalesce them only adds latency.
@@ -109,6 +103,7 @@ async fn handle(stream: TcpStream, config: &Arc<ServeConfig>, shutdown: &Shutdow
             match read {
                 Ok(()) => {}
                 Err(LineError::TimedOut) => {
+                    access::refused(Some(peer), "TIMEOUT");
                     connection
                         .write_batch(Reply::refuse(timeout_refusal(config.idle_timeout)).into(), config.idle_timeout)
                         .await?;
@@ -119,17 +114,40 @@ async fn handle(stream: TcpStream, config: &Arc<ServeConfig>, shutdown: &Shutdow
                 Err(LineError::Io(error)) => return Err(error),
                 Err(LineError::Invalid(never)) => match never {},
             }
-            tracing::debug!(%peer, ?pending);
         }
+        let started = std::time::Instant::now();
+        let deadline = started + config.idle_timeout;
+        // A heavy request (SUM, LIST) waits here, on the worker and not in
+        // the blocking pool, for one of the server's permits, at most until
+        // its deadline; without one it is answered TIMEOUT.
+        let permit = if starts_heavy(&pending) {
+            let acquire = timeout_at(Instant::from_std(deadline), Arc::clone(heavy).acquire_owned());
+            tokio::select! {
+                () = shutdown.wait() => return Ok(()),
+                permit = acquire => permit.ok().and_then(Result::ok),
+            }
+        } else {
+            None
+        };
+        // Heavy work asks between chunks whether the client has left, on a
+        // duplicate of the socket's descriptor that the blocking thread owns.
+        let socket = permit.as_ref().map(|_| connection.socket()).transpose()?;
+        let (shared, watching) = (Arc::clone(config), shutdown.clone());
         // Opening and reading files blocks; keep it off the workers. One
         // trip answers a whole batch of pipelined requests.
-        let shared = Arc::clone(config);
-        let (batch, rest) = tokio::task::spawn_blocking(move || (shared.root.answer(&mut pending), pending))
-            .await
-            .map_err(io::Error::other)?;
+        let (mut batch, rest) = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let stop = || watching.is_triggered() || socket.as_ref().is_some_and(peer_left);
+            let work = Work { deadline, limit: shared.idle_timeout, stop: &stop };
+            (shared.root.answer(&mut pending, &work), pending)
+        })
+        .await
+        .map_err(io::Error::other)?;
         pending = rest;
-        let closes = batch.closes;
-        connection.write_batch(batch, config.idle_timeout).await?;
+        let (closes, log) = (batch.closes, std::mem::take(&mut batch.log));
+        let written = connection.write_batch(batch, config.idle_timeout).await;
+        access::answered(peer, &log, started, &written);
+        written?;
         if closes {
             connection.close().await;
             return Ok(());

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{Case, Needs, Run, ServerContext, encode, ensure};
 use crate::Check;
-use crate::fixture::SECRET;
+use crate::fixture::{HUGE, SECRET};
 use crate::wire::{Header, WAIT, Wire, same_bytes};
 
 macro_rules! case {
@@ -80,6 +80,12 @@ pub const CASES: &[Case] = &[
         forbidden(c, "LIST out-dir")
     }),
     case!("path.symlink.inside", "§5", "a symlink that stays inside the root is followed", symlink_inside),
+    case!(
+        "path.symlink.absolute-inside",
+        "§5",
+        "an absolute symlink is FORBIDDEN and not listed, even one that points inside the root",
+        symlink_absolute_inside
+    ),
     case!("path.absolute", "§5", "`/etc/passwd` is looked up under the root: NOT_FOUND", |c| {
         refused(c, "GET /etc/passwd", "NOT_FOUND")
     }),
@@ -117,6 +123,20 @@ pub const CASES: &[Case] = &[
         "a line dribbled a byte at a time still times out as a whole",
         Needs::ServerOptions,
         timeout_dribble
+    ),
+    case!(
+        "sum.deadline",
+        "§4",
+        "a SUM that cannot finish within the idle timeout is answered TIMEOUT and the server closes",
+        Needs::ServerOptions,
+        sum_deadline
+    ),
+    case!(
+        "sum.disconnect-frees-slot",
+        "§4",
+        "a client that leaves during a long SUM frees its place: at --max-connections 1 the next is served",
+        Needs::ServerOptions,
+        sum_disconnect
     ),
     case!(
         "busy.limit",
@@ -261,7 +281,7 @@ fn list_root(context: &ServerContext<'_>) -> Check {
     let got = listing(context, "/")?;
     let size = |name: &str| context.fixture.bytes(name).len();
     let expected = format!(
-        "d 0 a\nf {} eight-k.bin\nf 0 empty\nf 1 one-byte\nf {} one-m.bin\nf {} sixty-four-m.bin\nd 0 sub\nd 0 with%20space\n",
+        "d 0 a\nd 0 big\nf {} eight-k.bin\nf 0 empty\nf 1 one-byte\nf {} one-m.bin\nf {} sixty-four-m.bin\nd 0 sub\nd 0 with%20space\n",
         size("eight-k.bin"),
         size("one-m.bin"),
         size("sixty-four-m.bin"),
@@ -312,6 +332,13 @@ fn quit(context: &ServerContext<'_>) -> Check {
 fn symlink_inside(context: &ServerContext<'_>) -> Check {
     let mut wire = request(context, "GET sub/link-in")?;
     same_bytes("sub/link-in", &wire.ok_body()?, context.fixture.bytes("one-byte"))
+}
+
+fn symlink_absolute_inside(context: &ServerContext<'_>) -> Check {
+    let mut wire = request(context, "GET sub/abs-in")?;
+    wire.expect_err("FORBIDDEN")?;
+    let listed = listing(context, "sub")?;
+    ensure(!listed.contains("abs-in"), || format!("LIST sub shows the absolute link:\n{listed}"))
 }
 
 fn bad(context: &ServerContext<'_>, line: &[u8]) -> Check {
@@ -376,6 +403,49 @@ fn timeout_dribble(context: &ServerContext<'_>) -> Check {
         }
     }
     Err(format!("no ERR TIMEOUT after dribbling for {:?}", started.elapsed()))
+}
+
+fn sum_deadline(context: &ServerContext<'_>) -> Check {
+    let server = context.start(&["--idle-timeout", SHORT_IDLE])?;
+    let mut wire = context.connect_to(server.addr)?;
+    let started = Instant::now();
+    wire.send(format!("SUM {HUGE}\n").as_bytes())?;
+    let message = wire.expect_err("TIMEOUT")?;
+    let waited = started.elapsed();
+    ensure(waited < Duration::from_secs(5), || format!("TIMEOUT ({message}) came only after {waited:?}"))?;
+    wire.expect_closed()?;
+    // The server still answers, SUM included.
+    let mut other = context.connect_to(server.addr)?;
+    other.send(b"SUM one-byte\n")?;
+    let digest = other.ok_body()?;
+    let expected = blake3::hash(context.fixture.bytes("one-byte")).to_hex();
+    ensure(digest == expected.as_bytes(), || "SUM after a timed-out SUM is wrong".into())
+}
+
+fn sum_disconnect(context: &ServerContext<'_>) -> Check {
+    let server = context.start(&["--max-connections", "1"])?;
+    let mut leaving = context.connect_to(server.addr)?;
+    leaving.send(format!("SUM {HUGE}\n").as_bytes())?;
+    // Let the server start hashing, then leave.
+    thread::sleep(Duration::from_millis(100));
+    drop(leaving);
+    let started = Instant::now();
+    loop {
+        match context.connect_to(server.addr) {
+            Ok(mut wire) => {
+                wire.send(b"GET one-byte\n")?;
+                same_bytes("one-byte", &wire.ok_body()?, context.fixture.bytes("one-byte"))?;
+                let waited = started.elapsed();
+                return ensure(waited < Duration::from_secs(2), || {
+                    format!("served only {waited:?} after the hashing client left")
+                });
+            }
+            Err(e) if started.elapsed() >= Duration::from_secs(2) => {
+                return Err(format!("the place was not freed within 2 s of the client leaving: {e}"));
+            }
+            Err(_) => thread::sleep(Duration::from_millis(20)),
+        }
+    }
 }
 
 fn busy(context: &ServerContext<'_>) -> Check {
