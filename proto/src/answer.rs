@@ -7,6 +7,10 @@ use crate::code::{ErrorCode, Refusal};
 use crate::line::{Line, MAX_LINE, Parsed, next_line, parse_u64};
 use crate::path::escape;
 
+/// What ends an error message that was cut to keep its line within
+/// [`MAX_LINE`] bytes.
+pub const CUT: &str = "...";
+
 /// An answer's header line. An `OK` header is followed by exactly `len` body
 /// bytes, which the driver moves itself: the core never sees file contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,16 +27,37 @@ pub enum Answer {
 }
 
 impl Answer {
-    /// Appends the header line to `out`.
+    /// Appends the header line to `out`: never more than [`MAX_LINE`]
+    /// bytes, LF included, since clients hold answer lines to the same
+    /// bound as requests (SPEC.md §3).
     ///
     /// An error message is sanitised to stay on one line, whatever path it
-    /// quotes.
+    /// quotes, and cut (at a character, never inside a `%XX` escape, marked
+    /// with [`CUT`]) when the line would be longer: a message that quotes an
+    /// 8 KiB path, or one whose control characters each became a
+    /// three-byte escape, must not turn a legal request into an answer that
+    /// breaks the client.
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
             Answer::Ok { len } => out.extend_from_slice(format!("OK {len}\n").as_bytes()),
             Answer::Err(refusal) => {
-                let message = escape(&refusal.message);
-                out.extend_from_slice(format!("ERR {} {message}\n", refusal.code).as_bytes());
+                let head = format!("ERR {} ", refusal.code);
+                let mut message = escape(&refusal.message);
+                let room = MAX_LINE - head.len() - 1;
+                if message.len() > room {
+                    let mut cut = room - CUT.len();
+                    while !message.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    if let Some(percent) = message[..cut].rfind('%').filter(|&at| cut - at < 3) {
+                        cut = percent;
+                    }
+                    message.truncate(cut);
+                    message.push_str(CUT);
+                }
+                out.extend_from_slice(head.as_bytes());
+                out.extend_from_slice(message.as_bytes());
+                out.push(b'\n');
             }
             Answer::Bye => out.extend_from_slice(b"BYE\n"),
         }

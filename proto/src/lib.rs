@@ -25,7 +25,7 @@ mod path;
 mod request;
 
 pub use answer::{
-    Answer, AnswerError, Greeting, GreetingError, encode_greeting, parse_answer, parse_digest, parse_greeting,
+    Answer, AnswerError, CUT, Greeting, GreetingError, encode_greeting, parse_answer, parse_digest, parse_greeting,
 };
 pub use code::{ErrorCode, Refusal};
 pub use line::{MAX_LINE, Parsed};

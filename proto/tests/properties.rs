@@ -97,3 +97,42 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever an error message holds and however long, its answer line
+    /// fits the limit clients enforce, is one line, and parses.
+    #[test]
+    fn error_lines_fit_the_limit(
+        code in code(),
+        unit in prop_oneof![Just("a"), Just("é"), Just("\u{80}"), Just("%"), Just("\n"), Just("日本")],
+        repeat in 0usize..12_000,
+        tail in "[^\\x00]{0,8}",
+    ) {
+        let message = format!("{}{tail}", unit.repeat(repeat));
+        let mut line = Vec::new();
+        Answer::Err(Refusal::new(code, message)).encode(&mut line);
+        prop_assert!(line.len() <= MAX_LINE, "{} bytes", line.len());
+        prop_assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+        let parsed = matches!(parse_answer(&line), Ok(Parsed::Complete { value: Answer::Err(_), .. }));
+        prop_assert!(parsed);
+    }
+}
+
+/// The requests the issue that found the bug sent: a GET of an 8187-byte
+/// path, and paths of raw U+0080 (echoed back as `%C2%80`).
+#[test]
+fn the_longest_legal_requests_get_answers_within_the_limit() {
+    let ascii = "a".repeat(8187);
+    let wide = "\u{80}".repeat(4030);
+    for path in [ascii, wide] {
+        let refusal =
+            Refusal::new(ErrorCode::NotFound, format!("{} does not exist", WirePath::new(&path).expect("valid")));
+        let mut line = Vec::new();
+        Answer::Err(refusal).encode(&mut line);
+        assert!(line.len() <= MAX_LINE, "{}", line.len());
+        assert!(line.ends_with(format!("{}\n", ferry_proto::CUT).as_bytes()));
+        assert!(std::str::from_utf8(&line).is_ok());
+    }
+}

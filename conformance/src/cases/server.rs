@@ -111,6 +111,12 @@ pub const CASES: &[Case] = &[
     case!("bad.too-long", "§1", "a 9000-byte line gives TOO_LONG and the server closes", too_long),
     case!("limit.exact-line", "§1", "a request line of exactly 8192 bytes is accepted", exact_line),
     case!(
+        "limit.answer-line",
+        "§3",
+        "the longest legal GET, LIST and SUM lines, in ASCII and in multi-byte characters, get answer lines of at most 8192 bytes",
+        answer_line
+    ),
+    case!(
         "timeout.silent",
         "§4",
         "a client that says nothing gets TIMEOUT after the idle timeout",
@@ -370,6 +376,42 @@ fn exact_line(context: &ServerContext<'_>) -> Check {
     let mut wire = context.connect()?;
     wire.send(line.as_bytes())?;
     same_bytes("one-byte", &wire.ok_body()?, context.fixture.bytes("one-byte"))
+}
+
+/// Request lines of exactly 8192 bytes that the server must refuse, quoting
+/// their paths: ASCII, raw U+0080 (which a server shows as `%C2%80`, three
+/// times as long) and a `..` that makes the refusal FORBIDDEN.
+fn longest_lines() -> Vec<(String, Vec<u8>)> {
+    let mut lines = Vec::new();
+    for verb in ["GET", "LIST", "SUM"] {
+        let room = 8192 - verb.len() - 2;
+        let wide = "\u{80}".repeat(room / 2);
+        let wide = if wide.len() < room { format!("{wide}a") } else { wide };
+        let dotdot = format!("{}/..", "b".repeat(room - 3));
+        for (kind, path) in [("ASCII", "a".repeat(room)), ("U+0080", wide), ("..", dotdot)] {
+            let line = format!("{verb} {path}\n").into_bytes();
+            lines.push((format!("{verb} of an {kind} path"), line));
+        }
+    }
+    lines
+}
+
+fn answer_line(context: &ServerContext<'_>) -> Check {
+    for (what, line) in longest_lines() {
+        ensure(line.len() == 8192, || format!("test bug: {what} is {} bytes", line.len()))?;
+        let mut wire = context.connect()?;
+        wire.send(&line)?;
+        let answer = wire.line()?;
+        // `line` strips the LF: the line on the wire is one byte longer.
+        ensure(answer.len() < 8192, || {
+            format!("{what}: an answer line of {} bytes, over the 8192 clients accept", answer.len() + 1)
+        })?;
+        ensure(answer.starts_with(b"ERR "), || {
+            format!("{what}: expected ERR, got {:?}", String::from_utf8_lossy(&answer[..answer.len().min(40)]))
+        })?;
+        still_serving(&mut wire, context).map_err(|e| format!("{what}: {e}"))?;
+    }
+    Ok(())
 }
 
 const SHORT_IDLE: &str = "1";
