@@ -98,7 +98,7 @@ mod clients {
     }
 
     pub(crate) fn std_get(connection: &mut ferry_std::connection::Connection, request: &[u8]) -> u64 {
-        connection.write_all(request).expect("request");
+        connection.write_all(request, TIMEOUT).expect("request");
         std_answer(connection)
     }
 
@@ -119,7 +119,7 @@ mod clients {
     }
 
     pub(crate) async fn tokio_get(connection: &mut ferry_tokio::connection::Connection, request: &[u8]) -> u64 {
-        connection.write_all(request).await.expect("request");
+        connection.write_all(request, TIMEOUT).await.expect("request");
         let deadline = tokio::time::Instant::now() + TIMEOUT;
         let Answer::Ok { len } = connection.read_answer(deadline).await.expect("answer") else { panic!("not OK") };
         connection.read_body(len, &mut tokio::io::sink(), |_| {}, TIMEOUT).await.expect("body");
@@ -135,7 +135,7 @@ mod clients {
     }
 
     pub(crate) async fn smol_get(connection: &mut ferry_smol::connection::Connection, request: &[u8]) -> u64 {
-        connection.write_all(request).await.expect("request");
+        connection.write_all(request, TIMEOUT).await.expect("request");
         let deadline = std::time::Instant::now() + TIMEOUT;
         let Answer::Ok { len } = connection.read_answer(deadline).await.expect("answer") else { panic!("not OK") };
         connection.read_body(len, &mut smol::io::sink(), |_| {}, TIMEOUT).await.expect("body");
@@ -277,7 +277,7 @@ fn pipelined(c: &mut Criterion, bed: &Bed) {
                     // Requests go out in windows of `depth`; the answers to
                     // one window are read before the next is sent.
                     for _ in 0..REQUESTS / depth {
-                        connection.write_all(&window).expect("requests");
+                        connection.write_all(&window, TIMEOUT).expect("requests");
                         for _ in 0..depth {
                             black_box(clients::std_answer(&mut connection));
                         }

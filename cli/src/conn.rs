@@ -100,6 +100,12 @@ impl<E> LineError<E> {
     }
 }
 
+/// The error of a write the peer did not take within its deadline: it has
+/// stopped reading. One wording for every driver, server and client.
+pub fn stopped_reading() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "the peer stopped reading")
+}
+
 /// Whether an I/O error is an expired socket timeout.
 pub fn is_timeout(error: &io::Error) -> bool {
     matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)

@@ -102,11 +102,10 @@ impl ClientError {
     /// Classifies an I/O error on the connection to `addr`: an expired read
     /// timeout becomes [`ClientError::Timeout`].
     pub fn io(addr: &str, timeout: Duration, source: io::Error) -> ClientError {
-        match source.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                ClientError::Timeout { addr: addr.to_owned(), timeout }
-            }
-            _ => ClientError::Io { addr: addr.to_owned(), source },
+        if crate::conn::is_timeout(&source) {
+            ClientError::Timeout { addr: addr.to_owned(), timeout }
+        } else {
+            ClientError::Io { addr: addr.to_owned(), source }
         }
     }
 }

@@ -8,7 +8,8 @@
 //!
 //! - [`access`]: the server's access log.
 //! - [`args`]: the command line (clap derive).
-//! - [`answers`]: what a client makes of each answer header.
+//! - [`session`]: the client's side of FERRY/1 as steps, without I/O; each
+//!   driver's `client.rs` runs it.
 //! - [`save`]: where downloads go, `.part` files, atomic commits, `--verify`.
 //! - [`progress`]: progress bars on a terminal, nothing elsewhere.
 //! - [`error`]: the client's error type, whose messages name the path or
@@ -18,12 +19,12 @@
 //!   by every driver's `connection.rs`.
 
 pub mod access;
-pub mod answers;
 pub mod args;
 pub mod conn;
 pub mod error;
 pub mod progress;
 pub mod save;
+pub mod session;
 pub mod show;
 
 use std::io::{IsTerminal, Write};
@@ -38,7 +39,8 @@ use ferry_proto::{Entry, Kind, WirePath};
 pub use args::{Cli, Command, GetArgs, LsArgs, ServeArgs};
 pub use error::{ClientError, SaveError};
 pub use progress::Progress;
-pub use save::{Dest, Item, Pipeline, Plan, PlanError, Report, Stream, Target};
+pub use save::{Dest, Item, Plan, PlanError, Report, Stream, Target};
+pub use session::{NotReceived, Received, Session, Step, Tally};
 
 /// Everything a server needs, decided from the command line.
 #[derive(Debug)]

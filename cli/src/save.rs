@@ -41,7 +41,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use ferry_proto::{Request, WirePath};
+use ferry_proto::WirePath;
 use rustix::fs::OFlags;
 
 use crate::args::GetArgs;
@@ -73,7 +73,7 @@ pub struct Item {
 }
 
 /// Where a body goes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Dest {
     /// Written as it arrives, to something that is not a file to commit.
     Stream(Stream),
@@ -176,16 +176,6 @@ impl Plan {
         }
         Ok(plan)
     }
-
-    /// The request lines for item `index`: its GET (from its offset) and,
-    /// when verifying, a SUM after it.
-    fn item_requests(&self, index: usize, out: &mut Vec<u8>) {
-        let item = &self.items[index];
-        Request::Get { path: item.path.clone(), offset: item.offset, length: None }.encode(out);
-        if self.verify {
-            Request::Sum { path: item.path.clone() }.encode(out);
-        }
-    }
 }
 
 /// Whether `-o` names standard output.
@@ -257,6 +247,48 @@ impl Item {
     }
 }
 
+impl Dest {
+    /// The name messages use: `stdout`, a device's path, or the `.part`.
+    pub fn name(&self) -> &Path {
+        match self {
+            Dest::Stream(stream) => stream.name(),
+            Dest::File(target) => &target.part,
+        }
+    }
+
+    /// Opens where a body goes: the stream, or the `.part`, locked (see
+    /// [`Target::open_part`]), resumed at `offset`. Blocking.
+    pub fn open(&self, offset: u64) -> Result<File, SaveError> {
+        match self {
+            Dest::Stream(stream) => stream.open(),
+            Dest::File(target) => target.open_part(offset),
+        }
+    }
+
+    /// Makes a received body the destination: a `.part` is committed
+    /// ([`Target::commit`]); a stream has nothing to commit. Blocking.
+    pub fn commit(&self, file: File, digest: Option<&[u8; 32]>) -> Result<(), SaveError> {
+        match self {
+            Dest::Stream(_) => Ok(()),
+            Dest::File(target) => target.commit(file, digest),
+        }
+    }
+
+    /// Checks the digest of bytes that were streamed (computed on their
+    /// way out, since they cannot be read back) against the server's.
+    pub fn check(&self, local: &blake3::Hash, remote: &[u8; 32]) -> Result<(), SaveError> {
+        if local.as_bytes() == remote {
+            Ok(())
+        } else {
+            Err(SaveError::StreamMismatch {
+                name: self.name().to_owned(),
+                local: local.to_hex().to_string(),
+                remote: blake3::Hash::from_bytes(*remote).to_hex().to_string(),
+            })
+        }
+    }
+}
+
 impl Stream {
     /// The name messages use: `stdout`, or the device's path.
     pub fn name(&self) -> &Path {
@@ -279,58 +311,6 @@ impl Stream {
                 .open(path)
                 .map_err(fail),
         }
-    }
-
-    /// Checks a digest computed while the bytes were written.
-    pub fn check(&self, local: &blake3::Hash, remote: &[u8; 32]) -> Result<(), SaveError> {
-        if local.as_bytes() == remote {
-            Ok(())
-        } else {
-            Err(SaveError::StreamMismatch {
-                name: self.name().to_owned(),
-                local: local.to_hex().to_string(),
-                remote: blake3::Hash::from_bytes(*remote).to_hex().to_string(),
-            })
-        }
-    }
-}
-
-/// How many items' requests a client keeps ahead of the answers it has read.
-///
-/// Pipelining hides the round trip per file; a bounded window keeps a client
-/// with thousands of paths from writing requests while the server, blocked
-/// on writing answers nobody reads yet, stops reading them: a deadlock.
-pub const PIPELINE_WINDOW: usize = 32;
-
-/// Which requests of a [`Plan`] have been sent.
-#[derive(Debug, Default)]
-pub struct Pipeline {
-    /// Items whose requests are written, plus one once QUIT is.
-    sent: usize,
-}
-
-impl Pipeline {
-    /// Nothing sent yet.
-    pub fn new() -> Pipeline {
-        Pipeline::default()
-    }
-
-    /// The request lines to write now that `done` items have been answered:
-    /// enough to keep [`PIPELINE_WINDOW`] items in flight, and QUIT after the
-    /// last, so the server closes once it has answered everything. Empty
-    /// when there is nothing new to send.
-    pub fn refill(&mut self, plan: &Plan, done: usize) -> Vec<u8> {
-        let mut out = Vec::new();
-        let until = (done + PIPELINE_WINDOW).min(plan.items.len());
-        while self.sent < until {
-            plan.item_requests(self.sent, &mut out);
-            self.sent += 1;
-        }
-        if self.sent == plan.items.len() {
-            Request::Quit.encode(&mut out);
-            self.sent += 1;
-        }
-        out
     }
 }
 
@@ -575,6 +555,14 @@ impl Report {
         }
     }
 
+    /// How `item` went, as a session's [`crate::session::Step::Report`] says.
+    pub fn record(&mut self, item: &Item, outcome: Result<Option<[u8; 32]>, ClientError>) {
+        match outcome {
+            Ok(digest) => self.saved(item, digest.as_ref()),
+            Err(error) => self.failed(&error),
+        }
+    }
+
     /// An item failed; the others go on.
     pub fn failed(&mut self, error: &ClientError) {
         eprintln!("error: {error}");
@@ -772,36 +760,6 @@ mod tests {
             assert_eq!(expand_home("~/dl"), Some(home.join("dl")));
             assert_eq!(expand_home("~"), Some(home));
         }
-    }
-
-    #[test]
-    fn requests_pipeline_get_sum_and_quit() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("b.part"), b"123").expect("write");
-        let folder = dir.path().to_str().expect("utf-8");
-        let resumed = plan(&["a", "x/b", "-o", folder, "--continue"]).expect("plan");
-        assert_eq!(Pipeline::new().refill(&resumed, 0), b"GET a\nSUM a\nGET x/b 3\nSUM x/b\nQUIT\n");
-        let plain = plan(&["my file", "-o", folder]).expect("plan");
-        let mut pipeline = Pipeline::new();
-        assert_eq!(pipeline.refill(&plain, 0), b"GET my%20file\nQUIT\n");
-        assert_eq!(pipeline.refill(&plain, 1), b"");
-    }
-
-    #[test]
-    fn the_pipeline_keeps_a_bounded_window() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let names: Vec<String> = (0..PIPELINE_WINDOW + 2).map(|i| format!("f{i}")).collect();
-        let mut args: Vec<&str> = names.iter().map(String::as_str).collect();
-        args.extend(["-o", dir.path().to_str().expect("utf-8")]);
-        let many = plan(&args).expect("plan");
-        let mut pipeline = Pipeline::new();
-        let lines = |bytes: Vec<u8>| String::from_utf8(bytes).expect("utf-8").lines().count();
-        assert_eq!(lines(pipeline.refill(&many, 0)), PIPELINE_WINDOW);
-        assert_eq!(lines(pipeline.refill(&many, 0)), 0);
-        assert_eq!(lines(pipeline.refill(&many, 1)), 1);
-        // The last item's GET and QUIT.
-        assert_eq!(lines(pipeline.refill(&many, 2)), 2);
-        assert_eq!(lines(pipeline.refill(&many, PIPELINE_WINDOW + 2)), 0);
     }
 
     #[test]

@@ -101,9 +101,7 @@ async fn handle(
     // Answers are written whole; waiting to coalesce them only adds latency.
     stream.get_ref().set_nodelay(true)?;
     let mut connection = Connection::new(stream);
-    connection
-        .write_batch(Reply::Bytes { bytes: greeting(Smol::NAME), closes: false }.into(), config.idle_timeout)
-        .await?;
+    connection.write_all(&greeting(Smol::NAME), config.idle_timeout).await?;
     let mut pending = VecDeque::new();
     loop {
         if pending.is_empty() {

@@ -9,12 +9,14 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry_cli::ClientError;
 use ferry_cli::conn::{
-    BODY_BUFFER, BodyCause, BodyError, LINE_READ, LINGER, LINGER_BYTES, LineError, Pace, SEND_WINDOW,
+    BODY_BUFFER, BodyCause, BodyError, LINE_READ, LINGER, LINGER_BYTES, LineError, Pace, SEND_WINDOW, is_timeout,
+    stopped_reading,
 };
 use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
 use ferry_proto::{
@@ -34,6 +36,15 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Connects to the first address `addr` resolves to that accepts
+    /// (client side).
+    pub fn connect(addr: &str, limit: Duration) -> Result<Connection, ClientError> {
+        let stream = connect_stream(addr, limit)?;
+        // Requests are written whole; do not hold them back.
+        stream.set_nodelay(true).map_err(|source| ClientError::Io { addr: addr.to_owned(), source })?;
+        Ok(Connection::new(stream))
+    }
+
     /// Wraps a connected stream.
     pub fn new(stream: impl Into<Arc<TcpStream>>) -> Connection {
         Connection { stream: stream.into(), buffer: Vec::with_capacity(LINE_READ) }
@@ -144,9 +155,19 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes bytes as they are (greetings, requests).
-    pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        (&*self.stream).write_all(bytes)
+    /// Reads a body that belongs in memory (LIST, SUM), `len` bytes that
+    /// the session has checked (client side).
+    pub fn read_small(&mut self, len: usize, timeout: Duration) -> Result<Vec<u8>, BodyError> {
+        let mut body = Vec::with_capacity(len);
+        self.read_body(len as u64, &mut body, |_| {}, timeout)?;
+        Ok(body)
+    }
+
+    /// Writes bytes as they are (greetings, requests), which the peer must
+    /// take within `limit`.
+    pub fn write_all(&mut self, bytes: &[u8], limit: Duration) -> io::Result<()> {
+        self.stream.set_write_timeout(Some(limit))?;
+        (&*self.stream).write_all(bytes).map_err(|e| if is_timeout(&e) { stopped_reading() } else { e })
     }
 
     /// Sends a batch of answers: joined bytes in one write each, each file
@@ -235,4 +256,17 @@ fn send_file(stream: &TcpStream, body: &FileBody, idle: Duration) -> io::Result<
         }
     }
     Ok(())
+}
+
+/// The first address `addr` resolves to that accepts a connection.
+fn connect_stream(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
+    let fail = |source| ClientError::Connect { addr: addr.to_owned(), source };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address");
+    for resolved in addr.to_socket_addrs().map_err(fail)? {
+        match TcpStream::connect_timeout(&resolved, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last = error,
+        }
+    }
+    Err(fail(last))
 }

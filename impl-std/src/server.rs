@@ -104,7 +104,7 @@ fn handle(stream: Arc<TcpStream>, config: &ServeConfig, shutdown: &Shutdown, hea
     // Header writes may wait this long; bodies keep their own deadline.
     stream.set_write_timeout(Some(config.idle_timeout))?;
     let mut connection = Connection::new(stream);
-    connection.write_all(&greeting(Std::NAME))?;
+    connection.write_all(&greeting(Std::NAME), config.idle_timeout)?;
     let mut pending = VecDeque::new();
     loop {
         if pending.is_empty() {

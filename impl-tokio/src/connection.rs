@@ -11,8 +11,9 @@ use std::convert::Infallible;
 use std::io;
 use std::time::Duration;
 
+use ferry_cli::ClientError;
 use ferry_cli::conn::{
-    BODY_BUFFER, BodyCause, BodyError, LINE_READ, LINGER, LINGER_BYTES, LineError, Pace, SEND_WINDOW,
+    BODY_BUFFER, BodyCause, BodyError, LINE_READ, LINGER, LINGER_BYTES, LineError, Pace, SEND_WINDOW, stopped_reading,
 };
 use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
 use ferry_proto::{
@@ -32,6 +33,15 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Connects to the first address `addr` resolves to that accepts
+    /// (client side).
+    pub async fn connect(addr: &str, limit: Duration) -> Result<Connection, ClientError> {
+        let stream = connect_stream(addr, limit).await?;
+        // Requests are written whole; do not hold them back.
+        stream.set_nodelay(true).map_err(|source| ClientError::Io { addr: addr.to_owned(), source })?;
+        Ok(Connection::new(stream))
+    }
+
     /// Wraps a connected stream.
     pub fn new(stream: TcpStream) -> Connection {
         Connection { stream, buffer: Vec::with_capacity(LINE_READ) }
@@ -129,9 +139,18 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes bytes as they are (greetings, requests).
-    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes).await
+    /// Reads a body that belongs in memory (LIST, SUM), `len` bytes that
+    /// the session has checked (client side).
+    pub async fn read_small(&mut self, len: usize, timeout: Duration) -> Result<Vec<u8>, BodyError> {
+        let mut body = Vec::with_capacity(len);
+        self.read_body(len as u64, &mut body, |_| {}, timeout).await?;
+        Ok(body)
+    }
+
+    /// Writes bytes as they are (greetings, requests), which the peer must
+    /// take within `limit`.
+    pub async fn write_all(&mut self, bytes: &[u8], limit: Duration) -> io::Result<()> {
+        within(limit, self.stream.write_all(bytes)).await
     }
 
     /// Sends a batch of answers: joined bytes in one write each, each file
@@ -221,7 +240,19 @@ impl Connection {
 /// Runs a write that must finish within `limit`; running out of time is an
 /// error like any other that ends the connection.
 async fn within(limit: Duration, write: impl Future<Output = io::Result<()>>) -> io::Result<()> {
-    timeout(limit, write)
-        .await
-        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "the peer stopped reading")))
+    timeout(limit, write).await.unwrap_or_else(|_| Err(stopped_reading()))
+}
+
+/// The first address `addr` resolves to that accepts a connection.
+async fn connect_stream(addr: &str, limit: Duration) -> Result<TcpStream, ClientError> {
+    let fail = |source| ClientError::Connect { addr: addr.to_owned(), source };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address");
+    for resolved in tokio::net::lookup_host(addr).await.map_err(fail)? {
+        match timeout(limit, TcpStream::connect(resolved)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(error)) => last = error,
+            Err(_elapsed) => last = io::Error::new(io::ErrorKind::TimedOut, "connecting timed out"),
+        }
+    }
+    Err(fail(last))
 }

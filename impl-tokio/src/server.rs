@@ -87,9 +87,7 @@ async fn handle(
     // Answers are written whole; waiting to coalesce them only adds latency.
     stream.set_nodelay(true)?;
     let mut connection = Connection::new(stream);
-    connection
-        .write_batch(Reply::Bytes { bytes: greeting(Tokio::NAME), closes: false }.into(), config.idle_timeout)
-        .await?;
+    connection.write_all(&greeting(Tokio::NAME), config.idle_timeout).await?;
     let mut pending = VecDeque::new();
     loop {
         if pending.is_empty() {
