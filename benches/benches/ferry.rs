@@ -93,7 +93,7 @@ mod clients {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).expect("nodelay");
         let mut connection = ferry_std::connection::Connection::new(stream);
-        connection.read_greeting(std::time::Instant::now() + TIMEOUT).expect("greeting");
+        connection.read_line(std::time::Instant::now() + TIMEOUT, ferry_proto::parse_greeting).expect("greeting");
         connection
     }
 
@@ -103,7 +103,9 @@ mod clients {
     }
 
     pub(crate) fn std_answer(connection: &mut ferry_std::connection::Connection) -> u64 {
-        let Answer::Ok { len } = connection.read_answer(std::time::Instant::now() + TIMEOUT).expect("answer") else {
+        let Answer::Ok { len } =
+            connection.read_line(std::time::Instant::now() + TIMEOUT, ferry_proto::parse_answer).expect("answer")
+        else {
             panic!("not OK")
         };
         connection.read_body(len, &mut io::sink(), |_| {}, TIMEOUT).expect("body");
@@ -114,14 +116,20 @@ mod clients {
         let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
         stream.set_nodelay(true).expect("nodelay");
         let mut connection = ferry_tokio::connection::Connection::new(stream);
-        connection.read_greeting(tokio::time::Instant::now() + TIMEOUT).await.expect("greeting");
+        connection
+            .read_line(tokio::time::Instant::now() + TIMEOUT, ferry_proto::parse_greeting)
+            .await
+            .expect("greeting");
         connection
     }
 
     pub(crate) async fn tokio_get(connection: &mut ferry_tokio::connection::Connection, request: &[u8]) -> u64 {
         connection.write_all(request, TIMEOUT).await.expect("request");
         let deadline = tokio::time::Instant::now() + TIMEOUT;
-        let Answer::Ok { len } = connection.read_answer(deadline).await.expect("answer") else { panic!("not OK") };
+        let Answer::Ok { len } = connection.read_line(deadline, ferry_proto::parse_answer).await.expect("answer")
+        else {
+            panic!("not OK")
+        };
         connection.read_body(len, &mut tokio::io::sink(), |_| {}, TIMEOUT).await.expect("body");
         len
     }
@@ -130,14 +138,17 @@ mod clients {
         let stream = smol::Async::<TcpStream>::connect(addr).await.expect("connect");
         stream.get_ref().set_nodelay(true).expect("nodelay");
         let mut connection = ferry_smol::connection::Connection::new(stream);
-        connection.read_greeting(std::time::Instant::now() + TIMEOUT).await.expect("greeting");
+        connection.read_line(std::time::Instant::now() + TIMEOUT, ferry_proto::parse_greeting).await.expect("greeting");
         connection
     }
 
     pub(crate) async fn smol_get(connection: &mut ferry_smol::connection::Connection, request: &[u8]) -> u64 {
         connection.write_all(request, TIMEOUT).await.expect("request");
         let deadline = std::time::Instant::now() + TIMEOUT;
-        let Answer::Ok { len } = connection.read_answer(deadline).await.expect("answer") else { panic!("not OK") };
+        let Answer::Ok { len } = connection.read_line(deadline, ferry_proto::parse_answer).await.expect("answer")
+        else {
+            panic!("not OK")
+        };
         connection.read_body(len, &mut smol::io::sink(), |_| {}, TIMEOUT).await.expect("body");
         len
     }

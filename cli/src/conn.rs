@@ -80,6 +80,80 @@ impl Pace {
     }
 }
 
+/// Parses a line from the front of `buffer` with `parse`, and removes it:
+/// `Some` once a whole line is there, `None` when more must be read. Every
+/// driver's `read_line` is a loop of this and its runtime's read.
+pub fn take_line<T, E>(
+    buffer: &mut Vec<u8>,
+    parse: impl FnOnce(&[u8]) -> Result<ferry_proto::Parsed<T>, E>,
+) -> Result<Option<T>, LineError<E>> {
+    match parse(buffer).map_err(LineError::Invalid)? {
+        ferry_proto::Parsed::Complete { value, consumed } => {
+            buffer.drain(..consumed);
+            Ok(Some(value))
+        }
+        ferry_proto::Parsed::Incomplete => Ok(None),
+    }
+}
+
+/// A body being received, without I/O: how much to read next, until when,
+/// and what each read means. Each driver's `read_body` is a loop of its
+/// runtime's read, under [`Incoming::deadline`], fed to
+/// [`Incoming::on_read`].
+#[derive(Debug)]
+pub struct Incoming {
+    len: u64,
+    received: u64,
+    pace: Pace,
+}
+
+impl Incoming {
+    /// Starts a body of `len` bytes that must keep [`Pace`] over windows of
+    /// `timeout`. Bytes that arrived together with the header are taken from
+    /// the front of `buffer` and returned: they come first.
+    pub fn start(len: u64, timeout: Duration, buffer: &mut Vec<u8>) -> (Incoming, Vec<u8>) {
+        let buffered = buffer.len().min(usize::try_from(len).unwrap_or(usize::MAX));
+        let first: Vec<u8> = buffer.drain(..buffered).collect();
+        let received = first.len() as u64;
+        (Incoming { len, received, pace: Pace::new(timeout, std::time::Instant::now(), received) }, first)
+    }
+
+    /// How many bytes to ask for next (at most `buffer`), or `None` once the
+    /// body is whole.
+    pub fn want(&self, buffer: usize) -> Option<usize> {
+        (self.received < self.len).then(|| (self.len - self.received).min(buffer as u64) as usize)
+    }
+
+    /// When the current read must give up: the end of the pace window.
+    pub fn deadline(&self) -> std::time::Instant {
+        self.pace.deadline()
+    }
+
+    /// What a read returned (`None`: it reached [`Incoming::deadline`]):
+    /// how many bytes it brought, or why the body ends here.
+    pub fn on_read(&mut self, read: Option<io::Result<usize>>) -> Result<usize, BodyError> {
+        let received = self.received;
+        let n = match read {
+            None => 0,
+            Some(Ok(0)) => return Err(BodyError { received, cause: BodyCause::Closed }),
+            Some(Ok(n)) => n,
+            Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Some(Err(e)) if is_timeout(&e) => 0,
+            Some(Err(e)) => return Err(BodyError::socket(received, e)),
+        };
+        self.received += n as u64;
+        self.pace
+            .check(std::time::Instant::now(), self.received, self.len)
+            .map_err(|cause| BodyError { received, cause })?;
+        Ok(n)
+    }
+
+    /// Writing the last `n` bytes where they belong failed.
+    pub fn sink_failed(&self, n: usize, error: io::Error) -> BodyError {
+        BodyError { received: self.received - n as u64, cause: BodyCause::Sink(error) }
+    }
+}
+
 /// Reading a header line failed.
 #[derive(Debug)]
 pub enum LineError<E> {

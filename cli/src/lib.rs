@@ -9,7 +9,9 @@
 //! - [`access`]: the server's access log.
 //! - [`args`]: the command line (clap derive).
 //! - [`session`]: the client's side of FERRY/1 as steps, without I/O; each
-//!   driver's `client.rs` runs it.
+//!   driver's `client.rs` does them.
+//! - [`serving`]: the server's side of one connection as steps, without
+//!   I/O; each driver's `server.rs` does them.
 //! - [`save`]: where downloads go, `.part` files, atomic commits, `--verify`.
 //! - [`progress`]: progress bars on a terminal, nothing elsewhere.
 //! - [`error`]: the client's error type, whose messages name the path or
@@ -24,6 +26,7 @@ pub mod conn;
 pub mod error;
 pub mod progress;
 pub mod save;
+pub mod serving;
 pub mod session;
 pub mod show;
 
@@ -40,7 +43,7 @@ pub use args::{Cli, Command, GetArgs, LsArgs, ServeArgs};
 pub use error::{ClientError, SaveError};
 pub use progress::Progress;
 pub use save::{Dest, Item, Plan, PlanError, Report, Stream, Target};
-pub use session::{NotReceived, Received, Session, Step, Tally};
+pub use session::{AsyncSteps, NotReceived, Received, Session, Step, Steps, Tally};
 
 /// Everything a server needs, decided from the command line.
 #[derive(Debug)]

@@ -16,6 +16,12 @@
 //! what leaves part of an answer unread, or breaks FERRY/1, is the `Err` of
 //! an `on_*` method and ends the connection.
 //!
+//! The loop that asks for steps and hands back results is written here once,
+//! for blocking drivers ([`Session::run`] over [`Steps`]) and for async ones
+//! ([`Session::run_async`] over [`AsyncSteps`]), the way quinn drives
+//! quinn-proto over a runtime trait: each `impl-*/src/client.rs` is the
+//! trait's implementation, every method a runtime call.
+//!
 //! `F` is the driver's open `.part`: a `std::fs::File`, a `tokio::fs::File`,
 //! an `Unblock<File>`. The session holds it between the body and the commit
 //! without looking at it.
@@ -436,6 +442,90 @@ impl<'p, F> Session<'p, F> {
     /// A body read into memory or dropped did not arrive whole.
     fn cut(&self, error: BodyError) -> ClientError {
         error.into_client(&self.config.addr, 0, Path::new("memory"), self.config.timeout)
+    }
+}
+
+/// How a blocking driver does each step of a [`Session`].
+pub trait Steps {
+    /// The driver's open file.
+    type File;
+    /// Reads the server's first line ([`Step::ReadGreeting`]).
+    fn greeting(&mut self) -> Result<Greeting, LineError<GreetingError>>;
+    /// Writes request lines ([`Step::Send`]).
+    fn send(&mut self, requests: &[u8]) -> io::Result<()>;
+    /// Reads an answer header ([`Step::ReadAnswer`]).
+    fn answer(&mut self) -> Result<Answer, LineError<AnswerError>>;
+    /// Receives a body into its destination ([`Step::Receive`]).
+    fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Result<Received<Self::File>, NotReceived>;
+    /// Reads a body into memory ([`Step::ReadSmall`]).
+    fn small(&mut self, len: usize) -> Result<Vec<u8>, BodyError>;
+    /// Reads and drops a body ([`Step::Discard`]).
+    fn discard(&mut self, len: u64) -> Result<(), BodyError>;
+    /// Commits a received file ([`Step::Commit`]).
+    fn commit(&mut self, dest: &Dest, file: Self::File, digest: Option<[u8; 32]>) -> Result<(), SaveError>;
+}
+
+/// How an async driver does each step of a [`Session`]: [`Steps`], awaited.
+// The futures are awaited where they are made, on the client's own
+// single-threaded executor, so no `Send` bound is needed on them.
+#[allow(async_fn_in_trait)]
+pub trait AsyncSteps {
+    /// The driver's open file.
+    type File;
+    /// Reads the server's first line ([`Step::ReadGreeting`]).
+    async fn greeting(&mut self) -> Result<Greeting, LineError<GreetingError>>;
+    /// Writes request lines ([`Step::Send`]).
+    async fn send(&mut self, requests: &[u8]) -> io::Result<()>;
+    /// Reads an answer header ([`Step::ReadAnswer`]).
+    async fn answer(&mut self) -> Result<Answer, LineError<AnswerError>>;
+    /// Receives a body into its destination ([`Step::Receive`]).
+    async fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Result<Received<Self::File>, NotReceived>;
+    /// Reads a body into memory ([`Step::ReadSmall`]).
+    async fn small(&mut self, len: usize) -> Result<Vec<u8>, BodyError>;
+    /// Reads and drops a body ([`Step::Discard`]).
+    async fn discard(&mut self, len: u64) -> Result<(), BodyError>;
+    /// Commits a received file ([`Step::Commit`]).
+    async fn commit(&mut self, dest: &Dest, file: Self::File, digest: Option<[u8; 32]>) -> Result<(), SaveError>;
+}
+
+impl<'p, F> Session<'p, F> {
+    /// Does the steps with a blocking `driver` until the conversation is
+    /// over, telling `report` how each file went.
+    pub fn run(mut self, driver: &mut impl Steps<File = F>, report: &mut crate::Report) -> Result<Self, ClientError> {
+        loop {
+            match self.step() {
+                Step::ReadGreeting => self.on_greeting(driver.greeting())?,
+                Step::Send(requests) => self.on_sent(driver.send(&requests))?,
+                Step::ReadAnswer => self.on_answer(driver.answer())?,
+                Step::Receive { item, len, hash } => self.on_received(driver.receive(item, len, hash))?,
+                Step::ReadSmall(len) => self.on_small(driver.small(len))?,
+                Step::Discard(len) => self.on_discarded(driver.discard(len))?,
+                Step::Commit { dest, file, digest } => self.on_committed(driver.commit(dest, file, digest)),
+                Step::Report { item, outcome } => report.record(item, outcome),
+                Step::Done => return Ok(self),
+            }
+        }
+    }
+
+    /// [`Session::run`], with an async `driver`.
+    pub async fn run_async(
+        mut self,
+        driver: &mut impl AsyncSteps<File = F>,
+        report: &mut crate::Report,
+    ) -> Result<Self, ClientError> {
+        loop {
+            match self.step() {
+                Step::ReadGreeting => self.on_greeting(driver.greeting().await)?,
+                Step::Send(requests) => self.on_sent(driver.send(&requests).await)?,
+                Step::ReadAnswer => self.on_answer(driver.answer().await)?,
+                Step::Receive { item, len, hash } => self.on_received(driver.receive(item, len, hash).await)?,
+                Step::ReadSmall(len) => self.on_small(driver.small(len).await)?,
+                Step::Discard(len) => self.on_discarded(driver.discard(len).await)?,
+                Step::Commit { dest, file, digest } => self.on_committed(driver.commit(dest, file, digest).await),
+                Step::Report { item, outcome } => report.record(item, outcome),
+                Step::Done => return Ok(self),
+            }
+        }
     }
 }
 

@@ -65,6 +65,11 @@ pub enum Part {
 }
 
 impl Batch {
+    /// Bytes to write as they are (a greeting): no answer to log.
+    pub fn bytes(bytes: Vec<u8>) -> Batch {
+        Batch { parts: vec![Part::Bytes(bytes)], ..Batch::default() }
+    }
+
     /// Adds a reply's bytes to the batch, and a log record for `request`.
     fn push(&mut self, request: Option<&Request>, reply: Reply) {
         self.closes = reply.closes();

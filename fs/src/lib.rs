@@ -204,6 +204,13 @@ pub struct FileBody {
 }
 
 impl FileBody {
+    /// The range cut into windows of at most `size` bytes (as offsets in the
+    /// file), for drivers that give each window its own deadline.
+    pub fn windows(&self, size: u64) -> impl Iterator<Item = std::ops::Range<u64>> + use<> {
+        let (start, end) = (self.offset, self.offset + self.len);
+        (start..end).step_by(usize::try_from(size).unwrap_or(usize::MAX).max(1)).map(move |at| at..end.min(at + size))
+    }
+
     /// The error a driver reports when the file yields nothing at
     /// `position` before the promised end: it shrank after its size was
     /// sent. The connection must then close, so the client sees a short body.
@@ -496,6 +503,14 @@ mod tests {
             other => panic!("expected a file body, got {other:?}"),
         }
         assert!(matches!(root.reply(&request("GET big 2"), &Work::unbounded()), Reply::Bytes { .. }));
+    }
+
+    #[test]
+    fn a_body_is_sent_in_windows() {
+        let body = FileBody { file: tempfile::tempfile().expect("file"), offset: 2, len: 10 };
+        assert_eq!(body.windows(4).collect::<Vec<_>>(), [2..6, 6..10, 10..12]);
+        assert_eq!(body.windows(100).collect::<Vec<_>>(), vec![2..12]);
+        assert_eq!(FileBody { len: 0, ..body }.windows(4).count(), 0);
     }
 
     #[test]

@@ -10,17 +10,16 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::io;
 use std::net::{Shutdown, TcpStream};
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use ferry_cli::ClientError;
 use ferry_cli::conn::{
-    BODY_BUFFER, BodyCause, BodyError, LINE_READ, LINGER, LINGER_BYTES, LineError, Pace, SEND_WINDOW, stopped_reading,
+    BODY_BUFFER, BodyError, Incoming, LINE_READ, LINGER, LINGER_BYTES, LineError, SEND_WINDOW, stopped_reading,
+    take_line,
 };
 use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
-use ferry_proto::{
-    Answer, AnswerError, Greeting, GreetingError, Parsed, Refusal, Request, parse_answer, parse_greeting,
-    parse_pipelined,
-};
+use ferry_proto::{Parsed, Refusal, Request, parse_pipelined};
 use rustix::io::Errno;
 use smol::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::{Async, Timer, future};
@@ -66,38 +65,31 @@ impl Connection {
         self.read_line(deadline, |buffer| Ok(parse_pipelined(buffer, pending, BATCH_REQUESTS))).await.map(drop)
     }
 
-    /// Reads the server's greeting (client side).
-    pub async fn read_greeting(&mut self, deadline: Instant) -> Result<Greeting, LineError<GreetingError>> {
-        self.read_line(deadline, parse_greeting).await
-    }
-
-    /// Reads an answer's header line (client side).
-    pub async fn read_answer(&mut self, deadline: Instant) -> Result<Answer, LineError<AnswerError>> {
-        self.read_line(deadline, parse_answer).await
-    }
-
-    /// Parses one line from the buffer, reading more until it is whole.
-    async fn read_line<T, E>(
+    /// Parses one line from the front of the buffer with `parse` (the
+    /// greeting or an answer header, client side), reading more until it is
+    /// whole or `deadline` passes.
+    pub async fn read_line<T, E>(
         &mut self,
         deadline: Instant,
         mut parse: impl FnMut(&[u8]) -> Result<Parsed<T>, E>,
     ) -> Result<T, LineError<E>> {
         loop {
-            if let Parsed::Complete { value, consumed } = parse(&self.buffer).map_err(LineError::Invalid)? {
-                self.buffer.drain(..consumed);
+            if let Some(value) = take_line(&mut self.buffer, &mut parse)? {
                 return Ok(value);
             }
-            let filled = self.buffer.len();
             // The bytes read into must be zeroed first; reading little while
             // little is buffered keeps an idle connection to one touched
-            // page of buffer rather than LINE_READ bytes of zeros.
-            self.buffer.resize(filled + filled.clamp(1024, LINE_READ), 0);
-            let read = until(deadline, self.stream.read(&mut self.buffer[filled..])).await;
-            let got = match &read {
+            // page of buffer rather than LINE_READ bytes of zeros. The
+            // guard takes the zeros off again however the read ends,
+            // dropped at the deadline or by `future::or` included, so the
+            // next call never parses them as data: cancel-safe.
+            let mut spare = Spare::grow(&mut self.buffer, LINE_READ);
+            let read = until(deadline, self.stream.read(spare.bytes())).await;
+            spare.keep(match &read {
                 Some(Ok(n)) => *n,
                 _ => 0,
-            };
-            self.buffer.truncate(filled + got);
+            });
+            drop(spare);
             match read {
                 None => return Err(LineError::TimedOut),
                 Some(Ok(0)) => return Err(LineError::Closed),
@@ -109,9 +101,8 @@ impl Connection {
 
     /// Receives exactly `len` body bytes into `sink`, handing each chunk to
     /// `on_chunk` as well (for a digest and progress). The body must keep
-    /// [`Pace`]: at least [`ferry_cli::conn::MIN_PROGRESS`] bytes in every
-    /// `timeout`, so a stalled server, or one that trickles, is given up on;
-    /// a slow one is not.
+    /// pace ([`Incoming`]): a stalled server, or one that trickles, is given
+    /// up on; a slow one is not.
     pub async fn read_body(
         &mut self,
         len: u64,
@@ -119,30 +110,14 @@ impl Connection {
         mut on_chunk: impl FnMut(&[u8]),
         timeout: Duration,
     ) -> Result<(), BodyError> {
-        let mut received = 0;
-        // Bytes that arrived together with the header come first.
-        let buffered = self.buffer.len().min(usize::try_from(len).unwrap_or(usize::MAX));
-        if buffered > 0 {
-            let chunk: Vec<u8> = self.buffer.drain(..buffered).collect();
-            sink.write_all(&chunk).await.map_err(|e| BodyError { received, cause: BodyCause::Sink(e) })?;
-            on_chunk(&chunk);
-            received += buffered as u64;
-        }
-        let mut pace = Pace::new(timeout, Instant::now(), received);
+        let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer);
+        sink.write_all(&first).await.map_err(|e| body.sink_failed(first.len(), e))?;
+        on_chunk(&first);
         let mut chunk = vec![0; BODY_BUFFER];
-        while received < len {
-            let want = (len - received).min(BODY_BUFFER as u64) as usize;
-            match until(pace.deadline(), self.stream.read(&mut chunk[..want])).await {
-                None => {}
-                Some(Ok(0)) => return Err(BodyError { received, cause: BodyCause::Closed }),
-                Some(Ok(n)) => {
-                    sink.write_all(&chunk[..n]).await.map_err(|e| BodyError { received, cause: BodyCause::Sink(e) })?;
-                    on_chunk(&chunk[..n]);
-                    received += n as u64;
-                }
-                Some(Err(e)) => return Err(BodyError::socket(received, e)),
-            }
-            pace.check(Instant::now(), received, len).map_err(|cause| BodyError { received, cause })?;
+        while let Some(want) = body.want(chunk.len()) {
+            let n = body.on_read(until(body.deadline(), self.stream.read(&mut chunk[..want])).await)?;
+            sink.write_all(&chunk[..n]).await.map_err(|e| body.sink_failed(n, e))?;
+            on_chunk(&chunk[..n]);
         }
         Ok(())
     }
@@ -158,7 +133,7 @@ impl Connection {
     /// Writes bytes as they are (greetings, requests), which the peer must
     /// take within `limit`.
     pub async fn write_all(&mut self, bytes: &[u8], limit: Duration) -> io::Result<()> {
-        within(limit, self.stream.write_all(bytes)).await
+        until(Instant::now() + limit, self.stream.write_all(bytes)).await.unwrap_or_else(|| Err(stopped_reading()))
     }
 
     /// Sends a batch of answers: joined bytes in one write each, each file
@@ -167,7 +142,7 @@ impl Connection {
     pub async fn write_batch(&mut self, batch: Batch, idle: Duration) -> io::Result<()> {
         for part in batch.parts {
             match part {
-                Part::Bytes(bytes) => within(idle, self.stream.write_all(&bytes)).await?,
+                Part::Bytes(bytes) => self.write_all(&bytes, idle).await?,
                 Part::Body(body) => self.send_body(&body, idle).await?,
             }
         }
@@ -187,31 +162,33 @@ impl Connection {
     /// this fails: the caller must close the connection, so the client sees
     /// a short body rather than bytes that are not the file's.
     async fn send_body(&mut self, body: &FileBody, idle: Duration) -> io::Result<()> {
-        let mut offset = body.offset;
-        let end = body.offset + body.len;
-        while offset < end {
-            let window_end = end.min(offset + SEND_WINDOW);
-            within(idle, async {
-                while offset < window_end {
-                    let count = usize::try_from(window_end - offset).unwrap_or(usize::MAX);
-                    let sent = self
-                        .stream
-                        .write_with(|socket| {
-                            loop {
-                                match rustix::fs::sendfile(socket, &body.file, Some(&mut offset), count) {
-                                    Err(Errno::INTR) => continue,
-                                    other => return other.map_err(io::Error::from),
-                                }
-                            }
-                        })
-                        .await?;
-                    if sent == 0 {
-                        return Err(body.shrank_at(offset));
+        for window in body.windows(SEND_WINDOW) {
+            let sent = until(Instant::now() + idle, self.send_window(body, window)).await;
+            sent.unwrap_or_else(|| Err(stopped_reading()))?;
+        }
+        Ok(())
+    }
+
+    /// Sends one window of a body: `write_with` calls `sendfile` until the
+    /// socket is full, then waits for the reactor to say it has room.
+    async fn send_window(&self, body: &FileBody, window: Range<u64>) -> io::Result<()> {
+        let mut offset = window.start;
+        while offset < window.end {
+            let count = usize::try_from(window.end - offset).unwrap_or(usize::MAX);
+            let sent = self
+                .stream
+                .write_with(|socket| {
+                    loop {
+                        match rustix::fs::sendfile(socket, &body.file, Some(&mut offset), count) {
+                            Err(Errno::INTR) => continue,
+                            other => return other.map_err(io::Error::from),
+                        }
                     }
-                }
-                Ok(())
-            })
-            .await?;
+                })
+                .await?;
+            if sent == 0 {
+                return Err(body.shrank_at(offset));
+            }
         }
         Ok(())
     }
@@ -224,20 +201,8 @@ impl Connection {
         if self.stream.get_ref().shutdown(Shutdown::Write).is_err() {
             return;
         }
-        let drain = async {
-            let mut discarded = 0;
-            // On the heap, not an array: an async fn's state is sized for
-            // its largest await, and every connection task carries this one
-            // from its first byte (three copies deep, 12 KiB, on smol).
-            let mut sink = vec![0; 4096];
-            while discarded < LINGER_BYTES {
-                match self.stream.read(&mut sink).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => discarded += n as u64,
-                }
-            }
-        };
-        until(Instant::now() + LINGER, drain).await;
+        let drain = (&mut self.stream).take(LINGER_BYTES);
+        until(Instant::now() + LINGER, smol::io::copy(drain, smol::io::sink())).await;
     }
 }
 
@@ -248,12 +213,6 @@ pub async fn until<T>(deadline: Instant, work: impl Future<Output = T>) -> Optio
         None
     })
     .await
-}
-
-/// Runs a write that must finish within `limit`; running out of time is an
-/// error like any other that ends the connection.
-async fn within(limit: Duration, write: impl Future<Output = io::Result<()>>) -> io::Result<()> {
-    until(Instant::now() + limit, write).await.unwrap_or_else(|| Err(stopped_reading()))
 }
 
 /// The first address `addr` resolves to that accepts a connection.
@@ -268,4 +227,36 @@ async fn connect_stream(addr: &str, limit: Duration) -> Result<Async<TcpStream>,
         }
     }
     Err(fail(last))
+}
+
+/// Zeroed room at the end of a buffer for one read, taken off again when
+/// dropped, but for the bytes the read [kept](Spare::keep).
+struct Spare<'a> {
+    buffer: &'a mut Vec<u8>,
+    filled: usize,
+    kept: usize,
+}
+
+impl<'a> Spare<'a> {
+    /// Room for as many bytes as are buffered (at least 1 KiB, at most `most`).
+    fn grow(buffer: &'a mut Vec<u8>, most: usize) -> Spare<'a> {
+        let filled = buffer.len();
+        buffer.resize(filled + filled.clamp(1024, most), 0);
+        Spare { buffer, filled, kept: 0 }
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        &mut self.buffer[self.filled..]
+    }
+
+    /// The read filled `n` bytes of the room.
+    fn keep(&mut self, n: usize) {
+        self.kept = n;
+    }
+}
+
+impl Drop for Spare<'_> {
+    fn drop(&mut self) {
+        self.buffer.truncate(self.filled + self.kept);
+    }
 }

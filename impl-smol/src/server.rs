@@ -6,17 +6,21 @@
 //! a permit, and a client that finds none gets `ERR BUSY` instead of the
 //! greeting. Each task also holds a clone of a channel sender, so that
 //! shutdown can wait for the last one to finish by waiting for the channel
-//! to close — smol's way to join a set of detached tasks.
+//! to close — smol's way to join a set of detached tasks. What a
+//! connection does, step by step, is [`ferry_cli::serving::Serving`]'s to
+//! decide; [`handle`] does each step the smol way.
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use ferry_cli::conn::{AcceptErrors, LineError, busy_refusal, greeting, peer_left, timeout_refusal};
-use ferry_cli::{Runtime, ServeConfig, access};
-use ferry_fs::{Reply, Work, heavy_permits, starts_heavy};
+use ferry_cli::conn::{AcceptErrors, peer_left};
+use ferry_cli::serving::{Next, Serving};
+use ferry_cli::{Runtime, ServeConfig};
+use ferry_fs::{Batch, Work, heavy_permits};
+use ferry_proto::{Refusal, Request};
 use smol::lock::Semaphore;
 use smol::{Async, Executor, Timer, future};
 
@@ -45,8 +49,8 @@ pub async fn run(
         })
         .await;
         let Some(accepted) = accepted else { break };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
                 if let Some(pause) = accept_errors.record(&error) {
                     Timer::after(pause).await;
@@ -54,16 +58,20 @@ pub async fn run(
                 continue;
             }
         };
-        let Some(permit) = limit.try_acquire_arc() else {
-            executor.spawn(refuse_busy(stream, config.max_connections)).detach();
-            continue;
+        // A client past the limit is answered BUSY by a task of its own, so
+        // a stuck one never holds up the accept loop.
+        let (permit, serving) = match limit.try_acquire_arc() {
+            Some(permit) => (Some(permit), Serving::new(peer, Smol::NAME, config.idle_timeout)),
+            None => (None, Serving::busy(peer, config.max_connections)),
         };
         let (config, shutdown, open, heavy) = (Arc::clone(&config), shutdown.clone(), open.clone(), Arc::clone(&heavy));
+        // Detached: the task ends with its connection; at shutdown, `run`
+        // waits for it through `open` for the grace period.
         executor
             .spawn(async move {
                 let _permit = permit;
                 let _open = open;
-                if let Err(error) = handle(stream, &config, &shutdown, &heavy).await {
+                if let Err(error) = handle(stream, serving, &config, &shutdown, &heavy).await {
                     tracing::debug!(%error, "connection ended");
                 }
             })
@@ -80,98 +88,85 @@ pub async fn run(
     Ok(())
 }
 
-/// Answers a client past the limit with `ERR BUSY` and closes. Runs as a
-/// task of its own, so a stuck client never holds up the accept loop.
-async fn refuse_busy(stream: Async<TcpStream>, limit: usize) {
-    access::refused(stream.get_ref().peer_addr().ok(), "BUSY");
-    let mut connection = Connection::new(stream);
-    let _ = connection.write_batch(Reply::refuse(busy_refusal(limit)).into(), Duration::from_secs(1)).await;
-}
-
-/// Serves one connection: greeting, then request after request until the
-/// client quits or leaves, a closing error, or shutdown.
+/// Serves one connection: does what `serving` says until it is done.
 async fn handle(
     stream: Async<TcpStream>,
+    mut serving: Serving,
     config: &Arc<ServeConfig>,
     shutdown: &Shutdown,
     heavy: &Arc<Semaphore>,
 ) -> io::Result<()> {
-    let peer = stream.get_ref().peer_addr()?;
-    tracing::debug!(%peer, "connected");
     // Answers are written whole; waiting to coalesce them only adds latency.
     stream.get_ref().set_nodelay(true)?;
     let mut connection = Connection::new(stream);
-    connection.write_all(&greeting(Smol::NAME), config.idle_timeout).await?;
-    let mut pending = VecDeque::new();
     loop {
-        if pending.is_empty() {
-            let deadline = Instant::now() + config.idle_timeout;
-            // Between requests, shutdown ends the connection at once; a read
-            // that is dropped has taken no bytes, so nothing is lost.
-            let read = future::or(async { Some(connection.read_requests(deadline, &mut pending).await) }, async {
-                shutdown.wait().await;
-                None
-            })
-            .await;
-            match read {
-                None => return Ok(()),
-                Some(Ok(())) => {}
-                Some(Err(LineError::TimedOut)) => {
-                    access::refused(Some(peer), "TIMEOUT");
-                    connection
-                        .write_batch(Reply::refuse(timeout_refusal(config.idle_timeout)).into(), config.idle_timeout)
-                        .await?;
-                    connection.close().await;
+        match serving.next(shutdown.is_triggered()) {
+            Next::Write { batch, within } => serving.on_written(connection.write_batch(batch, within).await)?,
+            Next::Read { deadline } => {
+                // A read that is dropped has taken no bytes, so shutdown
+                // loses nothing but the wait.
+                let reading = async { Some(connection.read_requests(deadline, serving.pending()).await) };
+                let read = future::or(reading, async {
+                    shutdown.wait().await;
+                    None
+                })
+                .await;
+                serving.on_read(read)?;
+            }
+            Next::Answer { heavy: needs_permit, deadline } => {
+                let pending = serving.take_pending();
+                let Some((batch, rest)) =
+                    answer(&connection, pending, needs_permit, deadline, config, shutdown, heavy).await?
+                else {
                     return Ok(());
-                }
-                Some(Err(LineError::Closed)) => return Ok(()),
-                Some(Err(LineError::Io(error))) => return Err(error),
-                Some(Err(LineError::Invalid(never))) => match never {},
+                };
+                serving.on_answered(batch, rest);
             }
-        }
-        let started = Instant::now();
-        let deadline = started + config.idle_timeout;
-        // A heavy request (SUM, LIST) waits here, on the executor and not in
-        // the blocking pool, for one of the server's permits, at most until
-        // its deadline; without one it is answered TIMEOUT.
-        let permit = if starts_heavy(&pending) {
-            let acquire = until(deadline, heavy.acquire_arc());
-            match future::or(async { Some(acquire.await) }, async {
-                shutdown.wait().await;
-                None
-            })
-            .await
-            {
-                None => return Ok(()),
-                Some(permit) => permit,
-            }
-        } else {
-            None
-        };
-        // Heavy work asks between chunks whether the client has left, on a
-        // duplicate of the socket's descriptor that the blocking thread owns.
-        let socket = permit.as_ref().map(|_| connection.socket()).transpose()?;
-        let (shared, watching) = (Arc::clone(config), shutdown.clone());
-        // Opening and reading files blocks; keep it off the executor. One
-        // trip answers a whole batch of pipelined requests.
-        let (mut batch, rest) = smol::unblock(move || {
-            let _permit = permit;
-            let stop = || watching.is_triggered() || socket.as_ref().is_some_and(peer_left);
-            let work = Work { deadline, limit: shared.idle_timeout, stop: &stop };
-            (shared.root.answer(&mut pending, &work), pending)
-        })
-        .await;
-        pending = rest;
-        let (closes, log) = (batch.closes, std::mem::take(&mut batch.log));
-        let written = connection.write_batch(batch, config.idle_timeout).await;
-        access::answered(peer, &log, started, &written);
-        written?;
-        if closes {
-            connection.close().await;
-            return Ok(());
-        }
-        if shutdown.is_triggered() {
-            return Ok(());
+            Next::Close => break,
+            Next::Stop => return Ok(()),
         }
     }
+    connection.close().await;
+    Ok(())
+}
+
+/// Answers `pending` with `smol::unblock`, where opening and reading files
+/// cannot stall the executor; one trip answers a whole batch. A heavy
+/// batch first waits here, on the executor and not in the pool, for one of
+/// the server's permits, at most until `deadline` (without one it is
+/// answered TIMEOUT); `None` if shutdown came first.
+async fn answer(
+    connection: &Connection,
+    mut pending: VecDeque<Result<Request, Refusal>>,
+    needs_permit: bool,
+    deadline: Instant,
+    config: &Arc<ServeConfig>,
+    shutdown: &Shutdown,
+    heavy: &Arc<Semaphore>,
+) -> io::Result<Option<(Batch, VecDeque<Result<Request, Refusal>>)>> {
+    let permit = if needs_permit {
+        let acquire = async { Some(until(deadline, heavy.acquire_arc()).await) };
+        match future::or(acquire, async {
+            shutdown.wait().await;
+            None
+        })
+        .await
+        {
+            None => return Ok(None),
+            Some(permit) => permit,
+        }
+    } else {
+        None
+    };
+    // Heavy work asks between chunks whether the client has left, on a
+    // duplicate of the socket's descriptor that the blocking thread owns.
+    let socket = permit.as_ref().map(|_| connection.socket()).transpose()?;
+    let (shared, watching) = (Arc::clone(config), shutdown.clone());
+    let answered = smol::unblock(move || {
+        let _permit = permit;
+        let stop = || watching.is_triggered() || socket.as_ref().is_some_and(peer_left);
+        let work = Work { deadline, limit: shared.idle_timeout, stop: &stop };
+        (shared.root.answer(&mut pending, &work), pending)
+    });
+    Ok(Some(answered.await))
 }

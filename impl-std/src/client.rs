@@ -1,65 +1,79 @@
-//! The client: a driver for [`ferry_cli::Session`] on blocking std I/O.
+//! The client: [`ferry_cli::Session`]'s steps on blocking std I/O.
 //!
 //! The session decides every step of the conversation and what each result
-//! means; this file only does the steps: connect, write, read with a
-//! deadline on each wait, and open and commit files. Everything runs on the
-//! calling thread: one connection has nothing to overlap with.
+//! means ([`Session::run`] asks and answers); this file only does the steps:
+//! write, read with a deadline on each wait, open and commit files.
+//! Everything runs on the calling thread: one connection has nothing to
+//! overlap with.
 
 use std::fs::File;
 use std::io;
 use std::time::{Duration, Instant};
 
-use ferry_cli::{ClientConfig, ClientError, Item, NotReceived, Plan, Received, Report, Session, Step, Tally};
-use ferry_proto::{Entry, WirePath};
+use ferry_cli::conn::{BodyError, LineError};
+use ferry_cli::{ClientConfig, ClientError, Dest, Item, NotReceived, Plan, Received, Report, SaveError};
+use ferry_cli::{Session, Steps, Tally};
+use ferry_proto::{Answer, AnswerError, Entry, Greeting, GreetingError, WirePath, parse_answer, parse_greeting};
 
 use crate::connection::Connection;
 
 /// Fetches every item of `plan` over one connection.
 pub fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
-    run(config, Session::get(plan, config), report).map(drop)
+    Session::get(plan, config).run(&mut Client::connect(config)?, report).map(drop)
 }
 
 /// Lists a directory on the server.
 pub fn list(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError> {
-    run(config, Session::list(path, config), &mut Report::new(0)).map(Session::into_entries)
+    let session = Session::list(path, config).run(&mut Client::connect(config)?, &mut Report::new(0))?;
+    Ok(session.into_entries())
 }
 
-/// Connects and does what `session` says until it is done.
-fn run<'p>(
-    config: &ClientConfig,
-    mut session: Session<'p, File>,
-    report: &mut Report,
-) -> Result<Session<'p, File>, ClientError> {
-    let timeout = config.timeout;
-    let mut connection = Connection::connect(&config.addr, timeout)?;
-    loop {
-        match session.step() {
-            Step::ReadGreeting => session.on_greeting(connection.read_greeting(Instant::now() + timeout))?,
-            Step::Send(requests) => session.on_sent(connection.write_all(&requests, timeout))?,
-            Step::ReadAnswer => session.on_answer(connection.read_answer(Instant::now() + timeout))?,
-            Step::Receive { item, len, hash } => {
-                session.on_received(receive(&mut connection, item, len, hash, timeout))?;
-            }
-            Step::ReadSmall(len) => session.on_small(connection.read_small(len, timeout))?,
-            Step::Discard(len) => session.on_discarded(connection.read_body(len, &mut io::sink(), |_| {}, timeout))?,
-            Step::Commit { dest, file, digest } => session.on_committed(dest.commit(file, digest.as_ref())),
-            Step::Report { item, outcome } => report.record(item, outcome),
-            Step::Done => return Ok(session),
-        }
+/// A connection to a server, and how long each wait on it may take.
+#[derive(Debug)]
+pub struct Client {
+    connection: Connection,
+    timeout: Duration,
+}
+
+impl Client {
+    /// Connects to `config.addr`.
+    pub fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
+        Ok(Client { connection: Connection::connect(&config.addr, config.timeout)?, timeout: config.timeout })
     }
 }
 
-/// Receives `item`'s body of `len` bytes into its destination.
-fn receive(
-    connection: &mut Connection,
-    item: &Item,
-    len: u64,
-    hash: bool,
-    timeout: Duration,
-) -> Result<Received<File>, NotReceived> {
-    let mut sink = item.dest.open(item.offset).map_err(NotReceived::Unopened)?;
-    let mut tally = Tally::new(item, len, hash);
-    let read = connection.read_body(len, &mut sink, |chunk| tally.chunk(chunk), timeout);
-    // Written straight to the file: there is nothing to flush.
-    tally.finish(read, Ok(()), sink)
+impl Steps for Client {
+    type File = File;
+
+    fn greeting(&mut self) -> Result<Greeting, LineError<GreetingError>> {
+        self.connection.read_line(Instant::now() + self.timeout, parse_greeting)
+    }
+
+    fn send(&mut self, requests: &[u8]) -> io::Result<()> {
+        self.connection.write_all(requests, self.timeout)
+    }
+
+    fn answer(&mut self) -> Result<Answer, LineError<AnswerError>> {
+        self.connection.read_line(Instant::now() + self.timeout, parse_answer)
+    }
+
+    fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Result<Received<File>, NotReceived> {
+        let mut sink = item.dest.open(item.offset).map_err(NotReceived::Unopened)?;
+        let mut tally = Tally::new(item, len, hash);
+        let read = self.connection.read_body(len, &mut sink, |chunk| tally.chunk(chunk), self.timeout);
+        // Written straight to the file: there is nothing to flush.
+        tally.finish(read, Ok(()), sink)
+    }
+
+    fn small(&mut self, len: usize) -> Result<Vec<u8>, BodyError> {
+        self.connection.read_small(len, self.timeout)
+    }
+
+    fn discard(&mut self, len: u64) -> Result<(), BodyError> {
+        self.connection.read_body(len, &mut io::sink(), |_| {}, self.timeout)
+    }
+
+    fn commit(&mut self, dest: &Dest, file: File, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
+        dest.commit(file, digest.as_ref())
+    }
 }

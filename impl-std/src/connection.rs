@@ -10,19 +10,17 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_cli::ClientError;
 use ferry_cli::conn::{
-    BODY_BUFFER, BodyCause, BodyError, LINE_READ, LINGER, LINGER_BYTES, LineError, Pace, SEND_WINDOW, is_timeout,
-    stopped_reading,
+    BODY_BUFFER, BodyError, Incoming, LINE_READ, LINGER, LINGER_BYTES, LineError, SEND_WINDOW, is_timeout,
+    stopped_reading, take_line,
 };
 use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
-use ferry_proto::{
-    Answer, AnswerError, Greeting, GreetingError, Parsed, Refusal, Request, parse_answer, parse_greeting,
-    parse_pipelined,
-};
+use ferry_proto::{Parsed, Refusal, Request, parse_pipelined};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 
@@ -33,6 +31,9 @@ pub struct Connection {
     /// side at shutdown, and an `Arc` does that without a second descriptor.
     stream: Arc<TcpStream>,
     buffer: Vec<u8>,
+    /// The write timeout last set on the socket, so it is set only when it
+    /// changes (a system call each time).
+    write_limit: Option<Duration>,
 }
 
 impl Connection {
@@ -47,7 +48,7 @@ impl Connection {
 
     /// Wraps a connected stream.
     pub fn new(stream: impl Into<Arc<TcpStream>>) -> Connection {
-        Connection { stream: stream.into(), buffer: Vec::with_capacity(LINE_READ) }
+        Connection { stream: stream.into(), buffer: Vec::with_capacity(LINE_READ), write_limit: None }
     }
 
     /// The socket, shared, for a check on the peer while heavy work runs.
@@ -68,25 +69,16 @@ impl Connection {
         self.read_line(deadline, |buffer| Ok(parse_pipelined(buffer, pending, BATCH_REQUESTS))).map(drop)
     }
 
-    /// Reads the server's greeting (client side).
-    pub fn read_greeting(&mut self, deadline: Instant) -> Result<Greeting, LineError<GreetingError>> {
-        self.read_line(deadline, parse_greeting)
-    }
-
-    /// Reads an answer's header line (client side).
-    pub fn read_answer(&mut self, deadline: Instant) -> Result<Answer, LineError<AnswerError>> {
-        self.read_line(deadline, parse_answer)
-    }
-
-    /// Parses one line from the buffer, reading more until it is whole.
-    fn read_line<T, E>(
+    /// Parses one line from the front of the buffer with `parse` (the
+    /// greeting or an answer header, client side), reading more until it is
+    /// whole or `deadline` passes.
+    pub fn read_line<T, E>(
         &mut self,
         deadline: Instant,
         mut parse: impl FnMut(&[u8]) -> Result<Parsed<T>, E>,
     ) -> Result<T, LineError<E>> {
         loop {
-            if let Parsed::Complete { value, consumed } = parse(&self.buffer).map_err(LineError::Invalid)? {
-                self.buffer.drain(..consumed);
+            if let Some(value) = take_line(&mut self.buffer, &mut parse)? {
                 return Ok(value);
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -112,9 +104,8 @@ impl Connection {
 
     /// Receives exactly `len` body bytes into `sink`, handing each chunk to
     /// `on_chunk` as well (for a digest and progress). The body must keep
-    /// [`Pace`]: at least [`ferry_cli::conn::MIN_PROGRESS`] bytes in every
-    /// `timeout`, so a stalled server, or one that trickles, is given up on;
-    /// a slow one is not.
+    /// pace ([`Incoming`]): a stalled server, or one that trickles, is given
+    /// up on; a slow one is not.
     pub fn read_body(
         &mut self,
         len: u64,
@@ -122,35 +113,18 @@ impl Connection {
         mut on_chunk: impl FnMut(&[u8]),
         timeout: Duration,
     ) -> Result<(), BodyError> {
-        let mut received = 0;
-        // Bytes that arrived together with the header come first.
-        let buffered = self.buffer.len().min(usize::try_from(len).unwrap_or(usize::MAX));
-        if buffered > 0 {
-            let chunk: Vec<u8> = self.buffer.drain(..buffered).collect();
-            sink.write_all(&chunk).map_err(|e| BodyError { received, cause: BodyCause::Sink(e) })?;
-            on_chunk(&chunk);
-            received += buffered as u64;
-        }
-        let mut pace = Pace::new(timeout, Instant::now(), received);
+        let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer);
+        sink.write_all(&first).map_err(|e| body.sink_failed(first.len(), e))?;
+        on_chunk(&first);
         // One read waits at most `timeout`: set once, not before every read
         // (a system call each). A read begun late in a window may then run
         // past its end, so a stalled body fails within two windows.
-        self.stream.set_read_timeout(Some(timeout)).map_err(|e| BodyError::socket(received, e))?;
+        self.stream.set_read_timeout(Some(timeout)).map_err(|e| BodyError::socket(0, e))?;
         let mut chunk = vec![0; BODY_BUFFER];
-        while received < len {
-            let want = (len - received).min(BODY_BUFFER as u64) as usize;
-            match (&*self.stream).read(&mut chunk[..want]) {
-                Ok(0) => return Err(BodyError { received, cause: BodyCause::Closed }),
-                Ok(n) => {
-                    sink.write_all(&chunk[..n]).map_err(|e| BodyError { received, cause: BodyCause::Sink(e) })?;
-                    on_chunk(&chunk[..n]);
-                    received += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if ferry_cli::conn::is_timeout(&e) => {}
-                Err(e) => return Err(BodyError::socket(received, e)),
-            }
-            pace.check(Instant::now(), received, len).map_err(|cause| BodyError { received, cause })?;
+        while let Some(want) = body.want(chunk.len()) {
+            let n = body.on_read(Some((&*self.stream).read(&mut chunk[..want])))?;
+            sink.write_all(&chunk[..n]).map_err(|e| body.sink_failed(n, e))?;
+            on_chunk(&chunk[..n]);
         }
         Ok(())
     }
@@ -166,7 +140,10 @@ impl Connection {
     /// Writes bytes as they are (greetings, requests), which the peer must
     /// take within `limit`.
     pub fn write_all(&mut self, bytes: &[u8], limit: Duration) -> io::Result<()> {
-        self.stream.set_write_timeout(Some(limit))?;
+        if self.write_limit != Some(limit) {
+            self.stream.set_write_timeout(Some(limit))?;
+            self.write_limit = Some(limit);
+        }
         (&*self.stream).write_all(bytes).map_err(|e| if is_timeout(&e) { stopped_reading() } else { e })
     }
 
@@ -175,7 +152,7 @@ impl Connection {
     pub fn write_batch(&mut self, batch: Batch, idle: Duration) -> io::Result<()> {
         for part in batch.parts {
             match part {
-                Part::Bytes(bytes) => (&*self.stream).write_all(&bytes)?,
+                Part::Bytes(bytes) => self.write_all(&bytes, idle)?,
                 Part::Body(body) => self.send_body(&body, idle)?,
             }
         }
@@ -198,9 +175,36 @@ impl Connection {
     /// a short body rather than bytes that are not the file's.
     fn send_body(&mut self, body: &FileBody, idle: Duration) -> io::Result<()> {
         self.stream.set_nonblocking(true)?;
-        let sent = send_file(&self.stream, body, idle);
+        let sent =
+            body.windows(SEND_WINDOW).try_for_each(|window| self.send_window(body, window, Instant::now() + idle));
         self.stream.set_nonblocking(false)?;
         sent
+    }
+
+    /// Sends one window of a body, on the non-blocking socket: `sendfile`
+    /// until the socket is full, then `poll(2)` until it has room again, or
+    /// `deadline` passes.
+    fn send_window(&self, body: &FileBody, window: Range<u64>, deadline: Instant) -> io::Result<()> {
+        let mut offset = window.start;
+        while offset < window.end {
+            let count = usize::try_from(window.end - offset).unwrap_or(usize::MAX);
+            match rustix::fs::sendfile(&*self.stream, &body.file, Some(&mut offset), count) {
+                Ok(0) => return Err(body.shrank_at(offset)),
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let timeout = Timespec::try_from(left).map_err(|_| io::ErrorKind::InvalidInput)?;
+                    let mut fds = [PollFd::new(&*self.stream, PollFlags::OUT)];
+                    match rustix::event::poll(&mut fds, Some(&timeout)) {
+                        Ok(0) => return Err(stopped_reading()),
+                        Ok(_) | Err(Errno::INTR) => {}
+                        Err(error) => return Err(error.into()),
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Closes after a last answer: sends FIN, then reads and discards what
@@ -211,51 +215,12 @@ impl Connection {
         if self.stream.shutdown(Shutdown::Write).is_err() {
             return;
         }
-        let deadline = Instant::now() + LINGER;
-        let mut discarded = 0;
-        let mut sink = [0; 4096];
-        while discarded < LINGER_BYTES {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
-                return;
-            }
-            match (&*self.stream).read(&mut sink) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => discarded += n as u64,
-            }
+        // The read timeout bounds each read, not the whole drain; at most
+        // two of LINGER each (end of stream usually comes at once).
+        if self.stream.set_read_timeout(Some(LINGER)).is_ok() {
+            let _ = io::copy(&mut (&*self.stream).take(LINGER_BYTES), &mut io::sink());
         }
     }
-}
-
-/// The loop of [`Connection::send_body`], on a non-blocking socket.
-fn send_file(stream: &TcpStream, body: &FileBody, idle: Duration) -> io::Result<()> {
-    let mut offset = body.offset;
-    let end = body.offset + body.len;
-    while offset < end {
-        let window_end = end.min(offset + SEND_WINDOW);
-        let deadline = Instant::now() + idle;
-        while offset < window_end {
-            let count = usize::try_from(window_end - offset).unwrap_or(usize::MAX);
-            match rustix::fs::sendfile(stream, &body.file, Some(&mut offset), count) {
-                Ok(0) => {
-                    return Err(body.shrank_at(offset));
-                }
-                Ok(_) | Err(Errno::INTR) => {}
-                Err(Errno::AGAIN) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let timeout = Timespec::try_from(left).map_err(|_| io::ErrorKind::InvalidInput)?;
-                    let mut fds = [PollFd::new(stream, PollFlags::OUT)];
-                    match rustix::event::poll(&mut fds, Some(&timeout)) {
-                        Ok(0) => return Err(io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading")),
-                        Ok(_) | Err(Errno::INTR) => {}
-                        Err(error) => return Err(error.into()),
-                    }
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The first address `addr` resolves to that accepts a connection.

@@ -4,16 +4,17 @@
 //! limit is what keeps a flood of clients from exhausting threads and file
 //! descriptors. A client past it gets `ERR BUSY` instead of the greeting.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferry_cli::conn::{AcceptErrors, LineError, busy_refusal, greeting, peer_left, timeout_refusal, wake_addr};
-use ferry_cli::{Runtime, ServeConfig, access};
-use ferry_fs::{Reply, Work, heavy_permits, starts_heavy};
+use ferry_cli::conn::{AcceptErrors, peer_left, wake_addr};
+use ferry_cli::serving::{Next, Serving};
+use ferry_cli::{Runtime, ServeConfig};
+use ferry_fs::{Work, heavy_permits};
 
 use crate::Std;
 use crate::connection::Connection;
@@ -29,12 +30,13 @@ pub fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown) -> io
     spawn_watcher(local, &connections, &shutdown)?;
 
     let mut accept_errors = AcceptErrors::default();
-    for stream in listener.incoming() {
+    loop {
+        let accepted = listener.accept();
         if shutdown.is_triggered() {
             break;
         }
-        let stream = match stream {
-            Ok(stream) => stream,
+        let (stream, peer) = match accepted {
+            Ok((stream, peer)) => (Arc::new(stream), peer),
             Err(error) => {
                 if let Some(pause) = accept_errors.record(&error) {
                     thread::sleep(pause);
@@ -42,20 +44,17 @@ pub fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown) -> io
                 continue;
             }
         };
-        let stream = Arc::new(stream);
         let Some(slot) = connections.admit(&stream) else {
-            if shutdown.is_triggered() {
-                // Accepted as shutdown began (the watcher's own wake-up
-                // among them): not busy, just closing.
-                break;
-            }
-            refuse_busy(stream, config.max_connections);
+            // Answered here, on the accept loop: the answer fits in a fresh
+            // socket's buffer, and the write may take a second at most.
+            let _ = handle(stream, Serving::busy(peer, config.max_connections), &config, &shutdown, &heavy);
             continue;
         };
+        let serving = Serving::new(peer, Std::NAME, config.idle_timeout);
         let (config, shutdown, heavy) = (Arc::clone(&config), shutdown.clone(), Arc::clone(&heavy));
         let spawned = thread::Builder::new().name("connection".into()).spawn(move || {
             let _slot = slot;
-            if let Err(error) = handle(stream, &config, &shutdown, &heavy) {
+            if let Err(error) = handle(stream, serving, &config, &shutdown, &heavy) {
                 tracing::debug!(%error, "connection ended");
             }
         });
@@ -84,67 +83,44 @@ fn spawn_watcher(local: SocketAddr, connections: &Arc<Connections>, shutdown: &S
     Ok(())
 }
 
-/// Answers a client past the limit with `ERR BUSY` and closes.
-fn refuse_busy(stream: Arc<TcpStream>, limit: usize) {
-    access::refused(stream.peer_addr().ok(), "BUSY");
-    // The answer fits in the socket buffer of a fresh connection; never
-    // let a stuck client hold up the accept loop all the same.
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let mut connection = Connection::new(stream);
-    let _ = connection.write_batch(Reply::refuse(busy_refusal(limit)).into(), Duration::from_secs(1));
-}
-
-/// Serves one connection: greeting, then request after request until the
-/// client quits or leaves, a closing error, or shutdown.
-fn handle(stream: Arc<TcpStream>, config: &ServeConfig, shutdown: &Shutdown, heavy: &Permits) -> io::Result<()> {
-    let peer = stream.peer_addr()?;
-    tracing::debug!(%peer, "connected");
+/// Serves one connection: does what `serving` says until it is done.
+fn handle(
+    stream: Arc<TcpStream>,
+    mut serving: Serving,
+    config: &ServeConfig,
+    shutdown: &Shutdown,
+    heavy: &Permits,
+) -> io::Result<()> {
     // Answers are written whole; waiting to coalesce them only adds latency.
     stream.set_nodelay(true)?;
-    // Header writes may wait this long; bodies keep their own deadline.
-    stream.set_write_timeout(Some(config.idle_timeout))?;
     let mut connection = Connection::new(stream);
-    connection.write_all(&greeting(Std::NAME), config.idle_timeout)?;
-    let mut pending = VecDeque::new();
     loop {
-        if pending.is_empty() {
-            let deadline = Instant::now() + config.idle_timeout;
-            match connection.read_requests(deadline, &mut pending) {
-                Ok(()) => {}
-                Err(LineError::TimedOut) => {
-                    access::refused(Some(peer), "TIMEOUT");
-                    connection
-                        .write_batch(Reply::refuse(timeout_refusal(config.idle_timeout)).into(), config.idle_timeout)?;
-                    connection.close();
-                    return Ok(());
-                }
-                Err(LineError::Closed) => return Ok(()),
-                Err(LineError::Io(error)) => return Err(error),
-                Err(LineError::Invalid(never)) => match never {},
+        match serving.next(shutdown.is_triggered()) {
+            Next::Write { batch, within } => serving.on_written(connection.write_batch(batch, within))?,
+            Next::Read { deadline } => {
+                // A blocked read cannot be cancelled: at shutdown the
+                // watcher shuts the read side, and the read sees the end.
+                let read = connection.read_requests(deadline, serving.pending());
+                serving.on_read(Some(read))?;
             }
-        }
-        let started = Instant::now();
-        let deadline = started + config.idle_timeout;
-        // A heavy request (SUM, LIST) waits for one of the server's permits,
-        // at most until its deadline; without one it is answered TIMEOUT.
-        let permit = if starts_heavy(&pending) { heavy.acquire(deadline) } else { None };
-        let socket = connection.socket();
-        let stop = || shutdown.is_triggered() || (permit.is_some() && peer_left(socket.as_ref()));
-        let work = Work { deadline, limit: config.idle_timeout, stop: &stop };
-        let mut batch = config.root.answer(&mut pending, &work);
-        drop(permit);
-        let (closes, log) = (batch.closes, std::mem::take(&mut batch.log));
-        let written = connection.write_batch(batch, config.idle_timeout);
-        access::answered(peer, &log, started, &written);
-        written?;
-        if closes {
-            connection.close();
-            return Ok(());
-        }
-        if shutdown.is_triggered() {
-            return Ok(());
+            Next::Answer { heavy: needs_permit, deadline } => {
+                // A heavy batch waits for one of the server's permits, at
+                // most until its deadline; without one it is answered TIMEOUT.
+                let permit = if needs_permit { heavy.acquire(deadline) } else { None };
+                let socket = connection.socket();
+                let stop = || shutdown.is_triggered() || (permit.is_some() && peer_left(socket.as_ref()));
+                let work = Work { deadline, limit: config.idle_timeout, stop: &stop };
+                let mut pending = serving.take_pending();
+                let batch = config.root.answer(&mut pending, &work);
+                drop(permit);
+                serving.on_answered(batch, pending);
+            }
+            Next::Close => break,
+            Next::Stop => return Ok(()),
         }
     }
+    connection.close();
+    Ok(())
 }
 
 /// The open connections: counted for the limit, and kept (as shared

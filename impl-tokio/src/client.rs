@@ -1,18 +1,19 @@
-//! The client: a driver for [`ferry_cli::Session`] on tokio.
+//! The client: [`ferry_cli::Session`]'s steps on tokio.
 //!
 //! The session decides every step of the conversation and what each result
-//! means; this file only does the steps: connect, write, read with a
-//! deadline on each wait, and open and commit files. Files are written
-//! through `tokio::fs`, one blocking-pool trip per write, hence
-//! [`SINK_BUFFER`]; opening and committing go to `spawn_blocking` whole.
+//! means ([`Session::run_async`] asks and answers); this file only does the
+//! steps: write, read with a deadline on each wait, open and commit files.
+//! Files are written through `tokio::fs`, one blocking-pool trip per write,
+//! hence [`SINK_BUFFER`]; opening and committing go to `spawn_blocking`
+//! whole.
 
 use std::io;
 use std::time::Duration;
 
-use ferry_cli::{
-    ClientConfig, ClientError, Dest, Item, NotReceived, Plan, Received, Report, SaveError, Session, Step, Tally,
-};
-use ferry_proto::{Entry, WirePath};
+use ferry_cli::conn::{BodyError, LineError};
+use ferry_cli::{AsyncSteps, ClientConfig, ClientError, Dest, Item, NotReceived, Plan, Received, Report, SaveError};
+use ferry_cli::{Session, Tally};
+use ferry_proto::{Answer, AnswerError, Entry, Greeting, GreetingError, WirePath, parse_answer, parse_greeting};
 use tokio::fs::File;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::task::spawn_blocking;
@@ -22,66 +23,72 @@ use crate::connection::Connection;
 
 /// Fetches every item of `plan` over one connection.
 pub async fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
-    run(config, Session::get(plan, config), report).await.map(drop)
+    Session::get(plan, config).run_async(&mut Client::connect(config).await?, report).await.map(drop)
 }
 
 /// Lists a directory on the server.
 pub async fn list(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError> {
-    run(config, Session::list(path, config), &mut Report::new(0)).await.map(Session::into_entries)
+    let session =
+        Session::list(path, config).run_async(&mut Client::connect(config).await?, &mut Report::new(0)).await?;
+    Ok(session.into_entries())
 }
 
-/// Connects and does what `session` says until it is done.
-async fn run<'p>(
-    config: &ClientConfig,
-    mut session: Session<'p, File>,
-    report: &mut Report,
-) -> Result<Session<'p, File>, ClientError> {
-    let timeout = config.timeout;
-    let mut connection = Connection::connect(&config.addr, timeout).await?;
-    loop {
-        match session.step() {
-            Step::ReadGreeting => session.on_greeting(connection.read_greeting(Instant::now() + timeout).await)?,
-            Step::Send(requests) => session.on_sent(connection.write_all(&requests, timeout).await)?,
-            Step::ReadAnswer => session.on_answer(connection.read_answer(Instant::now() + timeout).await)?,
-            Step::Receive { item, len, hash } => {
-                session.on_received(receive(&mut connection, item, len, hash, timeout).await)?;
-            }
-            Step::ReadSmall(len) => session.on_small(connection.read_small(len, timeout).await)?,
-            Step::Discard(len) => {
-                session.on_discarded(connection.read_body(len, &mut tokio::io::sink(), |_| {}, timeout).await)?;
-            }
-            Step::Commit { dest, file, digest } => session.on_committed(commit(dest, file, digest).await),
-            Step::Report { item, outcome } => report.record(item, outcome),
-            Step::Done => return Ok(session),
-        }
+/// A connection to a server, and how long each wait on it may take.
+#[derive(Debug)]
+pub struct Client {
+    connection: Connection,
+    timeout: Duration,
+}
+
+impl Client {
+    /// Connects to `config.addr`.
+    pub async fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
+        Ok(Client { connection: Connection::connect(&config.addr, config.timeout).await?, timeout: config.timeout })
     }
 }
 
-/// Receives `item`'s body of `len` bytes into its destination.
-async fn receive(
-    connection: &mut Connection,
-    item: &Item,
-    len: u64,
-    hash: bool,
-    timeout: Duration,
-) -> Result<Received<File>, NotReceived> {
-    let (dest, offset) = (item.dest.clone(), item.offset);
-    let opened = spawn_blocking(move || dest.open(offset)).await.unwrap_or_else(|e| Err(lost(&item.dest, e)));
-    let sink = File::from_std(opened.map_err(NotReceived::Unopened)?);
-    let mut sink = BufWriter::with_capacity(SINK_BUFFER, sink);
-    let mut tally = Tally::new(item, len, hash);
-    let read = connection.read_body(len, &mut sink, |chunk| tally.chunk(chunk), timeout).await;
-    // Waits for writes still in flight on the blocking pool, even when the
-    // body was cut short: every byte that arrived belongs in the .part,
-    // which `--continue` resumes from its length.
-    let flushed = sink.flush().await;
-    tally.finish(read, flushed, sink.into_inner())
-}
+impl AsyncSteps for Client {
+    type File = File;
 
-/// Commits a received `.part` on the blocking pool (a sync and a rename).
-async fn commit(dest: &Dest, file: File, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
-    let (committing, file) = (dest.clone(), file.into_std().await);
-    spawn_blocking(move || committing.commit(file, digest.as_ref())).await.unwrap_or_else(|e| Err(lost(dest, e)))
+    async fn greeting(&mut self) -> Result<Greeting, LineError<GreetingError>> {
+        self.connection.read_line(Instant::now() + self.timeout, parse_greeting).await
+    }
+
+    async fn send(&mut self, requests: &[u8]) -> io::Result<()> {
+        self.connection.write_all(requests, self.timeout).await
+    }
+
+    async fn answer(&mut self) -> Result<Answer, LineError<AnswerError>> {
+        self.connection.read_line(Instant::now() + self.timeout, parse_answer).await
+    }
+
+    async fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Result<Received<File>, NotReceived> {
+        let (dest, offset) = (item.dest.clone(), item.offset);
+        let opened = spawn_blocking(move || dest.open(offset)).await.unwrap_or_else(|e| Err(lost(&item.dest, e)));
+        let sink = File::from_std(opened.map_err(NotReceived::Unopened)?);
+        let mut sink = BufWriter::with_capacity(SINK_BUFFER, sink);
+        let mut tally = Tally::new(item, len, hash);
+        let read = self.connection.read_body(len, &mut sink, |chunk| tally.chunk(chunk), self.timeout).await;
+        // Waits for writes still in flight on the blocking pool, even when
+        // the body was cut short: every byte that arrived belongs in the
+        // .part, which `--continue` resumes from its length.
+        let flushed = sink.flush().await;
+        tally.finish(read, flushed, sink.into_inner())
+    }
+
+    async fn small(&mut self, len: usize) -> Result<Vec<u8>, BodyError> {
+        self.connection.read_small(len, self.timeout).await
+    }
+
+    async fn discard(&mut self, len: u64) -> Result<(), BodyError> {
+        self.connection.read_body(len, &mut tokio::io::sink(), |_| {}, self.timeout).await
+    }
+
+    async fn commit(&mut self, dest: &Dest, file: File, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
+        let (committing, file) = (dest.clone(), file.into_std().await);
+        let committed = spawn_blocking(move || committing.commit(file, digest.as_ref())).await;
+        committed.unwrap_or_else(|e| Err(lost(dest, e)))
+    }
 }
 
 /// A blocking-pool task that panicked or was cancelled.
@@ -90,6 +97,6 @@ fn lost(dest: &Dest, error: tokio::task::JoinError) -> SaveError {
 }
 
 /// How many received bytes are gathered before they go to stdout, a device
-/// or the `.part`: each write is a blocking-pool trip (README, concept
+/// or the `.part`: each write is a blocking-pool trip (see README, concept
 /// index, "writing what arrives").
 const SINK_BUFFER: usize = 1024 * 1024;
