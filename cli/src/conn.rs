@@ -80,13 +80,16 @@ impl Pace {
     }
 }
 
+/// What parses one line from the front of a receive buffer: the greeting,
+/// an answer header, or a server's run of pipelined requests.
+pub trait ParseLine<T, E>: FnMut(&[u8]) -> Result<ferry_proto::Parsed<T>, E> {}
+
+impl<T, E, P: FnMut(&[u8]) -> Result<ferry_proto::Parsed<T>, E>> ParseLine<T, E> for P {}
+
 /// Parses a line from the front of `buffer` with `parse`, and removes it:
 /// `Some` once a whole line is there, `None` when more must be read. Every
 /// driver's `read_line` is a loop of this and its runtime's read.
-pub fn take_line<T, E>(
-    buffer: &mut Vec<u8>,
-    parse: impl FnOnce(&[u8]) -> Result<ferry_proto::Parsed<T>, E>,
-) -> Result<Option<T>, LineError<E>> {
+pub fn take_line<T, E>(buffer: &mut Vec<u8>, parse: &mut impl ParseLine<T, E>) -> Result<Option<T>, LineError<E>> {
     match parse(buffer).map_err(LineError::Invalid)? {
         ferry_proto::Parsed::Complete { value, consumed } => {
             buffer.drain(..consumed);

@@ -189,7 +189,7 @@ impl Serving {
     }
 
     /// The batch that answers the front of the requests, and those left.
-    pub fn on_answered(&mut self, mut batch: Batch, rest: VecDeque<Result<Request, Refusal>>) {
+    pub fn on_answered(&mut self, (mut batch, rest): (Batch, VecDeque<Result<Request, Refusal>>)) {
         self.pending = rest;
         self.log = std::mem::take(&mut batch.log);
         let then = if batch.closes { After::Close } else { After::Next };
@@ -246,7 +246,7 @@ mod tests {
         assert!(matches!(serving.next(false), Next::Answer { heavy: true, .. }));
         let pending = serving.take_pending();
         assert_eq!(pending.len(), 1);
-        serving.on_answered(Batch::bytes(b"OK 0\n".to_vec()), VecDeque::new());
+        serving.on_answered((Batch::bytes(b"OK 0\n".to_vec()), VecDeque::new()));
         assert_eq!(bytes(serving.next(false)), b"OK 0\n");
         serving.on_written(Ok(())).expect("written");
         assert!(matches!(serving.next(false), Next::Read { .. }));
@@ -288,7 +288,7 @@ mod tests {
         serving.next(false);
         serving.on_read(Some(Ok(()))).expect("read");
         serving.next(false);
-        serving.on_answered(Batch::from(Reply::Bytes { bytes: b"BYE\n".to_vec(), closes: true }), VecDeque::new());
+        serving.on_answered((Batch::from(Reply::Bytes { bytes: b"BYE\n".to_vec(), closes: true }), VecDeque::new()));
         serving.next(false);
         serving.on_written(Ok(())).expect("written");
         assert!(matches!(serving.next(false), Next::Close));

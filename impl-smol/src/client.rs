@@ -1,7 +1,7 @@
 //! The client: [`ferry_cli::Session`]'s steps on smol.
 //!
 //! The session decides every step of the conversation and what each result
-//! means ([`Session::run_async`] asks and answers); this file only does the
+//! means (`Session::run_async` asks and answers, in [`crate::runtime`]); this file only does the
 //! steps: write, read with a deadline on each wait, open and commit files.
 //! Files are written through `smol::Unblock`, which streams the writes to a
 //! thread of its own; opening and committing go to `smol::unblock` whole.
@@ -10,39 +10,22 @@ use std::fs::File;
 use std::io;
 use std::time::{Duration, Instant};
 
+use ferry_cli::Tally;
 use ferry_cli::conn::{BodyError, LineError};
-use ferry_cli::{AsyncSteps, ClientConfig, ClientError, Dest, Item, NotReceived, Plan, Received, Report, SaveError};
-use ferry_cli::{Session, Tally};
-use ferry_proto::{Answer, AnswerError, Entry, Greeting, GreetingError, WirePath, parse_answer, parse_greeting};
+use ferry_cli::{AsyncSteps, Dest, Item, NotReceived, Received, SaveError};
+use ferry_proto::{Answer, AnswerError, Greeting, GreetingError, parse_answer, parse_greeting};
 use smol::io::AsyncWriteExt;
 use smol::{Unblock, unblock};
 
 use crate::connection::Connection;
 
-/// Fetches every item of `plan` over one connection.
-pub async fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
-    Session::get(plan, config).run_async(&mut Client::connect(config).await?, report).await.map(drop)
-}
-
-/// Lists a directory on the server.
-pub async fn list(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError> {
-    let session =
-        Session::list(path, config).run_async(&mut Client::connect(config).await?, &mut Report::new(0)).await?;
-    Ok(session.into_entries())
-}
-
 /// A connection to a server, and how long each wait on it may take.
 #[derive(Debug)]
 pub struct Client {
-    connection: Connection,
-    timeout: Duration,
-}
-
-impl Client {
-    /// Connects to `config.addr`.
-    pub async fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
-        Ok(Client { connection: Connection::connect(&config.addr, config.timeout).await?, timeout: config.timeout })
-    }
+    /// The connection, made by [`Connection::connect`].
+    pub connection: Connection,
+    /// The client's `--timeout`.
+    pub timeout: Duration,
 }
 
 impl AsyncSteps for Client {

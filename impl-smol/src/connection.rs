@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use ferry_cli::ClientError;
 use ferry_cli::conn::{
-    BODY_BUFFER, BodyError, Incoming, LINE_READ, LINGER, LINGER_BYTES, LineError, SEND_WINDOW, stopped_reading,
-    take_line,
+    BODY_BUFFER, BodyError, Incoming, LINE_READ, LINGER, LINGER_BYTES, LineError, ParseLine, SEND_WINDOW,
+    stopped_reading, take_line,
 };
 use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
-use ferry_proto::{Parsed, Refusal, Request, parse_pipelined};
+use ferry_proto::{Refusal, Request, parse_pipelined};
 use rustix::io::Errno;
 use smol::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::{Async, Timer, future};
@@ -71,7 +71,7 @@ impl Connection {
     pub async fn read_line<T, E>(
         &mut self,
         deadline: Instant,
-        mut parse: impl FnMut(&[u8]) -> Result<Parsed<T>, E>,
+        mut parse: impl ParseLine<T, E>,
     ) -> Result<T, LineError<E>> {
         loop {
             if let Some(value) = take_line(&mut self.buffer, &mut parse)? {
@@ -142,7 +142,11 @@ impl Connection {
     pub async fn write_batch(&mut self, batch: Batch, idle: Duration) -> io::Result<()> {
         for part in batch.parts {
             match part {
-                Part::Bytes(bytes) => self.write_all(&bytes, idle).await?,
+                Part::Bytes(bytes) => {
+                    until(Instant::now() + idle, self.stream.write_all(&bytes))
+                        .await
+                        .unwrap_or_else(|| Err(stopped_reading()))?;
+                }
                 Part::Body(body) => self.send_body(&body, idle).await?,
             }
         }

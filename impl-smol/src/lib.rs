@@ -43,6 +43,6 @@ pub mod connection;
 pub mod server;
 pub mod shutdown;
 
-mod cli;
+mod runtime;
 
-pub use cli::Smol;
+pub use runtime::Smol;

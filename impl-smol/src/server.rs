@@ -21,7 +21,7 @@ use ferry_cli::serving::{Next, Serving};
 use ferry_cli::{Runtime, ServeConfig};
 use ferry_fs::{Batch, Work, heavy_permits};
 use ferry_proto::{Refusal, Request};
-use smol::lock::Semaphore;
+use smol::lock::{Semaphore, SemaphoreGuardArc};
 use smol::{Async, Executor, Timer, future};
 
 use crate::Smol;
@@ -115,12 +115,20 @@ async fn handle(
             }
             Next::Answer { heavy: needs_permit, deadline } => {
                 let pending = serving.take_pending();
-                let Some((batch, rest)) =
-                    answer(&connection, pending, needs_permit, deadline, config, shutdown, heavy).await?
+                // A heavy batch first waits, here on the executor and not in
+                // the blocking pool, for one of the server's permits, at most
+                // until its deadline (without one it is answered TIMEOUT).
+                let acquire =
+                    async { Some(if needs_permit { until(deadline, heavy.acquire_arc()).await } else { None }) };
+                let Some(permit) = future::or(acquire, async {
+                    shutdown.wait().await;
+                    None
+                })
+                .await
                 else {
                     return Ok(());
                 };
-                serving.on_answered(batch, rest);
+                serving.on_answered(answer(&connection, pending, permit, deadline, config, shutdown).await?);
             }
             Next::Close => break,
             Next::Stop => return Ok(()),
@@ -131,33 +139,16 @@ async fn handle(
 }
 
 /// Answers `pending` with `smol::unblock`, where opening and reading files
-/// cannot stall the executor; one trip answers a whole batch. A heavy
-/// batch first waits here, on the executor and not in the pool, for one of
-/// the server's permits, at most until `deadline` (without one it is
-/// answered TIMEOUT); `None` if shutdown came first.
+/// cannot stall the executor; one trip answers a whole batch, and the batch
+/// holds `permit` (heavy work) until it is answered.
 async fn answer(
     connection: &Connection,
     mut pending: VecDeque<Result<Request, Refusal>>,
-    needs_permit: bool,
+    permit: Option<SemaphoreGuardArc>,
     deadline: Instant,
     config: &Arc<ServeConfig>,
     shutdown: &Shutdown,
-    heavy: &Arc<Semaphore>,
-) -> io::Result<Option<(Batch, VecDeque<Result<Request, Refusal>>)>> {
-    let permit = if needs_permit {
-        let acquire = async { Some(until(deadline, heavy.acquire_arc()).await) };
-        match future::or(acquire, async {
-            shutdown.wait().await;
-            None
-        })
-        .await
-        {
-            None => return Ok(None),
-            Some(permit) => permit,
-        }
-    } else {
-        None
-    };
+) -> io::Result<(Batch, VecDeque<Result<Request, Refusal>>)> {
     // Heavy work asks between chunks whether the client has left, on a
     // duplicate of the socket's descriptor that the blocking thread owns.
     let socket = permit.as_ref().map(|_| connection.socket()).transpose()?;
@@ -168,5 +159,5 @@ async fn answer(
         let work = Work { deadline, limit: shared.idle_timeout, stop: &stop };
         (shared.root.answer(&mut pending, &work), pending)
     });
-    Ok(Some(answered.await))
+    Ok(answered.await)
 }

@@ -1,7 +1,7 @@
 //! The client: [`ferry_cli::Session`]'s steps on blocking std I/O.
 //!
 //! The session decides every step of the conversation and what each result
-//! means ([`Session::run`] asks and answers); this file only does the steps:
+//! means (`Session::run` asks and answers, in [`crate::runtime`]); this file only does the steps:
 //! write, read with a deadline on each wait, open and commit files.
 //! Everything runs on the calling thread: one connection has nothing to
 //! overlap with.
@@ -11,35 +11,19 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use ferry_cli::conn::{BodyError, LineError};
-use ferry_cli::{ClientConfig, ClientError, Dest, Item, NotReceived, Plan, Received, Report, SaveError};
-use ferry_cli::{Session, Steps, Tally};
-use ferry_proto::{Answer, AnswerError, Entry, Greeting, GreetingError, WirePath, parse_answer, parse_greeting};
+use ferry_cli::{Dest, Item, NotReceived, Received, SaveError};
+use ferry_cli::{Steps, Tally};
+use ferry_proto::{Answer, AnswerError, Greeting, GreetingError, parse_answer, parse_greeting};
 
 use crate::connection::Connection;
-
-/// Fetches every item of `plan` over one connection.
-pub fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
-    Session::get(plan, config).run(&mut Client::connect(config)?, report).map(drop)
-}
-
-/// Lists a directory on the server.
-pub fn list(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError> {
-    let session = Session::list(path, config).run(&mut Client::connect(config)?, &mut Report::new(0))?;
-    Ok(session.into_entries())
-}
 
 /// A connection to a server, and how long each wait on it may take.
 #[derive(Debug)]
 pub struct Client {
-    connection: Connection,
-    timeout: Duration,
-}
-
-impl Client {
-    /// Connects to `config.addr`.
-    pub fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
-        Ok(Client { connection: Connection::connect(&config.addr, config.timeout)?, timeout: config.timeout })
-    }
+    /// The connection, made by [`Connection::connect`].
+    pub connection: Connection,
+    /// The client's `--timeout`.
+    pub timeout: Duration,
 }
 
 impl Steps for Client {

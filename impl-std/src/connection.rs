@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use ferry_cli::ClientError;
 use ferry_cli::conn::{
-    BODY_BUFFER, BodyError, Incoming, LINE_READ, LINGER, LINGER_BYTES, LineError, SEND_WINDOW, is_timeout,
+    BODY_BUFFER, BodyError, Incoming, LINE_READ, LINGER, LINGER_BYTES, LineError, ParseLine, SEND_WINDOW, is_timeout,
     stopped_reading, take_line,
 };
 use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
-use ferry_proto::{Parsed, Refusal, Request, parse_pipelined};
+use ferry_proto::{Refusal, Request, parse_pipelined};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 
@@ -72,11 +72,7 @@ impl Connection {
     /// Parses one line from the front of the buffer with `parse` (the
     /// greeting or an answer header, client side), reading more until it is
     /// whole or `deadline` passes.
-    pub fn read_line<T, E>(
-        &mut self,
-        deadline: Instant,
-        mut parse: impl FnMut(&[u8]) -> Result<Parsed<T>, E>,
-    ) -> Result<T, LineError<E>> {
+    pub fn read_line<T, E>(&mut self, deadline: Instant, mut parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
         loop {
             if let Some(value) = take_line(&mut self.buffer, &mut parse)? {
                 return Ok(value);

@@ -41,6 +41,6 @@ pub mod connection;
 pub mod server;
 pub mod shutdown;
 
-mod cli;
+mod runtime;
 
-pub use cli::Std;
+pub use runtime::Std;

@@ -113,7 +113,7 @@ fn handle(
                 let mut pending = serving.take_pending();
                 let batch = config.root.answer(&mut pending, &work);
                 drop(permit);
-                serving.on_answered(batch, pending);
+                serving.on_answered((batch, pending));
             }
             Next::Close => break,
             Next::Stop => return Ok(()),

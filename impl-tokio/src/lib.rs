@@ -45,6 +45,6 @@ pub mod connection;
 pub mod server;
 pub mod shutdown;
 
-mod cli;
+mod runtime;
 
-pub use cli::Tokio;
+pub use runtime::Tokio;

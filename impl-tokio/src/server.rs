@@ -16,7 +16,7 @@ use ferry_cli::{Runtime, ServeConfig};
 use ferry_fs::{Batch, Work, heavy_permits};
 use ferry_proto::{Refusal, Request};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::task::TaskTracker;
 
@@ -94,12 +94,18 @@ async fn handle(
             }
             Next::Answer { heavy: needs_permit, deadline } => {
                 let pending = serving.take_pending();
-                let Some((batch, rest)) =
-                    answer(&connection, pending, needs_permit, deadline, config, shutdown, heavy).await?
-                else {
-                    return Ok(());
+                // A heavy batch first waits, here on the worker and not in
+                // the blocking pool, for one of the server's permits, at most
+                // until its deadline (without one it is answered TIMEOUT).
+                let acquire = timeout_at(Instant::from_std(deadline), Arc::clone(heavy).acquire_owned());
+                let permit = match needs_permit {
+                    false => None,
+                    true => tokio::select! {
+                        () = shutdown.wait() => return Ok(()),
+                        permit = acquire => permit.ok().and_then(Result::ok),
+                    },
                 };
-                serving.on_answered(batch, rest);
+                serving.on_answered(answer(&connection, pending, permit, deadline, config, shutdown).await?);
             }
             Next::Close => break,
             Next::Stop => return Ok(()),
@@ -110,28 +116,16 @@ async fn handle(
 }
 
 /// Answers `pending` on the blocking pool, where opening and reading files
-/// cannot stall a worker; one trip answers a whole batch. A heavy batch
-/// first waits here, on the worker and not in the pool, for one of the
-/// server's permits, at most until `deadline` (without one it is answered
-/// TIMEOUT); `None` if shutdown came first.
+/// cannot stall a worker; one trip answers a whole batch, and the batch
+/// holds `permit` (heavy work) until it is answered.
 async fn answer(
     connection: &Connection,
     mut pending: VecDeque<Result<Request, Refusal>>,
-    needs_permit: bool,
+    permit: Option<OwnedSemaphorePermit>,
     deadline: std::time::Instant,
     config: &Arc<ServeConfig>,
     shutdown: &Shutdown,
-    heavy: &Arc<Semaphore>,
-) -> io::Result<Option<(Batch, VecDeque<Result<Request, Refusal>>)>> {
-    let permit = if needs_permit {
-        let acquire = timeout_at(Instant::from_std(deadline), Arc::clone(heavy).acquire_owned());
-        tokio::select! {
-            () = shutdown.wait() => return Ok(None),
-            permit = acquire => permit.ok().and_then(Result::ok),
-        }
-    } else {
-        None
-    };
+) -> io::Result<(Batch, VecDeque<Result<Request, Refusal>>)> {
     // Heavy work asks between chunks whether the client has left, on a
     // duplicate of the socket's descriptor that the blocking thread owns.
     let socket = permit.as_ref().map(|_| connection.socket()).transpose()?;
@@ -142,5 +136,5 @@ async fn answer(
         let work = Work { deadline, limit: shared.idle_timeout, stop: &stop };
         (shared.root.answer(&mut pending, &work), pending)
     });
-    answered.await.map(Some).map_err(io::Error::other)
+    answered.await.map_err(io::Error::other)
 }

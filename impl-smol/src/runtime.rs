@@ -10,13 +10,15 @@ use std::sync::Arc;
 use std::thread;
 
 use anyhow::Context;
-use ferry_cli::{ClientConfig, ClientError, Plan, Report, Runtime, ServeConfig};
+use ferry_cli::{ClientConfig, ClientError, Plan, Report, Runtime, ServeConfig, Session};
 use ferry_proto::{Entry, WirePath};
 
 use smol::{Async, Executor, block_on};
 
+use crate::client::Client;
+use crate::connection::Connection;
+use crate::server;
 use crate::shutdown::Shutdown;
-use crate::{client, server};
 
 /// The smol implementation of ferry.
 #[derive(Debug)]
@@ -55,10 +57,19 @@ impl Runtime for Smol {
     }
 
     fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
-        block_on(client::get(config, plan, report))
+        block_on(async { Session::get(plan, config).run_async(&mut connect(config).await?, report).await.map(drop) })
     }
 
     fn ls(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError> {
-        block_on(client::list(config, path))
+        block_on(async {
+            let mut client = connect(config).await?;
+            let listed = Session::list(path, config).run_async(&mut client, &mut Report::new(0)).await;
+            listed.map(Session::into_entries)
+        })
     }
+}
+
+/// A client connected to `config.addr`.
+async fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
+    Ok(Client { connection: Connection::connect(&config.addr, config.timeout).await?, timeout: config.timeout })
 }

@@ -5,13 +5,15 @@
 //! runtime and spends no threads it cannot use.
 
 use anyhow::Context;
-use ferry_cli::{ClientConfig, ClientError, Plan, Report, Runtime, ServeConfig};
+use ferry_cli::{ClientConfig, ClientError, Plan, Report, Runtime, ServeConfig, Session};
 use ferry_proto::{Entry, WirePath};
 use tokio::net::TcpListener;
 use tokio::runtime::Builder;
 
+use crate::client::Client;
+use crate::connection::Connection;
+use crate::server;
 use crate::shutdown::Shutdown;
-use crate::{client, server};
 
 /// The tokio implementation of ferry.
 #[derive(Debug)]
@@ -48,11 +50,17 @@ impl Runtime for Tokio {
     }
 
     fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
-        client_runtime(config)?.block_on(client::get(config, plan, report))
+        client_runtime(config)?.block_on(async {
+            Session::get(plan, config).run_async(&mut connect(config).await?, report).await.map(drop)
+        })
     }
 
     fn ls(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError> {
-        client_runtime(config)?.block_on(client::list(config, path))
+        client_runtime(config)?.block_on(async {
+            let mut client = connect(config).await?;
+            let listed = Session::list(path, config).run_async(&mut client, &mut Report::new(0)).await;
+            listed.map(Session::into_entries)
+        })
     }
 }
 
@@ -62,4 +70,9 @@ fn client_runtime(config: &ClientConfig) -> Result<tokio::runtime::Runtime, Clie
         .enable_all()
         .build()
         .map_err(|source| ClientError::Io { addr: config.addr.clone(), source })
+}
+
+/// A client connected to `config.addr`.
+async fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
+    Ok(Client { connection: Connection::connect(&config.addr, config.timeout).await?, timeout: config.timeout })
 }

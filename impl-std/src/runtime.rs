@@ -1,11 +1,13 @@
 //! Plugs this runtime into the shared command line.
 
 use anyhow::Context;
-use ferry_cli::{ClientConfig, ClientError, Plan, Report, Runtime, ServeConfig};
+use ferry_cli::{ClientConfig, ClientError, Plan, Report, Runtime, ServeConfig, Session};
 use ferry_proto::{Entry, WirePath};
 
+use crate::client::Client;
+use crate::connection::Connection;
+use crate::server;
 use crate::shutdown::Shutdown;
-use crate::{client, server};
 
 /// The std implementation of ferry.
 #[derive(Debug)]
@@ -26,10 +28,16 @@ impl Runtime for Std {
     }
 
     fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
-        client::get(config, plan, report)
+        Session::get(plan, config).run(&mut connect(config)?, report).map(drop)
     }
 
     fn ls(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError> {
-        client::list(config, path)
+        let listed = Session::list(path, config).run(&mut connect(config)?, &mut Report::new(0));
+        listed.map(Session::into_entries)
     }
+}
+
+/// A client connected to `config.addr`.
+fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
+    Ok(Client { connection: Connection::connect(&config.addr, config.timeout)?, timeout: config.timeout })
 }
