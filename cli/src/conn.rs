@@ -20,10 +20,8 @@ pub const LINGER_BYTES: u64 = 1 << 20;
 pub const LINE_READ: usize = 8 * 1024;
 
 /// The buffer a client receives bodies through. The kernel copies every
-/// byte into it, so it must stay in the CPU's cache: receiving 1 GiB over
-/// loopback to /dev/null took a median 0.32 s through 64 KiB, 0.70 s through
-/// 128 KiB, 0.86 s through 256 KiB and 0.52 s through 16 KiB (`ferry-std get
-/// -o -`, the five builds alternated, 5 rounds).
+/// byte into it, so it must stay in the CPU's cache: larger buffers were
+/// measured slower, not faster (README, benchmarks).
 pub const BODY_BUFFER: usize = 64 * 1024;
 
 /// A server must get this many body bytes accepted by the client's socket

@@ -90,7 +90,7 @@ pub enum Next {
         /// When the whole line must have arrived.
         deadline: Instant,
     },
-    /// Answer [`Serving::take_pending`] with [`ferry_fs::Root::answer`] off
+    /// Answer [`Serving::take_pending`] with [`ferry_fs::Root::batch`] off
     /// the event loop, bounded by [`ferry_fs::Work`] with `deadline`; when
     /// `heavy`, first wait (at most until `deadline`, racing shutdown) for
     /// a permit of the server-wide limit. Pass the batch and what is left

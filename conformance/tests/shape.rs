@@ -3,7 +3,8 @@
 //! `diff impl-std/src/server.rs impl-tokio/src/server.rs` reads as a lesson
 //! in what the runtime changes. Helpers only one runtime needs (std's
 //! registry of connections to wake at shutdown, smol's `until`) may sit
-//! beside them.
+//! beside them. And README.md's concept index names only functions that
+//! exist where it says.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -57,5 +58,42 @@ fn shared_functions_come_in_the_same_order() {
                 assert!(missing.is_empty(), "{krate}/src/{file} lacks {missing:?}");
             }
         }
+    }
+}
+
+/// The cells of README.md's concept index, as (row, implementation, file,
+/// function).
+fn concept_cells() -> Vec<(String, &'static str, String, String)> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).expect("README.md");
+    let table = readme
+        .split_once("<!-- concepts:start -->\n")
+        .and_then(|(_, rest)| rest.split_once("<!-- concepts:end -->"))
+        .map(|(table, _)| table)
+        .expect("README.md has the concepts:start and concepts:end markers");
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split('|').map(str::trim).collect();
+    assert_eq!(header[2..5], ["std", "tokio", "smol"], "the columns are the implementations, in order");
+    let mut cells = Vec::new();
+    for row in lines.skip(1).filter(|line| line.starts_with('|')) {
+        let columns: Vec<&str> = row.split('|').map(str::trim).collect();
+        for (krate, cell) in CRATES.iter().zip(&columns[2..5]) {
+            let named = cell.strip_prefix('`').and_then(|rest| rest.split_once('`')).map(|(name, _)| name);
+            let (file, function) = named
+                .and_then(|name| name.split_once(": "))
+                .unwrap_or_else(|| panic!("{}: {cell:?} does not start with `file.rs: function`", columns[1]));
+            cells.push((columns[1].to_owned(), *krate, file.to_owned(), function.to_owned()));
+        }
+    }
+    cells
+}
+
+#[test]
+fn the_concept_index_names_functions_that_exist() {
+    let cells = concept_cells();
+    assert!(cells.len() >= 3 * 10, "the concept index has {} cells", cells.len());
+    for (row, krate, file, function) in cells {
+        let fns = functions(krate, &file);
+        assert!(fns.contains(&function), "README concept {row:?}: {krate}/src/{file} has no fn {function}");
     }
 }

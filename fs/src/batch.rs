@@ -148,7 +148,7 @@ impl Root {
     /// answers queued behind it need none. `work` bounds it.
     ///
     /// Blocking, like [`Root::reply`].
-    pub fn answer(&self, pending: &mut VecDeque<Result<Request, Refusal>>, work: &Work<'_>) -> Batch {
+    pub fn batch(&self, pending: &mut VecDeque<Result<Request, Refusal>>, work: &Work<'_>) -> Batch {
         let mut batch = Batch::default();
         while !batch.is_full() {
             if !batch.log.is_empty() && starts_heavy(pending) {
@@ -204,7 +204,7 @@ mod tests {
     fn small_answers_are_joined_in_order() {
         let (_dir, root) = root_with(&[("a", 3)]);
         let mut pending = queue("GET a\nFETCH a\nGET missing\nGET a 1\n");
-        let batch = root.answer(&mut pending, &Work::unbounded());
+        let batch = root.batch(&mut pending, &Work::unbounded());
         assert!(pending.is_empty());
         assert!(!batch.closes);
         let [Part::Bytes(bytes)] = batch.parts.as_slice() else { panic!("{:?}", shape(&batch)) };
@@ -220,10 +220,10 @@ mod tests {
         let big = INLINE_BODY as usize + 1;
         let (_dir, root) = root_with(&[("a", 3), ("big", big)]);
         let mut pending = queue("GET a\nGET big\nGET a\n");
-        let batch = root.answer(&mut pending, &Work::unbounded());
+        let batch = root.batch(&mut pending, &Work::unbounded());
         assert_eq!(shape(&batch), ["17 bytes".to_owned(), format!("body {big}")]);
         assert_eq!(pending.len(), 1);
-        let batch = root.answer(&mut pending, &Work::unbounded());
+        let batch = root.batch(&mut pending, &Work::unbounded());
         assert_eq!(shape(&batch), ["8 bytes"]);
     }
 
@@ -231,7 +231,7 @@ mod tests {
     fn quit_and_closing_refusals_end_the_batch_and_close() {
         let (_dir, root) = root_with(&[("a", 3)]);
         let mut pending = queue("GET a\nQUIT\nGET a\n");
-        let batch = root.answer(&mut pending, &Work::unbounded());
+        let batch = root.batch(&mut pending, &Work::unbounded());
         assert!(batch.closes);
         assert_eq!(shape(&batch), ["12 bytes"]);
         assert_eq!(pending.len(), 1, "nothing after QUIT is answered");
@@ -241,7 +241,7 @@ mod tests {
     fn a_batch_holds_about_batch_bytes() {
         let (_dir, root) = root_with(&[("full", INLINE_BODY as usize)]);
         let mut pending = queue(&"GET full\n".repeat(10));
-        let batch = root.answer(&mut pending, &Work::unbounded());
+        let batch = root.batch(&mut pending, &Work::unbounded());
         let [Part::Bytes(bytes)] = batch.parts.as_slice() else { panic!("{:?}", shape(&batch)) };
         assert!(bytes.len() >= BATCH_BYTES && bytes.len() < BATCH_BYTES + INLINE_BODY as usize + 16);
         assert_eq!(pending.len(), 10 - BATCH_BYTES.div_ceil(INLINE_BODY as usize));
@@ -252,18 +252,18 @@ mod tests {
         let (_dir, root) = root_with(&[("a", 3)]);
         let mut pending = queue("GET a\nSUM a\nLIST /\nGET nope\n");
         assert!(!starts_heavy(&pending));
-        let batch = root.answer(&mut pending, &Work::unbounded());
+        let batch = root.batch(&mut pending, &Work::unbounded());
         assert_eq!(batch.log, [Logged { request: "GET a".into(), status: "OK", bytes: 3 }]);
         assert!(starts_heavy(&pending));
-        let batch = root.answer(&mut pending, &Work::unbounded());
+        let batch = root.batch(&mut pending, &Work::unbounded());
         assert_eq!(batch.log, [Logged { request: "SUM a".into(), status: "OK", bytes: 64 }]);
-        let batch = root.answer(&mut pending, &Work::unbounded());
+        let batch = root.batch(&mut pending, &Work::unbounded());
         assert_eq!(batch.log[0].request, "LIST /");
-        let batch = root.answer(&mut pending, &Work::unbounded());
+        let batch = root.batch(&mut pending, &Work::unbounded());
         assert_eq!(batch.log, [Logged { request: "GET nope".into(), status: "NOT_FOUND", bytes: 0 }]);
         // A stopped heavy request is abandoned: no bytes, and the connection closes.
         let mut pending = queue("SUM a\nGET a\n");
-        let batch = root.answer(&mut pending, &Work { stop: &|| true, ..Work::unbounded() });
+        let batch = root.batch(&mut pending, &Work { stop: &|| true, ..Work::unbounded() });
         assert!(batch.closes && batch.parts.is_empty());
         assert_eq!(batch.log[0].status, "-");
     }

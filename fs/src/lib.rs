@@ -3,7 +3,7 @@
 //! Every server turns a parsed [`Request`] into a [`Reply`] the same way, and
 //! pipelined requests into a [`Batch`] of writes, so that logic lives here
 //! once. It is blocking file-system code with no sockets: `ferry-std` calls
-//! [`Root::answer`] directly on its connection thread, `ferry-tokio` inside
+//! [`Root::batch`] directly on its connection thread, `ferry-tokio` inside
 //! `spawn_blocking`, `ferry-smol` inside `smol::unblock`.
 //!
 //! The key decision: every path is opened through a [`cap_std::fs::Dir`] for

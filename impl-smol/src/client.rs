@@ -1,10 +1,11 @@
 //! The client: [`ferry_cli::Session`]'s steps on smol.
 //!
 //! The session decides every step of the conversation and what each result
-//! means (`Session::run_async` asks and answers, in [`crate::runtime`]); this file only does the
-//! steps: write, read with a deadline on each wait, open and commit files.
-//! Files are written through `smol::Unblock`, which streams the writes to a
-//! thread of its own; opening and committing go to `smol::unblock` whole.
+//! means; `Session::run_async` (called from `runtime.rs`) asks for the steps
+//! and hands back the results. This file only does the steps: write, read
+//! with a deadline on each wait, open and commit files.
+//! Files are written through `smol::Unblock`, which streams the writes to
+//! a thread of its own; opening and committing go to `smol::unblock` whole.
 
 use std::fs::File;
 use std::io;

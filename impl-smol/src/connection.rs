@@ -137,7 +137,7 @@ impl Connection {
     }
 
     /// Sends a batch of answers: joined bytes in one write each, each file
-    /// body with [`Connection::send_body`]. Each write of bytes may take
+    /// body with `send_body`. Each write of bytes may take
     /// `idle` to be accepted.
     pub async fn write_batch(&mut self, batch: Batch, idle: Duration) -> io::Result<()> {
         for part in batch.parts {

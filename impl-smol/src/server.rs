@@ -8,7 +8,7 @@
 //! shutdown can wait for the last one to finish by waiting for the channel
 //! to close — smol's way to join a set of detached tasks. What a
 //! connection does, step by step, is [`ferry_cli::serving::Serving`]'s to
-//! decide; [`handle`] does each step the smol way.
+//! decide; `handle` does each step the smol way.
 
 use std::collections::VecDeque;
 use std::io;
@@ -157,7 +157,7 @@ async fn answer(
         let _permit = permit;
         let stop = || watching.is_triggered() || socket.as_ref().is_some_and(peer_left);
         let work = Work { deadline, limit: shared.idle_timeout, stop: &stop };
-        (shared.root.answer(&mut pending, &work), pending)
+        (shared.root.batch(&mut pending, &work), pending)
     });
     Ok(answered.await)
 }

@@ -1,10 +1,10 @@
 //! The client: [`ferry_cli::Session`]'s steps on blocking std I/O.
 //!
 //! The session decides every step of the conversation and what each result
-//! means (`Session::run` asks and answers, in [`crate::runtime`]); this file only does the steps:
-//! write, read with a deadline on each wait, open and commit files.
-//! Everything runs on the calling thread: one connection has nothing to
-//! overlap with.
+//! means; `Session::run` (called from `runtime.rs`) asks for the steps and
+//! hands back the results. This file only does the steps: write, read with
+//! a deadline on each wait, open and commit files. Everything runs on the
+//! calling thread: one connection has nothing to overlap with.
 
 use std::fs::File;
 use std::io;

@@ -144,7 +144,7 @@ impl Connection {
     }
 
     /// Sends a batch of answers: joined bytes in one write each, each file
-    /// body with [`Connection::send_body`].
+    /// body with `send_body`.
     pub fn write_batch(&mut self, batch: Batch, idle: Duration) -> io::Result<()> {
         for part in batch.parts {
             match part {

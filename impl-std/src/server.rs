@@ -111,7 +111,7 @@ fn handle(
                 let stop = || shutdown.is_triggered() || (permit.is_some() && peer_left(socket.as_ref()));
                 let work = Work { deadline, limit: config.idle_timeout, stop: &stop };
                 let mut pending = serving.take_pending();
-                let batch = config.root.answer(&mut pending, &work);
+                let batch = config.root.batch(&mut pending, &work);
                 drop(permit);
                 serving.on_answered((batch, pending));
             }

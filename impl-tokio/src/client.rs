@@ -1,11 +1,12 @@
 //! The client: [`ferry_cli::Session`]'s steps on tokio.
 //!
 //! The session decides every step of the conversation and what each result
-//! means (`Session::run_async` asks and answers, in [`crate::runtime`]); this file only does the
-//! steps: write, read with a deadline on each wait, open and commit files.
-//! Files are written through `tokio::fs`, one blocking-pool trip per write,
-//! hence [`SINK_BUFFER`]; opening and committing go to `spawn_blocking`
-//! whole.
+//! means; `Session::run_async` (called from `runtime.rs`) asks for the steps
+//! and hands back the results. This file only does the steps: write, read
+//! with a deadline on each wait, open and commit files.
+//! Files are written through `tokio::fs`, one blocking-pool trip per
+//! write, hence `SINK_BUFFER`; opening and committing go to
+//! `spawn_blocking` whole.
 
 use std::io;
 use std::time::Duration;

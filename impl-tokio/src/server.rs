@@ -4,7 +4,7 @@
 //! memory, not threads. It is a `Semaphore`: each task holds a permit, and a
 //! client that finds none gets `ERR BUSY` instead of the greeting. What a
 //! connection does, step by step, is [`ferry_cli::serving::Serving`]'s to
-//! decide; [`handle`] does each step the tokio way.
+//! decide; `handle` does each step the tokio way.
 
 use std::collections::VecDeque;
 use std::io;
@@ -134,7 +134,7 @@ async fn answer(
         let _permit = permit;
         let stop = || watching.is_triggered() || socket.as_ref().is_some_and(peer_left);
         let work = Work { deadline, limit: shared.idle_timeout, stop: &stop };
-        (shared.root.answer(&mut pending, &work), pending)
+        (shared.root.batch(&mut pending, &work), pending)
     });
     answered.await.map_err(io::Error::other)
 }

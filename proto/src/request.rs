@@ -49,14 +49,6 @@ impl Request {
         };
         out.extend_from_slice(line.as_bytes());
     }
-
-    /// The path the request is about, if it has one.
-    pub fn path(&self) -> Option<&WirePath> {
-        match self {
-            Request::Get { path, .. } | Request::List { path } | Request::Sum { path } => Some(path),
-            Request::Quit => None,
-        }
-    }
 }
 
 /// Parses the first request line in `buf`.
