@@ -29,6 +29,8 @@ pub mod save;
 pub mod serving;
 pub mod session;
 pub mod show;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;

@@ -1,0 +1,55 @@
+//! This implementation alone, in process: its own server on port 0 and its
+//! own client against it, in seconds (`cargo test -p ferry-smol`). The
+//! black-box matrix in `conformance/` holds it to everything else.
+
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ferry_cli::conn::LineError;
+use ferry_cli::testing::Share;
+use ferry_proto::{Answer, parse_answer};
+use ferry_smol::Smol;
+use ferry_smol::connection::{Connection, until};
+use ferry_smol::server;
+use ferry_smol::shutdown::Shutdown;
+use smol::io::AsyncWriteExt;
+use smol::{Async, Executor};
+
+#[test]
+fn its_own_client_fetches_from_its_own_server() {
+    let share = Share::new();
+    let listener = ferry_cli::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    let listener = Async::new(listener).expect("adopt");
+    let (config, shutdown) = (share.config(addr), Shutdown::new());
+    let serving = shutdown.clone();
+    let server = thread::spawn(move || {
+        let executor = Arc::new(Executor::new());
+        smol::block_on(executor.run(server::run(&executor, listener, config, serving)))
+    });
+    share.round_trip::<Smol>(addr);
+    shutdown.trigger();
+    server.join().expect("the server thread").expect("the server");
+}
+
+/// A line read that is dropped half-way (by `future::or` or a timer)
+/// leaves no padding behind, so the next read finds the line whole.
+#[test]
+fn reading_a_line_is_cancel_safe() {
+    smol::block_on(async {
+        let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], 0)).expect("bind");
+        let addr = listener.get_ref().local_addr().expect("addr");
+        let mut peer = Async::<TcpStream>::connect(addr).await.expect("connect");
+        let mut connection = Connection::new(listener.accept().await.expect("accept").0);
+        let far = Instant::now() + Duration::from_secs(5);
+        peer.write_all(b"OK ").await.expect("write");
+        let cancelled =
+            until(Instant::now() + Duration::from_millis(50), connection.read_line(far, parse_answer)).await;
+        assert!(cancelled.is_none(), "the line is not whole yet");
+        peer.write_all(b"12\n").await.expect("write");
+        let answer: Result<Answer, LineError<_>> = connection.read_line(far, parse_answer).await;
+        assert_eq!(answer.expect("a whole line"), Answer::Ok { len: 12 });
+    });
+}

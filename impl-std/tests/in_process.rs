@@ -1,0 +1,23 @@
+//! This implementation alone, in process: its own server on port 0 and its
+//! own client against it, in seconds (`cargo test -p ferry-std`). The
+//! black-box matrix in `conformance/` holds it to everything else.
+
+use std::thread;
+
+use ferry_cli::testing::Share;
+use ferry_std::Std;
+use ferry_std::server;
+use ferry_std::shutdown::Shutdown;
+
+#[test]
+fn its_own_client_fetches_from_its_own_server() {
+    let share = Share::new();
+    let listener = ferry_cli::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    let (config, shutdown) = (share.config(addr), Shutdown::new());
+    let serving = shutdown.clone();
+    let server = thread::spawn(move || server::run(listener, config, serving));
+    share.round_trip::<Std>(addr);
+    shutdown.trigger();
+    server.join().expect("the server thread").expect("the server");
+}
