@@ -30,11 +30,12 @@ use std::io;
 use std::path::Path;
 
 use ferry_proto::{
-    Answer, AnswerError, Entry, Greeting, GreetingError, Request, WirePath, parse_digest, parse_listing,
+    Answer, AnswerError, Entry, Greeting, GreetingError, Request, WirePath, parse_answer, parse_digest, parse_greeting,
+    parse_listing,
 };
 
 use crate::ClientConfig;
-use crate::conn::{BodyCause, BodyError, LineError, MAX_SMALL_BODY};
+use crate::conn::{BodyCause, BodyError, LineError, MAX_SMALL_BODY, ParseLine};
 use crate::error::{ClientError, SaveError};
 use crate::progress::Progress;
 use crate::save::{Dest, Item, Plan};
@@ -449,12 +450,11 @@ impl<'p, F> Session<'p, F> {
 pub trait Steps {
     /// The driver's open file.
     type File;
-    /// Reads the server's first line ([`Step::ReadGreeting`]).
-    fn greeting(&mut self) -> Result<Greeting, LineError<GreetingError>>;
+    /// Reads one line with `parse` (the greeting, an answer header), within
+    /// the client's timeout.
+    fn line<T, E>(&mut self, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>>;
     /// Writes request lines ([`Step::Send`]).
     fn send(&mut self, requests: &[u8]) -> io::Result<()>;
-    /// Reads an answer header ([`Step::ReadAnswer`]).
-    fn answer(&mut self) -> Result<Answer, LineError<AnswerError>>;
     /// Receives a body into its destination ([`Step::Receive`]).
     fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Result<Received<Self::File>, NotReceived>;
     /// Reads a body into memory ([`Step::ReadSmall`]).
@@ -472,12 +472,11 @@ pub trait Steps {
 pub trait AsyncSteps {
     /// The driver's open file.
     type File;
-    /// Reads the server's first line ([`Step::ReadGreeting`]).
-    async fn greeting(&mut self) -> Result<Greeting, LineError<GreetingError>>;
+    /// Reads one line with `parse` (the greeting, an answer header), within
+    /// the client's timeout.
+    async fn line<T, E>(&mut self, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>>;
     /// Writes request lines ([`Step::Send`]).
     async fn send(&mut self, requests: &[u8]) -> io::Result<()>;
-    /// Reads an answer header ([`Step::ReadAnswer`]).
-    async fn answer(&mut self) -> Result<Answer, LineError<AnswerError>>;
     /// Receives a body into its destination ([`Step::Receive`]).
     async fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Result<Received<Self::File>, NotReceived>;
     /// Reads a body into memory ([`Step::ReadSmall`]).
@@ -494,9 +493,9 @@ impl<'p, F> Session<'p, F> {
     pub fn run(mut self, driver: &mut impl Steps<File = F>, report: &mut crate::Report) -> Result<Self, ClientError> {
         loop {
             match self.step() {
-                Step::ReadGreeting => self.on_greeting(driver.greeting())?,
+                Step::ReadGreeting => self.on_greeting(driver.line(parse_greeting))?,
                 Step::Send(requests) => self.on_sent(driver.send(&requests))?,
-                Step::ReadAnswer => self.on_answer(driver.answer())?,
+                Step::ReadAnswer => self.on_answer(driver.line(parse_answer))?,
                 Step::Receive { item, len, hash } => self.on_received(driver.receive(item, len, hash))?,
                 Step::ReadSmall(len) => self.on_small(driver.small(len))?,
                 Step::Discard(len) => self.on_discarded(driver.discard(len))?,
@@ -515,9 +514,9 @@ impl<'p, F> Session<'p, F> {
     ) -> Result<Self, ClientError> {
         loop {
             match self.step() {
-                Step::ReadGreeting => self.on_greeting(driver.greeting().await)?,
+                Step::ReadGreeting => self.on_greeting(driver.line(parse_greeting).await)?,
                 Step::Send(requests) => self.on_sent(driver.send(&requests).await)?,
-                Step::ReadAnswer => self.on_answer(driver.answer().await)?,
+                Step::ReadAnswer => self.on_answer(driver.line(parse_answer).await)?,
                 Step::Receive { item, len, hash } => self.on_received(driver.receive(item, len, hash).await)?,
                 Step::ReadSmall(len) => self.on_small(driver.small(len).await)?,
                 Step::Discard(len) => self.on_discarded(driver.discard(len).await)?,

@@ -12,9 +12,8 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use ferry_cli::Tally;
-use ferry_cli::conn::{BodyError, LineError};
+use ferry_cli::conn::{BodyError, LineError, ParseLine};
 use ferry_cli::{AsyncSteps, Dest, Item, NotReceived, Received, SaveError};
-use ferry_proto::{Answer, AnswerError, Greeting, GreetingError, parse_answer, parse_greeting};
 use smol::io::AsyncWriteExt;
 use smol::{Unblock, unblock};
 
@@ -32,16 +31,12 @@ pub struct Client {
 impl AsyncSteps for Client {
     type File = Unblock<File>;
 
-    async fn greeting(&mut self) -> Result<Greeting, LineError<GreetingError>> {
-        self.connection.read_line(Instant::now() + self.timeout, parse_greeting).await
+    async fn line<T, E>(&mut self, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
+        self.connection.read_line(Instant::now() + self.timeout, parse).await
     }
 
     async fn send(&mut self, requests: &[u8]) -> io::Result<()> {
         self.connection.write_all(requests, self.timeout).await
-    }
-
-    async fn answer(&mut self) -> Result<Answer, LineError<AnswerError>> {
-        self.connection.read_line(Instant::now() + self.timeout, parse_answer).await
     }
 
     async fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Result<Received<Unblock<File>>, NotReceived> {

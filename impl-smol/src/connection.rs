@@ -21,7 +21,7 @@ use ferry_cli::conn::{
 use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
 use ferry_proto::{Refusal, Request, parse_pipelined};
 use rustix::io::Errno;
-use smol::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Async, Timer, future};
 
 /// A stream and the bytes received on it but not yet used.
@@ -106,7 +106,7 @@ impl Connection {
     pub async fn read_body(
         &mut self,
         len: u64,
-        sink: &mut (dyn AsyncWrite + Unpin + Send),
+        sink: &mut (dyn smol::io::AsyncWrite + Unpin + Send),
         mut on_chunk: impl FnMut(&[u8]),
         timeout: Duration,
     ) -> Result<(), BodyError> {

@@ -88,6 +88,30 @@ pub async fn run(
     Ok(())
 }
 
+/// Answers `pending` with `smol::unblock`, where opening and reading files
+/// cannot stall the executor; one trip answers a whole batch, and the batch
+/// holds `permit` (heavy work) until it is answered.
+async fn answer(
+    connection: &Connection,
+    mut pending: VecDeque<Result<Request, Refusal>>,
+    permit: Option<SemaphoreGuardArc>,
+    deadline: Instant,
+    config: &Arc<ServeConfig>,
+    shutdown: &Shutdown,
+) -> io::Result<(Batch, VecDeque<Result<Request, Refusal>>)> {
+    // Heavy work asks between chunks whether the client has left, on a
+    // duplicate of the socket's descriptor that the blocking thread owns.
+    let socket = permit.as_ref().map(|_| connection.socket()).transpose()?;
+    let (shared, watching) = (Arc::clone(config), shutdown.clone());
+    let answered = smol::unblock(move || {
+        let _permit = permit;
+        let stop = || watching.is_triggered() || socket.as_ref().is_some_and(peer_left);
+        let work = Work { deadline, limit: shared.idle_timeout, stop: &stop };
+        (shared.root.batch(&mut pending, &work), pending)
+    });
+    Ok(answered.await)
+}
+
 /// Serves one connection: does what `serving` says until it is done.
 async fn handle(
     stream: Async<TcpStream>,
@@ -136,28 +160,4 @@ async fn handle(
     }
     connection.close().await;
     Ok(())
-}
-
-/// Answers `pending` with `smol::unblock`, where opening and reading files
-/// cannot stall the executor; one trip answers a whole batch, and the batch
-/// holds `permit` (heavy work) until it is answered.
-async fn answer(
-    connection: &Connection,
-    mut pending: VecDeque<Result<Request, Refusal>>,
-    permit: Option<SemaphoreGuardArc>,
-    deadline: Instant,
-    config: &Arc<ServeConfig>,
-    shutdown: &Shutdown,
-) -> io::Result<(Batch, VecDeque<Result<Request, Refusal>>)> {
-    // Heavy work asks between chunks whether the client has left, on a
-    // duplicate of the socket's descriptor that the blocking thread owns.
-    let socket = permit.as_ref().map(|_| connection.socket()).transpose()?;
-    let (shared, watching) = (Arc::clone(config), shutdown.clone());
-    let answered = smol::unblock(move || {
-        let _permit = permit;
-        let stop = || watching.is_triggered() || socket.as_ref().is_some_and(peer_left);
-        let work = Work { deadline, limit: shared.idle_timeout, stop: &stop };
-        (shared.root.batch(&mut pending, &work), pending)
-    });
-    Ok(answered.await)
 }

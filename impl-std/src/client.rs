@@ -10,10 +10,9 @@ use std::fs::File;
 use std::io;
 use std::time::{Duration, Instant};
 
-use ferry_cli::conn::{BodyError, LineError};
+use ferry_cli::conn::{BodyError, LineError, ParseLine};
 use ferry_cli::{Dest, Item, NotReceived, Received, SaveError};
 use ferry_cli::{Steps, Tally};
-use ferry_proto::{Answer, AnswerError, Greeting, GreetingError, parse_answer, parse_greeting};
 
 use crate::connection::Connection;
 
@@ -29,16 +28,12 @@ pub struct Client {
 impl Steps for Client {
     type File = File;
 
-    fn greeting(&mut self) -> Result<Greeting, LineError<GreetingError>> {
-        self.connection.read_line(Instant::now() + self.timeout, parse_greeting)
+    fn line<T, E>(&mut self, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
+        self.connection.read_line(Instant::now() + self.timeout, parse)
     }
 
     fn send(&mut self, requests: &[u8]) -> io::Result<()> {
         self.connection.write_all(requests, self.timeout)
-    }
-
-    fn answer(&mut self) -> Result<Answer, LineError<AnswerError>> {
-        self.connection.read_line(Instant::now() + self.timeout, parse_answer)
     }
 
     fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Result<Received<File>, NotReceived> {

@@ -20,7 +20,7 @@ use ferry_cli::conn::{
 use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
 use ferry_proto::{Refusal, Request, parse_pipelined};
 use rustix::io::Errno;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 
@@ -95,7 +95,7 @@ impl Connection {
     pub async fn read_body(
         &mut self,
         len: u64,
-        sink: &mut (dyn AsyncWrite + Unpin + Send),
+        sink: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
         mut on_chunk: impl FnMut(&[u8]),
         timeout: Duration,
     ) -> Result<(), BodyError> {

@@ -70,6 +70,30 @@ pub async fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown)
     Ok(())
 }
 
+/// Answers `pending` on the blocking pool, where opening and reading files
+/// cannot stall a worker; one trip answers a whole batch, and the batch
+/// holds `permit` (heavy work) until it is answered.
+async fn answer(
+    connection: &Connection,
+    mut pending: VecDeque<Result<Request, Refusal>>,
+    permit: Option<OwnedSemaphorePermit>,
+    deadline: std::time::Instant,
+    config: &Arc<ServeConfig>,
+    shutdown: &Shutdown,
+) -> io::Result<(Batch, VecDeque<Result<Request, Refusal>>)> {
+    // Heavy work asks between chunks whether the client has left, on a
+    // duplicate of the socket's descriptor that the blocking thread owns.
+    let socket = permit.as_ref().map(|_| connection.socket()).transpose()?;
+    let (shared, watching) = (Arc::clone(config), shutdown.clone());
+    let answered = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let stop = || watching.is_triggered() || socket.as_ref().is_some_and(peer_left);
+        let work = Work { deadline, limit: shared.idle_timeout, stop: &stop };
+        (shared.root.batch(&mut pending, &work), pending)
+    });
+    answered.await.map_err(io::Error::other)
+}
+
 /// Serves one connection: does what `serving` says until it is done.
 async fn handle(
     stream: TcpStream,
@@ -113,28 +137,4 @@ async fn handle(
     }
     connection.close().await;
     Ok(())
-}
-
-/// Answers `pending` on the blocking pool, where opening and reading files
-/// cannot stall a worker; one trip answers a whole batch, and the batch
-/// holds `permit` (heavy work) until it is answered.
-async fn answer(
-    connection: &Connection,
-    mut pending: VecDeque<Result<Request, Refusal>>,
-    permit: Option<OwnedSemaphorePermit>,
-    deadline: std::time::Instant,
-    config: &Arc<ServeConfig>,
-    shutdown: &Shutdown,
-) -> io::Result<(Batch, VecDeque<Result<Request, Refusal>>)> {
-    // Heavy work asks between chunks whether the client has left, on a
-    // duplicate of the socket's descriptor that the blocking thread owns.
-    let socket = permit.as_ref().map(|_| connection.socket()).transpose()?;
-    let (shared, watching) = (Arc::clone(config), shutdown.clone());
-    let answered = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        let stop = || watching.is_triggered() || socket.as_ref().is_some_and(peer_left);
-        let work = Work { deadline, limit: shared.idle_timeout, stop: &stop };
-        (shared.root.batch(&mut pending, &work), pending)
-    });
-    answered.await.map_err(io::Error::other)
 }
