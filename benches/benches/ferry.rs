@@ -152,6 +152,24 @@ mod clients {
         connection.read_body(len, &mut smol::io::sink(), |_| {}, TIMEOUT).await.expect("body");
         len
     }
+
+    pub(crate) async fn async_std_connect(addr: SocketAddr) -> ferry_async_std::connection::Connection {
+        let mut connection =
+            ferry_async_std::connection::Connection::connect(&addr.to_string(), TIMEOUT).await.expect("connect");
+        connection.read_line(std::time::Instant::now() + TIMEOUT, ferry_proto::parse_greeting).await.expect("greeting");
+        connection
+    }
+
+    pub(crate) async fn async_std_get(connection: &mut ferry_async_std::connection::Connection, request: &[u8]) -> u64 {
+        connection.write_all(request, TIMEOUT).await.expect("request");
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        let Answer::Ok { len } = connection.read_line(deadline, ferry_proto::parse_answer).await.expect("answer")
+        else {
+            panic!("not OK")
+        };
+        connection.read_body(len, &mut async_std::io::sink(), |_| {}, TIMEOUT).await.expect("body");
+        len
+    }
 }
 
 fn request(name: &str) -> Vec<u8> {
@@ -188,6 +206,12 @@ fn download(c: &mut Criterion, bed: &Bed) {
                         let mut connection = smol::block_on(clients::smol_connect(addr));
                         group.bench_function(id, |b| {
                             b.iter(|| smol::block_on(clients::smol_get(&mut connection, &line)))
+                        });
+                    }
+                    "async-std" => {
+                        let mut connection = async_std::task::block_on(clients::async_std_connect(addr));
+                        group.bench_function(id, |b| {
+                            b.iter(|| async_std::task::block_on(clients::async_std_get(&mut connection, &line)))
                         });
                     }
                     other => unreachable!("no bench client for {other}"),

@@ -356,6 +356,44 @@ pub fn wake_addr(local: std::net::SocketAddr) -> std::net::SocketAddr {
 /// header is a broken or hostile server, not a big folder.
 pub const MAX_SMALL_BODY: u64 = 256 << 20;
 
+/// Zeroed room at the end of a buffer for one read, taken off again when
+/// dropped, but for the bytes the read [kept](Spare::keep): a read into it
+/// that is cancelled half-way (dropped at a deadline, or by a race with
+/// shutdown) leaves no zeros behind to be parsed as data. For the runtimes
+/// whose reads take a `&mut [u8]` that must be initialised (futures-io:
+/// smol, async-std); tokio's `read_buf` fills spare capacity instead.
+#[derive(Debug)]
+pub struct Spare<'a> {
+    buffer: &'a mut Vec<u8>,
+    filled: usize,
+    kept: usize,
+}
+
+impl<'a> Spare<'a> {
+    /// Room for as many bytes as are buffered (at least 1 KiB, at most `most`).
+    pub fn grow(buffer: &'a mut Vec<u8>, most: usize) -> Spare<'a> {
+        let filled = buffer.len();
+        buffer.resize(filled + filled.clamp(1024, most), 0);
+        Spare { buffer, filled, kept: 0 }
+    }
+
+    /// The room to read into.
+    pub fn bytes(&mut self) -> &mut [u8] {
+        &mut self.buffer[self.filled..]
+    }
+
+    /// The read filled `n` bytes of the room.
+    pub fn keep(&mut self, n: usize) {
+        self.kept = n;
+    }
+}
+
+impl Drop for Spare<'_> {
+    fn drop(&mut self) {
+        self.buffer.truncate(self.filled + self.kept);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;

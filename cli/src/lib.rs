@@ -80,6 +80,11 @@ pub trait Runtime {
     /// The binary's name (`ferry-std`, ...), for `--help` and messages.
     const BINARY: &'static str;
 
+    /// How many descriptors a connection may hold at once: its socket and
+    /// the file it sends, on most runtimes. The server lowers
+    /// `--max-connections` to what the open-file limit allows at this rate.
+    const DESCRIPTORS_PER_CONNECTION: u64 = 2;
+
     /// Serves `config.root` until Ctrl-C or SIGTERM. Calls [`announce`] once
     /// it listens.
     fn serve(config: ServeConfig) -> anyhow::Result<()>;
@@ -208,7 +213,7 @@ fn serve<R: Runtime>(args: ServeArgs) -> Result<ExitCode, Failure> {
     R::serve(ServeConfig {
         root,
         listen: args.listen,
-        max_connections: fit_descriptors(args.max_connections),
+        max_connections: fit_descriptors(args.max_connections, R::DESCRIPTORS_PER_CONNECTION),
         idle_timeout: args.idle_timeout.0,
         grace: args.grace.0,
     })?;
@@ -237,7 +242,7 @@ const RESERVED_DESCRIPTORS: u64 = 64;
 /// (its socket and a file it sends). Past the limit clients are answered
 /// `ERR BUSY`, which is better than `ERR INTERNAL Too many open files` for
 /// the clients already admitted, or silence for the ones in the queue.
-fn fit_descriptors(max_connections: usize) -> usize {
+fn fit_descriptors(max_connections: usize, per_connection: u64) -> usize {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current < limit.maximum {
@@ -247,14 +252,16 @@ fn fit_descriptors(max_connections: usize) -> usize {
         }
     }
     let Some(available) = limit.current else { return max_connections };
-    let fits = usize::try_from(available.saturating_sub(RESERVED_DESCRIPTORS) / 2).unwrap_or(usize::MAX).max(1);
+    let fits =
+        usize::try_from(available.saturating_sub(RESERVED_DESCRIPTORS) / per_connection).unwrap_or(usize::MAX).max(1);
     if fits < max_connections {
         tracing::warn!(
             max_connections,
             fits,
             open_files = available,
-            "--max-connections lowered: two descriptors a connection, plus {RESERVED_DESCRIPTORS} reserved, must fit \
-             under the open-file limit (raise it with ulimit -n)"
+            per_connection,
+            "--max-connections lowered: descriptors for each connection, plus {RESERVED_DESCRIPTORS} reserved, must \
+             fit under the open-file limit (raise it with ulimit -n)"
         );
         return fits;
     }

@@ -60,7 +60,8 @@ impl Launch {
 }
 
 /// The implementations in this repository: (name, package and binary).
-pub const WORKSPACE: [(&str, &str); 3] = [("std", "ferry-std"), ("tokio", "ferry-tokio"), ("smol", "ferry-smol")];
+pub const WORKSPACE: [(&str, &str); 4] =
+    [("std", "ferry-std"), ("tokio", "ferry-tokio"), ("smol", "ferry-smol"), ("async-std", "ferry-async-std")];
 
 impl Implementation {
     /// Builds (if needed) and locates one of this repository's binaries,

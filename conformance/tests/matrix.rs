@@ -61,3 +61,13 @@ fn server_smol() {
 fn client_smol() {
     client("smol");
 }
+
+#[test]
+fn server_async_std() {
+    server("async-std");
+}
+
+#[test]
+fn client_async_std() {
+    client("async-std");
+}

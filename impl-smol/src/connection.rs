@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use ferry_cli::ClientError;
 use ferry_cli::conn::{
-    BODY_BUFFER, BodyError, Incoming, LINE_READ, LINGER, LINGER_BYTES, LineError, ParseLine, SEND_WINDOW,
+    BODY_BUFFER, BodyError, Incoming, LINE_READ, LINGER, LINGER_BYTES, LineError, ParseLine, SEND_WINDOW, Spare,
     stopped_reading, take_line,
 };
 use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
@@ -231,36 +231,4 @@ async fn connect_stream(addr: &str, limit: Duration) -> Result<Async<TcpStream>,
         }
     }
     Err(fail(last))
-}
-
-/// Zeroed room at the end of a buffer for one read, taken off again when
-/// dropped, but for the bytes the read [kept](Spare::keep).
-struct Spare<'a> {
-    buffer: &'a mut Vec<u8>,
-    filled: usize,
-    kept: usize,
-}
-
-impl<'a> Spare<'a> {
-    /// Room for as many bytes as are buffered (at least 1 KiB, at most `most`).
-    fn grow(buffer: &'a mut Vec<u8>, most: usize) -> Spare<'a> {
-        let filled = buffer.len();
-        buffer.resize(filled + filled.clamp(1024, most), 0);
-        Spare { buffer, filled, kept: 0 }
-    }
-
-    fn bytes(&mut self) -> &mut [u8] {
-        &mut self.buffer[self.filled..]
-    }
-
-    /// The read filled `n` bytes of the room.
-    fn keep(&mut self, n: usize) {
-        self.kept = n;
-    }
-}
-
-impl Drop for Spare<'_> {
-    fn drop(&mut self) {
-        self.buffer.truncate(self.filled + self.kept);
-    }
 }

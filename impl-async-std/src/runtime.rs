@@ -1,0 +1,59 @@
+//! Plugs this runtime into the shared command line.
+//!
+//! async-std runs every task on its global executor, a thread a core
+//! (`ASYNC_STD_THREAD_COUNT` changes it), started the first time it is
+//! needed; `task::block_on` runs the server's accept loop, or a client's
+//! one connection, on the calling thread.
+
+use anyhow::Context;
+use async_std::net::TcpListener;
+use async_std::task::block_on;
+use ferry_cli::{ClientConfig, ClientError, Plan, Report, Runtime, ServeConfig, Session};
+use ferry_proto::{Entry, WirePath};
+
+use crate::client::Client;
+use crate::connection::Connection;
+use crate::server;
+use crate::shutdown::Shutdown;
+
+/// The async-std implementation of ferry.
+#[derive(Debug)]
+pub struct AsyncStd;
+
+impl Runtime for AsyncStd {
+    const NAME: &'static str = "async-std";
+    const BINARY: &'static str = "ferry-async-std";
+    // A body in flight holds a third: the socket's duplicate that drives
+    // `sendfile` (see `Connection::send_body`).
+    const DESCRIPTORS_PER_CONNECTION: u64 = 3;
+
+    fn serve(config: ServeConfig) -> anyhow::Result<()> {
+        block_on(async {
+            let listener = ferry_cli::listen(config.listen)
+                .map(TcpListener::from)
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            let shutdown = Shutdown::new();
+            shutdown.on_signals().context("cannot install signal handlers")?;
+            ferry_cli::announce(listener.local_addr()?);
+            server::run(listener, config, shutdown).await?;
+            anyhow::Ok(())
+        })
+    }
+
+    fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
+        block_on(async { Session::get(plan, config).run_async(&mut connect(config).await?, report).await.map(drop) })
+    }
+
+    fn ls(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError> {
+        block_on(async {
+            let mut client = connect(config).await?;
+            let listed = Session::list(path, config).run_async(&mut client, &mut Report::new(0)).await;
+            listed.map(Session::into_entries)
+        })
+    }
+}
+
+/// A client connected to `config.addr`.
+async fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
+    Ok(Client { connection: Connection::connect(&config.addr, config.timeout).await?, timeout: config.timeout })
+}
