@@ -89,7 +89,7 @@ impl Connection {
             // next call never parses the zeros as data.
             let mut spare = Spare::grow(&mut self.buffer, LINE_READ);
             let read = until(deadline, self.stream.read(spare.bytes())).await;
-            spare.keep(*read.as_ref().and_then(|read| read.as_ref().ok()).unwrap_or(&0));
+            spare.keep(read.as_ref().and_then(|read| read.as_ref().ok()).copied().unwrap_or(0));
             drop(spare);
             match read {
                 None => return Err(LineError::TimedOut),
@@ -116,10 +116,10 @@ impl Connection {
         on_chunk(&first);
         let mut chunk = vec![0; BODY_BUFFER];
         while let Some(want) = body.want(chunk.len()) {
-            let read = async_std::future::timeout(body.deadline().saturating_duration_since(Instant::now()), async {
-                self.stream.read(&mut chunk[..want]).await
-            });
-            let n = body.on_read(read.await.ok())?;
+            // `io::timeout` ends a read at the window's end with `TimedOut`,
+            // which `Incoming` counts as no bytes before it checks the pace.
+            let left = body.deadline().saturating_duration_since(Instant::now());
+            let n = body.on_read(Some(async_std::io::timeout(left, self.stream.read(&mut chunk[..want])).await))?;
             sink.write_all(&chunk[..n]).await.map_err(|e| body.sink_failed(n, e))?;
             on_chunk(&chunk[..n]);
         }
