@@ -248,6 +248,12 @@ async fn drive(addr: SocketAddr, request: Arc<[u8]>, depth: usize, deadline: Ins
                     line.extend_from_slice(&chunk[..lf]);
                     chunk = &chunk[lf + 1..];
                     if !greeted {
+                        // At its limit a server says ERR BUSY instead of
+                        // the greeting, and closes: a refusal, not a fault.
+                        if line.starts_with(b"ERR BUSY") {
+                            tally.refuse(line);
+                            return tally;
+                        }
                         greeted = true;
                         line.clear();
                         continue;
