@@ -7,6 +7,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// One implementation of FERRY/1, as a server, a client, or both.
 #[derive(Debug, Clone)]
@@ -84,6 +86,47 @@ impl Implementation {
             server: Some(Launch::Ferry(binary.clone())),
             client: Some(ClientLaunch::Ferry(binary)),
         })
+    }
+
+    /// Every implementation in this repository, built as `cargo build
+    /// --release` builds them (the same profile and target folder, so a
+    /// current build is reused as it is, and this build is reused by it);
+    /// with how long the build took, to report apart from the cases.
+    pub fn release_build() -> Result<(Vec<Implementation>, Duration), String> {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let started = Instant::now();
+        let mut build = Command::new(&cargo);
+        build.args(["build", "--release", "--bins", "--manifest-path"]).arg(&manifest);
+        for (_, package) in WORKSPACE {
+            build.args(["-p", package]);
+        }
+        let status = build.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("cargo build --release failed ({status})"));
+        }
+        let built = started.elapsed();
+        let metadata = Command::new(&cargo)
+            .args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"])
+            .arg(&manifest)
+            .output()
+            .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+        let metadata: serde_json::Value =
+            serde_json::from_slice(&metadata.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
+        let target = metadata["target_directory"].as_str().ok_or("cargo metadata names no target directory")?;
+        let implementations = WORKSPACE
+            .iter()
+            .map(|(name, package)| {
+                let binary = Path::new(target).join("release").join(package);
+                Implementation {
+                    name: (*name).to_owned(),
+                    greets_as: Some((*name).to_owned()),
+                    server: Some(Launch::Ferry(binary.clone())),
+                    client: Some(ClientLaunch::Ferry(binary)),
+                }
+            })
+            .collect();
+        Ok((implementations, built))
     }
 
     /// Every implementation in this repository.

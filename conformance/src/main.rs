@@ -64,6 +64,23 @@ struct Args {
     /// Also write the report as Markdown to FILE.
     #[arg(long, value_name = "FILE")]
     markdown: Option<PathBuf>,
+    /// Also write every outcome as JUnit XML to FILE, for CI systems.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+}
+
+/// Why a run did not get to its cases.
+enum Failure {
+    /// The arguments do not make sense (exit status 2).
+    Usage(String),
+    /// Something else failed (exit status 1).
+    Run(String),
+}
+
+impl From<String> for Failure {
+    fn from(error: String) -> Self {
+        Failure::Run(error)
+    }
 }
 
 fn main() -> ExitCode {
@@ -77,18 +94,21 @@ fn main() -> ExitCode {
             let (_, failed, _) = report::counts(&outcomes);
             if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
-        Err(error) => {
+        Err(Failure::Usage(error)) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Run(error)) => {
             eprintln!("error: {error}");
             ExitCode::from(1)
         }
     }
 }
 
-fn run(args: &Args) -> Result<Vec<Outcome>, String> {
-    let started = Instant::now();
+fn run(args: &Args) -> Result<Vec<Outcome>, Failure> {
     let select = |case: &Case| args.cases.is_empty() || args.cases.iter().any(|p| p.matches(case.id));
     if !cases::all().iter().any(select) {
-        return Err("no case matches --case; see --list".into());
+        return Err(Failure::Usage("no case matches --case; see --list".into()));
     }
     let external_server = match (&args.server_cmd, args.addr) {
         (Some(command), _) => Some(Launch::Template(command.clone())),
@@ -96,12 +116,14 @@ fn run(args: &Args) -> Result<Vec<Outcome>, String> {
         (None, None) => None,
     };
     let external_client = args.client_cmd.clone().map(ClientLaunch::Template);
-    let workspace = if external_server.is_none() || external_client.is_none() {
-        eprintln!("building this repository's implementations...");
-        Implementation::all()?
+    let (workspace, built) = if external_server.is_none() || external_client.is_none() {
+        eprintln!("building this repository's implementations (cargo build --release)...");
+        let (workspace, built) = Implementation::release_build()?;
+        (workspace, Some(built))
     } else {
-        Vec::new()
+        (Vec::new(), None)
     };
+    let started = Instant::now();
     let servers: Vec<Implementation> = match external_server {
         Some(launch) => {
             vec![Implementation { name: args.name.clone(), greets_as: None, server: Some(launch), client: None }]
@@ -120,7 +142,7 @@ fn run(args: &Args) -> Result<Vec<Outcome>, String> {
     }
     .map_err(|e| format!("cannot build the cases' files: {e}"))?;
 
-    let progress = Progress::new();
+    let progress = Progress::new(rerun_command());
     let report = |outcome: &Outcome| progress.record(outcome);
     let mut outcomes = Vec::new();
     if args.client_cmd.is_none() || args.server_cmd.is_some() || args.addr.is_some() {
@@ -137,14 +159,43 @@ fn run(args: &Args) -> Result<Vec<Outcome>, String> {
 
     let markdown = report::markdown(&outcomes);
     println!("{markdown}");
-    println!("Ran {} outcomes in {:.1} s.", outcomes.len(), started.elapsed().as_secs_f64());
+    let ran = format!("ran {} outcomes in {:.1} s", outcomes.len(), started.elapsed().as_secs_f64());
+    match built {
+        Some(built) => println!("Built in {:.1} s; {ran}.", built.as_secs_f64()),
+        None => println!("{}{}.", ran[..1].to_uppercase(), &ran[1..]),
+    }
+    let write = |path: &PathBuf, text: &str| std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()));
     if let Some(path) = &args.json {
-        std::fs::write(path, report::json(&outcomes)).map_err(|e| format!("{}: {e}", path.display()))?;
+        write(path, &report::json(&outcomes))?;
     }
     if let Some(path) = &args.markdown {
-        std::fs::write(path, &markdown).map_err(|e| format!("{}: {e}", path.display()))?;
+        write(path, &markdown)?;
+    }
+    if let Some(path) = &args.junit {
+        write(path, &report::junit(&outcomes))?;
     }
     Ok(outcomes)
+}
+
+/// This run's command line without its `--case` selections: with
+/// `--case ID` added, the command that reruns one case alone.
+fn rerun_command() -> String {
+    let mut words = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--case" {
+            args.next();
+        } else if !arg.starts_with("--case=") {
+            let plain = !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+            words.push(if plain { arg } else { ferry_conformance::process::shell_quote(&arg) });
+        }
+    }
+    let mut command = String::from("ferry-conformance");
+    for word in words {
+        command.push(' ');
+        command.push_str(&word);
+    }
+    command
 }
 
 /// A live progress line on stderr when it is a terminal; otherwise each
@@ -152,11 +203,12 @@ fn run(args: &Args) -> Result<Vec<Outcome>, String> {
 struct Progress {
     live: bool,
     seen: Mutex<(usize, usize, usize)>,
+    rerun: String,
 }
 
 impl Progress {
-    fn new() -> Progress {
-        Progress { live: std::io::stderr().is_terminal(), seen: Mutex::new((0, 0, 0)) }
+    fn new(rerun: String) -> Progress {
+        Progress { live: std::io::stderr().is_terminal(), seen: Mutex::new((0, 0, 0)), rerun }
     }
 
     fn record(&self, outcome: &Outcome) {
@@ -166,7 +218,13 @@ impl Progress {
             Verdict::Fail(why) => {
                 seen.1 += 1;
                 let clear = if self.live { "\r\x1b[2K" } else { "" };
-                eprintln!("{clear}FAIL {} [{}]: {why}", outcome.case.id, outcome.subject());
+                eprintln!(
+                    "{clear}FAIL {} (SPEC.md {}) [{}]: {why}",
+                    outcome.case.id,
+                    outcome.case.spec,
+                    outcome.subject()
+                );
+                eprintln!("  rerun: {} --case {}", self.rerun, outcome.case.id);
             }
             Verdict::NotApplicable(_) => seen.2 += 1,
         }

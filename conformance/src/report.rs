@@ -1,5 +1,5 @@
-//! Results for people and for tools: Markdown tables (case × implementation)
-//! and JSON.
+//! Results for people and for tools: Markdown tables (case × implementation),
+//! JSON, and JUnit XML for CI systems.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -29,7 +29,9 @@ pub fn markdown(outcomes: &[Outcome]) -> String {
         .iter()
         .filter_map(|o| match &o.verdict {
             Verdict::Pass => None,
-            Verdict::Fail(why) => Some(format!("- **FAIL** `{}` [{}]: {why}", o.case.id, o.subject())),
+            Verdict::Fail(why) => {
+                Some(format!("- **FAIL** `{}` (SPEC.md {}) [{}]: {why}", o.case.id, o.case.spec, o.subject()))
+            }
             Verdict::NotApplicable(why) => Some(format!("- n/a `{}` [{}]: {why}", o.case.id, o.subject())),
         })
         .collect();
@@ -117,4 +119,91 @@ pub fn json(outcomes: &[Outcome]) -> String {
         })
         .collect();
     serde_json::to_string_pretty(&records).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// JUnit XML: a test suite per subject (`server std`, `client std → server
+/// tokio`), a test case per case with its SPEC.md section in the class
+/// name; failures carry their message, cases that do not apply are
+/// skipped with the reason. The form Jenkins, GitLab and GitHub's test
+/// reporters read.
+pub fn junit(outcomes: &[Outcome]) -> String {
+    let mut suites: BTreeMap<String, Vec<&Outcome>> = BTreeMap::new();
+    for outcome in outcomes {
+        suites.entry(outcome.subject()).or_default().push(outcome);
+    }
+    let (_, failed, skipped) = counts(outcomes);
+    let total: f64 = outcomes.iter().map(|o| o.elapsed.as_secs_f64()).sum();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"ferry-conformance\" tests=\"{}\" failures=\"{failed}\" skipped=\"{skipped}\" time=\"{total:.3}\">",
+        outcomes.len()
+    );
+    for (subject, outcomes) in suites {
+        let (_, failed, skipped) = counts_of(&outcomes);
+        let time: f64 = outcomes.iter().map(|o| o.elapsed.as_secs_f64()).sum();
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\" skipped=\"{skipped}\" time=\"{time:.3}\">",
+            xml(&subject),
+            outcomes.len()
+        );
+        for outcome in outcomes {
+            let class = format!("FERRY/1 {}", outcome.case.spec);
+            let _ = write!(
+                out,
+                "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
+                xml(&class),
+                xml(outcome.case.id),
+                outcome.elapsed.as_secs_f64()
+            );
+            match &outcome.verdict {
+                Verdict::Pass => out.push_str("/>\n"),
+                Verdict::Fail(why) => {
+                    let _ = writeln!(
+                        out,
+                        ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                        xml(why),
+                        xml(why)
+                    );
+                }
+                Verdict::NotApplicable(why) => {
+                    let _ = writeln!(out, ">\n      <skipped message=\"{}\"/>\n    </testcase>", xml(why));
+                }
+            }
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+fn counts_of(outcomes: &[&Outcome]) -> (usize, usize, usize) {
+    let count = |f: fn(&Verdict) -> bool| outcomes.iter().filter(|o| f(&o.verdict)).count();
+    (
+        count(|v| matches!(v, Verdict::Pass)),
+        count(|v| matches!(v, Verdict::Fail(_))),
+        count(|v| matches!(v, Verdict::NotApplicable(_))),
+    )
+}
+
+/// Text made safe for an XML attribute or element: the five entities
+/// escaped, and characters XML 1.0 cannot hold at all shown as `\u{..}`.
+fn xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }

@@ -27,6 +27,41 @@ pub enum Header {
     Bye,
 }
 
+/// A header as it stood on the wire: `"OK 13\n"`, `"ERR NOT_FOUND x\n"`.
+impl std::fmt::Display for Header {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let line = match self {
+            Header::Ok(len) => format!("OK {len}\n"),
+            Header::Err { code, message } => format!("ERR {code} {message}\n"),
+            Header::Bye => "BYE\n".to_owned(),
+        };
+        f.write_str(&shown(line.as_bytes()))
+    }
+}
+
+/// Bytes as FERRY/1 text for a failure message: in quotes, with LF, CR,
+/// TAB and every other byte that is not printable ASCII escaped (`\n`,
+/// `\x1b`), cut after 120 bytes.
+pub fn shown(bytes: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for &byte in bytes.iter().take(120) {
+        match byte {
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(byte as char),
+            _ => out.push_str(&format!("\\x{byte:02x}")),
+        }
+    }
+    out.push('"');
+    if bytes.len() > 120 {
+        out.push_str(&format!(" (and {} more bytes)", bytes.len() - 120));
+    }
+    out
+}
+
 /// A raw connection.
 #[derive(Debug)]
 pub struct Wire {
@@ -101,8 +136,8 @@ impl Wire {
             }
             if !self.fill()? {
                 return Err(format!(
-                    "connection closed; wanted a line, had {:?}",
-                    String::from_utf8_lossy(&self.buffer)
+                    "the server closed the connection; a line was due, and it had sent {}",
+                    shown(&self.buffer)
                 ));
             }
         }
@@ -111,21 +146,25 @@ impl Wire {
     /// Reads an answer header.
     pub fn header(&mut self) -> Result<Header, String> {
         let line = self.line()?;
-        let text = String::from_utf8(line).map_err(|e| format!("header is not UTF-8: {e}"))?;
+        let text = String::from_utf8(line.clone())
+            .map_err(|_| format!("an answer line that is not UTF-8: {}", shown(&line)))?;
         if text == "BYE" {
             return Ok(Header::Bye);
         }
         if let Some(n) = text.strip_prefix("OK ") {
             if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!("malformed header {text:?}"));
+                return Err(format!("not a FERRY/1 answer line: {}", shown(text.as_bytes())));
             }
-            return n.parse().map(Header::Ok).map_err(|_| format!("malformed header {text:?}"));
+            return n
+                .parse()
+                .map(Header::Ok)
+                .map_err(|_| format!("not a FERRY/1 answer line: {}", shown(text.as_bytes())));
         }
         if let Some(rest) = text.strip_prefix("ERR ") {
             let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
             return Ok(Header::Err { code: code.to_owned(), message: message.to_owned() });
         }
-        Err(format!("malformed header {text:?}"))
+        Err(format!("not a FERRY/1 answer line: {}", shown(text.as_bytes())))
     }
 
     /// Reads exactly `n` body bytes.
@@ -143,7 +182,7 @@ impl Wire {
     pub fn ok_body(&mut self) -> Result<Vec<u8>, String> {
         match self.header()? {
             Header::Ok(n) => self.body(n),
-            other => Err(format!("expected OK, got {other:?}")),
+            other => Err(format!("expected \"OK <n>\\n\" and a body; got {other}")),
         }
     }
 
@@ -151,7 +190,7 @@ impl Wire {
     pub fn expect_err(&mut self, code: &str) -> Result<String, String> {
         match self.header()? {
             Header::Err { code: got, message } if got == code => Ok(message),
-            other => Err(format!("expected ERR {code}, got {other:?}")),
+            other => Err(format!("expected \"ERR {code} ...\\n\"; got {other}")),
         }
     }
 

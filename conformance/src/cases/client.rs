@@ -224,8 +224,13 @@ fn scratch() -> Result<TempDir, String> {
 
 fn status(output: &Output, expected: i32) -> Check {
     let stderr = String::from_utf8_lossy(&output.stderr);
-    ensure(output.status.code() == Some(expected), || {
-        format!("exit status {:?}, expected {expected}; stderr: {}", output.status.code(), stderr.trim())
+    ensure(output.status.code() == Some(expected), || match output.status.code() {
+        Some(code) => format!("exit status {code}, expected {expected}; stderr: {}", stderr.trim()),
+        None => format!(
+            "killed after {} s with no exit, expected exit status {expected}; stderr: {}",
+            WAIT.as_secs(),
+            stderr.trim()
+        ),
     })
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::{Case, Needs, Run, ServerContext, encode, ensure};
 use crate::Check;
 use crate::fixture::{HUGE, SECRET};
-use crate::wire::{Header, WAIT, Wire, same_bytes};
+use crate::wire::{Header, WAIT, Wire, same_bytes, shown};
 
 macro_rules! case {
     ($id:literal, $spec:literal, $description:literal, $run:expr) => {
@@ -227,7 +227,7 @@ fn range_length(context: &ServerContext<'_>) -> Check {
 fn range_at_end(context: &ServerContext<'_>) -> Check {
     let mut wire = request(context, &format!("GET one-m.bin {}", 1 << 20))?;
     let header = wire.header()?;
-    ensure(header == Header::Ok(0), || format!("expected OK 0, got {header:?}"))?;
+    ensure(header == Header::Ok(0), || format!("expected OK 0, got {header}"))?;
     still_serving(&mut wire, context)
 }
 
@@ -274,7 +274,7 @@ fn pipeline_mixed(context: &ServerContext<'_>) -> Check {
     let eight = wire.ok_body().map_err(|e| format!("answer 5: {e}"))?;
     same_bytes("answer 5 (eight-k.bin)", &eight, context.fixture.bytes("eight-k.bin"))?;
     let header = wire.header()?;
-    ensure(header == Header::Bye, || format!("answer 6: expected BYE, got {header:?}"))?;
+    ensure(header == Header::Bye, || format!("answer 6: expected BYE, got {header}"))?;
     wire.expect_closed().map_err(|e| format!("after BYE: {e}"))
 }
 
@@ -323,15 +323,13 @@ fn sum_file(context: &ServerContext<'_>) -> Check {
     let mut wire = request(context, "SUM one-m.bin")?;
     let body = wire.ok_body()?;
     let expected = blake3::hash(context.fixture.bytes("one-m.bin")).to_hex();
-    ensure(body == expected.as_bytes(), || {
-        format!("SUM gave {:?}, expected {expected}", String::from_utf8_lossy(&body))
-    })
+    ensure(body == expected.as_bytes(), || format!("expected the 64 digits \"{expected}\"; got {}", shown(&body)))
 }
 
 fn quit(context: &ServerContext<'_>) -> Check {
     let mut wire = request(context, "QUIT")?;
     let header = wire.header()?;
-    ensure(header == Header::Bye, || format!("expected BYE, got {header:?}"))?;
+    ensure(header == Header::Bye, || format!("expected BYE, got {header}"))?;
     wire.expect_closed()
 }
 
@@ -406,9 +404,7 @@ fn answer_line(context: &ServerContext<'_>) -> Check {
         ensure(answer.len() < 8192, || {
             format!("{what}: an answer line of {} bytes, over the 8192 clients accept", answer.len() + 1)
         })?;
-        ensure(answer.starts_with(b"ERR "), || {
-            format!("{what}: expected ERR, got {:?}", String::from_utf8_lossy(&answer[..answer.len().min(40)]))
-        })?;
+        ensure(answer.starts_with(b"ERR "), || format!("{what}: expected \"ERR ...\\n\"; got {}", shown(&answer)))?;
         still_serving(&mut wire, context).map_err(|e| format!("{what}: {e}"))?;
     }
     Ok(())
@@ -439,7 +435,9 @@ fn timeout_dribble(context: &ServerContext<'_>) -> Check {
         }
         if let Ok(line) = wire.line() {
             let line = String::from_utf8_lossy(&line).into_owned();
-            ensure(line.starts_with("ERR TIMEOUT"), || format!("expected ERR TIMEOUT, got {line:?}"))?;
+            ensure(line.starts_with("ERR TIMEOUT"), || {
+                format!("expected \"ERR TIMEOUT ...\\n\"; got {}", shown(line.as_bytes()))
+            })?;
             let waited = started.elapsed();
             return ensure(waited < Duration::from_secs(5), || format!("TIMEOUT only after {waited:?}"));
         }
@@ -496,7 +494,9 @@ fn busy(context: &ServerContext<'_>) -> Check {
     let _second = context.connect_to(server.addr)?;
     let mut third = Wire::connect(server.addr)?;
     let line = String::from_utf8_lossy(&third.line()?).into_owned();
-    ensure(line.starts_with("ERR BUSY "), || format!("third client got {line:?}, expected ERR BUSY"))?;
+    ensure(line.starts_with("ERR BUSY "), || {
+        format!("expected \"ERR BUSY ...\\n\" instead of a greeting; got {}", shown(line.as_bytes()))
+    })?;
     third.expect_closed()?;
     // Once a client leaves, its place is free again (the server notices
     // the close asynchronously, so retry for a bounded time).
@@ -517,7 +517,7 @@ fn disconnect(context: &ServerContext<'_>) -> Check {
         let whole = scope.spawn(|| get_whole(context, name));
         let mut leaving = request(context, &format!("GET {name}"))?;
         let header = leaving.header()?;
-        ensure(matches!(header, Header::Ok(_)), || format!("expected OK, got {header:?}"))?;
+        ensure(matches!(header, Header::Ok(_)), || format!("expected OK, got {header}"))?;
         leaving.body(1 << 20)?;
         drop(leaving);
         whole.join().map_err(|_| "the concurrent download panicked".to_owned())?
