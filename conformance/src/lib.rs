@@ -12,6 +12,7 @@
 
 pub mod cases;
 pub mod fixture;
+pub mod fuzz;
 pub mod implementation;
 pub mod process;
 pub mod report;

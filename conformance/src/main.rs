@@ -14,6 +14,7 @@ use clap::Parser;
 use ferry_conformance::cases::{self, Case};
 use ferry_conformance::fixture::Fixture;
 use ferry_conformance::implementation::{ClientLaunch, Implementation, Launch};
+use ferry_conformance::process::Server;
 use ferry_conformance::report;
 use ferry_conformance::runner::{Outcome, Verdict, client_cases, server_cases};
 
@@ -27,7 +28,8 @@ use ferry_conformance::runner::{Outcome, Verdict, client_cases, server_cases};
         ferry-conformance --case 'path.*' --case 'get.*'   # some cases\n  \
         ferry-conformance --server-cmd './my-server --root {root} --port {port}'\n  \
         ferry-conformance --addr 127.0.0.1:9000 --root /srv/empty-folder\n  \
-        ferry-conformance --client-cmd './my-client {addr} {path} {dest}'\n\n\
+        ferry-conformance --client-cmd './my-client {addr} {path} {dest}'\n  \
+        ferry-conformance --server-cmd './my-server {root} {port}' --fuzz 20000\n\n\
         Exit status: 0 when no case failed, 1 when any did, 2 for usage errors."
 )]
 struct Args {
@@ -67,6 +69,13 @@ struct Args {
     /// Also write every outcome as JUnit XML to FILE, for CI systems.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Instead of the cases, send N generated and mutated request lines to
+    /// each server and check every answer (see conformance/README.md).
+    #[arg(long, value_name = "N", conflicts_with_all = ["cases", "list", "client_cmd"])]
+    fuzz: Option<usize>,
+    /// The fuzzer's seed, to repeat a run (default: from the clock, printed).
+    #[arg(long, value_name = "S", requires = "fuzz")]
+    seed: Option<u64>,
 }
 
 /// Why a run did not get to its cases.
@@ -88,6 +97,9 @@ fn main() -> ExitCode {
     if args.list {
         print!("{}", cases::catalogue());
         return ExitCode::SUCCESS;
+    }
+    if let Some(count) = args.fuzz {
+        return fuzz(&args, count);
     }
     match run(&args) {
         Ok(outcomes) => {
@@ -175,6 +187,54 @@ fn run(args: &Args) -> Result<Vec<Outcome>, Failure> {
         write(path, &report::junit(&outcomes))?;
     }
     Ok(outcomes)
+}
+
+/// `--fuzz`: every server in turn, fuzzed with the same seed.
+fn fuzz(args: &Args, count: usize) -> ExitCode {
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    });
+    let servers = match (&args.server_cmd, args.addr) {
+        (Some(command), _) => Ok(vec![(args.name.clone(), Launch::Template(command.clone()))]),
+        (None, Some(addr)) => Ok(vec![(args.name.clone(), Launch::Running(addr))]),
+        (None, None) => Implementation::release_build()
+            .map(|(all, _)| all.into_iter().filter_map(|i| i.server.map(|launch| (i.name, launch))).collect()),
+    };
+    let fixture = match &args.root {
+        Some(root) => Fixture::build_at(root),
+        None => Fixture::build(),
+    };
+    let (servers, fixture) = match (servers, fixture) {
+        (Ok(servers), Ok(fixture)) => (servers, fixture),
+        (Err(error), _) => return fail(&error),
+        (_, Err(error)) => return fail(&format!("cannot build the fixture: {error}")),
+    };
+    let mut failed = false;
+    for (name, launch) in servers {
+        let server = match Server::start(&launch, fixture.root(), &[]) {
+            Ok(server) => server,
+            Err(error) => return fail(&error),
+        };
+        match ferry_conformance::fuzz::fuzz(server.addr, &fixture, count, seed) {
+            Ok(done) => println!(
+                "fuzz {name}: pass, {} requests over {} connections in {:.1} s (seed {seed})",
+                done.requests,
+                done.connections,
+                done.elapsed.as_secs_f64()
+            ),
+            Err(failure) => {
+                failed = true;
+                println!("fuzz {name}: FAIL, {failure}");
+                println!("  rerun: {} --seed {seed}", rerun_command().replace(&format!(" --seed {seed}"), ""));
+            }
+        }
+    }
+    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+fn fail(error: &str) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(1)
 }
 
 /// This run's command line without its `--case` selections: with

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 
 use ferry_conformance::fixture::Fixture;
+use ferry_conformance::fuzz::fuzz;
 use ferry_conformance::implementation::{Implementation, Launch};
 use ferry_conformance::runner::{Verdict, server_cases};
 
@@ -84,4 +85,12 @@ fn a_server_without_traversal_checks_is_caught_by_name() {
             assert_eq!(outcome.verdict, Verdict::Pass, "{id} should pass on files inside the root");
         }
     }
+}
+
+#[test]
+fn the_fuzzer_catches_the_naive_server_too() {
+    let fixture = Fixture::build().expect("fixture");
+    let addr = naive_server(fixture.root().to_owned());
+    let failure = fuzz(addr, &fixture, 3000, 0xfe11).expect_err("the naive server must fail");
+    println!("caught: {failure}");
 }
