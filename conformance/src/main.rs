@@ -285,6 +285,9 @@ impl Progress {
                     outcome.subject()
                 );
                 eprintln!("  rerun: {} --case {}", self.rerun, outcome.case.id);
+                if let Some(line) = &outcome.by_hand {
+                    eprintln!("  by hand (against a server on that address): {line}");
+                }
             }
             Verdict::NotApplicable(_) => seen.2 += 1,
         }

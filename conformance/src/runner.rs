@@ -13,6 +13,7 @@ use crate::cases::{Case, ClientContext, Needs, Run, ServerContext};
 use crate::fixture::Fixture;
 use crate::implementation::{ClientLaunch, Implementation};
 use crate::process::Server;
+use crate::wire::Transcript;
 
 /// Cases run at once. Most cases wait on the network or on a timeout, so
 /// a few more than the cores keeps a 2-core machine busy without starving
@@ -56,6 +57,9 @@ pub struct Outcome {
     pub verdict: Verdict,
     /// How long it took.
     pub elapsed: Duration,
+    /// For a failure that was one plain exchange: a shell line that
+    /// replays it by hand.
+    pub by_hand: Option<String>,
 }
 
 impl Outcome {
@@ -134,9 +138,17 @@ fn outcome(
     check: impl FnOnce() -> Check,
 ) -> Outcome {
     let started = Instant::now();
-    let verdict = match unmet {
-        Some(why) => Verdict::NotApplicable(why),
-        None => match catch_unwind(AssertUnwindSafe(check)) {
+    let (caught, transcript) = match unmet {
+        Some(_) => (None, Transcript::default()),
+        None => {
+            let (caught, transcript) = Transcript::record(|| catch_unwind(AssertUnwindSafe(check)));
+            (Some(caught), transcript)
+        }
+    };
+    let verdict = match (unmet, caught) {
+        (Some(why), _) => Verdict::NotApplicable(why),
+        (None, None) => Verdict::Pass,
+        (None, Some(caught)) => match caught {
             Ok(Ok(())) => Verdict::Pass,
             Ok(Err(why)) => Verdict::Fail(why),
             Err(panic) => {
@@ -149,7 +161,15 @@ fn outcome(
             }
         },
     };
-    Outcome { case, server: server.to_owned(), client: client.map(str::to_owned), verdict, elapsed: started.elapsed() }
+    let by_hand = matches!(verdict, Verdict::Fail(_)).then(|| transcript.by_hand()).flatten();
+    Outcome {
+        case,
+        by_hand,
+        server: server.to_owned(),
+        client: client.map(str::to_owned),
+        verdict,
+        elapsed: started.elapsed(),
+    }
 }
 
 /// Runs `run` over `items` on [`CONCURRENCY`] threads; results in order.

@@ -67,6 +67,53 @@ pub fn shown(bytes: &[u8]) -> String {
 pub struct Wire {
     stream: TcpStream,
     buffer: Vec<u8>,
+    /// Its place in this thread's [`Transcript`], when one is kept.
+    recorded: Option<usize>,
+}
+
+/// What the connections a case opened on this thread sent, kept while the
+/// runner records (see [`Transcript::record`]): for a failure that was a
+/// plain exchange, the runner prints a `printf … | nc` line that replays it.
+#[derive(Debug, Default, Clone)]
+pub struct Transcript {
+    /// Per connection: where to, and every byte sent.
+    pub connections: Vec<(SocketAddr, Vec<u8>)>,
+}
+
+thread_local! {
+    static TRANSCRIPT: std::cell::RefCell<Option<Transcript>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Transcript {
+    /// Runs `work`, recording what connections opened by it (on this
+    /// thread) send.
+    pub fn record<T>(work: impl FnOnce() -> T) -> (T, Transcript) {
+        TRANSCRIPT.with(|t| *t.borrow_mut() = Some(Transcript::default()));
+        let result = work();
+        let transcript = TRANSCRIPT.with(|t| t.borrow_mut().take()).unwrap_or_default();
+        (result, transcript)
+    }
+
+    /// A shell line that replays a one-connection exchange of at most 512
+    /// bytes with `printf` and `nc`, or `None` for anything else.
+    pub fn by_hand(&self) -> Option<String> {
+        let [(addr, bytes)] = self.connections.as_slice() else { return None };
+        if bytes.is_empty() || bytes.len() > 512 {
+            return None;
+        }
+        let mut format = String::new();
+        for &byte in bytes {
+            match byte {
+                b'\n' => format.push_str("\\n"),
+                b'\\' => format.push_str("\\\\"),
+                b'%' => format.push_str("%%"),
+                b'\'' => format.push_str("\\047"),
+                0x20..=0x7e => format.push(byte as char),
+                _ => format.push_str(&format!("\\{byte:03o}")),
+            }
+        }
+        Some(format!("printf '{format}' | nc -q 2 {} {}", addr.ip(), addr.port()))
+    }
 }
 
 impl Wire {
@@ -75,14 +122,20 @@ impl Wire {
         let stream = TcpStream::connect_timeout(&addr, WAIT).map_err(|e| format!("connect to {addr}: {e}"))?;
         stream.set_read_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
         stream.set_write_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
-        Ok(Wire { stream, buffer: Vec::new() })
+        let recorded = TRANSCRIPT.with(|t| {
+            t.borrow_mut().as_mut().map(|transcript| {
+                transcript.connections.push((addr, Vec::new()));
+                transcript.connections.len() - 1
+            })
+        });
+        Ok(Wire { stream, buffer: Vec::new(), recorded })
     }
 
     /// Wraps a connection a scripted server accepted.
     pub fn accepted(stream: TcpStream) -> Result<Wire, String> {
         stream.set_read_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
         stream.set_write_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
-        Ok(Wire { stream, buffer: Vec::new() })
+        Ok(Wire { stream, buffer: Vec::new(), recorded: None })
     }
 
     /// Connects and checks the greeting; returns the implementation token.
@@ -101,6 +154,13 @@ impl Wire {
 
     /// Sends raw bytes.
     pub fn send(&mut self, bytes: &[u8]) -> Check {
+        if let Some(index) = self.recorded {
+            TRANSCRIPT.with(|t| {
+                if let Some(transcript) = t.borrow_mut().as_mut() {
+                    transcript.connections[index].1.extend_from_slice(bytes);
+                }
+            });
+        }
         self.stream.write_all(bytes).map_err(|e| format!("send: {e}"))
     }
 

@@ -17,6 +17,7 @@ fn junit_output_parses_and_counts_what_happened() {
         client: client.map(str::to_owned),
         verdict,
         elapsed: Duration::from_millis(3),
+        by_hand: None,
     };
     let outcomes = vec![
         outcome(0, None, Verdict::Pass),
