@@ -70,6 +70,11 @@ impl Batch {
         Batch { parts: vec![Part::Bytes(bytes)], ..Batch::default() }
     }
 
+    /// Whether it answers nothing.
+    pub fn is_empty(&self) -> bool {
+        self.log.is_empty() && self.parts.is_empty()
+    }
+
     /// Adds a reply's bytes to the batch, and a log record for `request`.
     fn push(&mut self, request: Option<&Request>, reply: Reply) {
         self.closes = reply.closes();
@@ -138,6 +143,23 @@ impl Logged {
 }
 
 impl Root {
+    /// Answers GETs from the front of `pending` for as long as each can be
+    /// answered without waiting for a disk ([`Root::get_cached`]); stops at
+    /// the first that is not a GET or would wait, which stays in `pending`
+    /// for [`Root::batch`] on the blocking pool. Never blocks, so an async
+    /// driver calls it on its event loop first: a hot file costs no trip to
+    /// the pool, a cold one costs what it did.
+    pub fn batch_cached(&self, pending: &mut VecDeque<Result<Request, Refusal>>) -> Batch {
+        let mut batch = Batch::default();
+        while !batch.is_full() {
+            let Some(Ok(request @ Request::Get { path, offset, length })) = pending.front() else { break };
+            let Some(reply) = self.get_cached(path, *offset, *length) else { break };
+            batch.push(Some(request), reply);
+            pending.pop_front();
+        }
+        batch
+    }
+
     /// Answers requests from the front of `pending` (as
     /// [`ferry_proto::parse_pipelined`] queued them, refusals included), in
     /// order, until the batch [is full](Batch) or `pending` is empty. What

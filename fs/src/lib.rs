@@ -32,6 +32,18 @@
 //!   or the server is shutting down, and the connection closes unanswered;
 //! - a SUM of a file unchanged since the last one (same device, inode,
 //!   size, modification and change times) is answered from a cache.
+//!
+//! The third: a GET of a file the kernel already has in memory can be
+//! answered without blocking at all ([`Root::batch_cached`]), so the async
+//! drivers answer hot files on their event loop and send only the rest to
+//! the pool. `openat2(RESOLVE_BENEATH | RESOLVE_CACHED)` resolves the path
+//! from the kernel's caches or fails with `EAGAIN` rather than go to disk
+//! (and confines it exactly as cap-std does, with the kernel's own
+//! `RESOLVE_BENEATH`); an inline body is read with `preadv2(RWF_NOWAIT)`,
+//! which fails rather than wait for a page not in the cache. Anything else
+//! (a would-block, an error other than "does not exist", a kernel or file
+//! system without these flags) falls back to the pool, where cap-std gives
+//! the answer: the two paths never disagree on what a client is told.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -39,6 +51,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cap_std::ambient_authority;
@@ -249,6 +262,9 @@ pub struct Root {
     dir: Dir,
     path: PathBuf,
     digests: Mutex<HashMap<Identity, [u8; 32]>>,
+    /// Whether the kernel and file system take `RESOLVE_CACHED` and
+    /// `RWF_NOWAIT`; cleared the first time either is refused as unknown.
+    cached: AtomicBool,
 }
 
 impl Root {
@@ -258,7 +274,7 @@ impl Root {
         let dir = Dir::open_ambient_dir(path, ambient_authority()).map_err(fail)?;
         // Resolve once, for the log line that tells the user what is shared.
         let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
-        Ok(Root { dir, path, digests: Mutex::default() })
+        Ok(Root { dir, path, digests: Mutex::default(), cached: AtomicBool::new(true) })
     }
 
     /// The shared folder, as the server's user named it (canonicalised).
@@ -307,6 +323,68 @@ impl Root {
             return Ok(Reply::Bytes { bytes: header, closes: false });
         }
         Ok(Reply::File { header, body: FileBody { file, offset, len } })
+    }
+
+    /// The reply to `GET path offset length` if it can be made without
+    /// blocking: `None` when any step would wait (or is unsupported, or is an
+    /// error cap-std should phrase), for the blocking path to answer.
+    pub fn get_cached(&self, path: &WirePath, offset: u64, length: Option<u64>) -> Option<Reply> {
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        use rustix::io::{Errno, ReadWriteFlags};
+        if !self.cached.load(Ordering::Relaxed) {
+            return None;
+        }
+        let relative = path.to_relative();
+        if relative.as_os_str().is_empty() {
+            return None;
+        }
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::CACHED;
+        let fd = match rustix::fs::openat2(&self.dir, &relative, flags, Mode::empty(), resolve) {
+            Ok(fd) => fd,
+            // Known not to exist (a negative dentry): the same words as the
+            // blocking path, from the same function.
+            Err(errno @ (Errno::NOENT | Errno::NOTDIR)) => {
+                return Some(Reply::refuse(refusal(path, &io::Error::from(errno))));
+            }
+            Err(Errno::NOSYS | Errno::INVAL) => {
+                self.cached.store(false, Ordering::Relaxed);
+                return None;
+            }
+            Err(_) => return None,
+        };
+        let mut file = File::from(fd);
+        let metadata = file.metadata().ok().filter(std::fs::Metadata::is_file)?;
+        let size = metadata.len();
+        if offset > size {
+            return None;
+        }
+        let len = length.map_or(size - offset, |length| length.min(size - offset));
+        let mut header = Vec::with_capacity(24 + if len <= INLINE_BODY { len as usize } else { 0 });
+        Answer::Ok { len }.encode(&mut header);
+        if len > INLINE_BODY {
+            // Positioned for drivers that read rather than send from an
+            // offset; seeking does not wait for the disk.
+            file.seek(SeekFrom::Start(offset)).ok()?;
+            return Some(Reply::File { header, body: FileBody { file, offset, len } });
+        }
+        let start = header.len();
+        header.resize(start + len as usize, 0);
+        let mut read = 0;
+        while read < len as usize {
+            let mut bufs = [io::IoSliceMut::new(&mut header[start + read..])];
+            match rustix::io::preadv2(&file, &mut bufs, offset + read as u64, ReadWriteFlags::NOWAIT) {
+                Ok(0) => return None,
+                Ok(n) => read += n,
+                Err(Errno::INTR) => {}
+                Err(Errno::OPNOTSUPP) => {
+                    self.cached.store(false, Ordering::Relaxed);
+                    return None;
+                }
+                Err(_) => return None,
+            }
+        }
+        Some(Reply::Bytes { bytes: header, closes: false })
     }
 
     fn sum(&self, path: &WirePath, work: &Work<'_>) -> Result<Reply, Halt> {
@@ -433,6 +511,7 @@ fn internal(path: &WirePath, error: &io::Error) -> Refusal {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
     use std::io::Read;
     use std::os::unix::fs::symlink;
 
@@ -503,6 +582,59 @@ mod tests {
             other => panic!("expected a file body, got {other:?}"),
         }
         assert!(matches!(root.reply(&request("GET big 2"), &Work::unbounded()), Reply::Bytes { .. }));
+    }
+
+    #[test]
+    fn the_cached_path_agrees_with_the_blocking_one_or_declines() {
+        let (top, root) = fixture();
+        let big = vec![5u8; INLINE_BODY as usize + 10];
+        std::fs::write(top.path().join("root/big"), &big).expect("write");
+        let lines = [
+            "GET hello.txt",
+            "GET hello.txt 7 2",
+            "GET /hello.txt 12",
+            "GET sub/up-link",
+            "GET sub/inner.bin",
+            "GET nope.txt",
+            "GET sub/nope/x",
+            "GET hello.txt/x",
+            "GET big 3",
+            "GET out-file",
+            "GET out-dir/secret",
+            "GET dangling",
+            "GET sub",
+            "GET hello.txt 13",
+            "GET /",
+        ];
+        let mut answered = 0;
+        for line in lines {
+            let Request::Get { path, offset, length } = request(line) else { unreachable!() };
+            // Twice: the first may find the caches cold.
+            let cached = root.get_cached(&path, offset, length).or_else(|| root.get_cached(&path, offset, length));
+            let Some(cached) = cached else { continue };
+            answered += 1;
+            assert_eq!(bytes(cached), bytes(root.reply(&request(line), &Work::unbounded())), "{line}");
+        }
+        assert!(answered >= 6, "the cached path answered only {answered} of the plain GETs");
+        for declined in ["GET out-file", "GET out-dir/secret", "GET sub", "GET hello.txt 13", "GET /"] {
+            let Request::Get { path, offset, length } = request(declined) else { unreachable!() };
+            assert!(root.get_cached(&path, offset, length).is_none(), "{declined} must go to the blocking path");
+        }
+    }
+
+    #[test]
+    fn a_batch_from_the_caches_stops_where_the_blocking_path_must_answer() {
+        let (_top, root) = fixture();
+        let mut pending = VecDeque::new();
+        for line in ["GET hello.txt\n", "GET hello.txt\n", "SUM hello.txt\n", "GET hello.txt\n"] {
+            let mut queued = VecDeque::new();
+            ferry_proto::parse_pipelined(line.as_bytes(), &mut queued, BATCH_REQUESTS);
+            pending.extend(queued);
+        }
+        root.batch_cached(&mut VecDeque::from(vec![Ok(request("GET hello.txt"))]));
+        let batch = root.batch_cached(&mut pending);
+        assert_eq!(batch.log.len(), 2);
+        assert_eq!(pending.len(), 2, "SUM and what follows it wait for the pool");
     }
 
     #[test]

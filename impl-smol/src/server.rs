@@ -88,9 +88,11 @@ pub async fn run(
     Ok(())
 }
 
-/// Answers `pending` with `smol::unblock`, where opening and reading files
-/// cannot stall the executor; one trip answers a whole batch, and the batch
-/// holds `permit` (heavy work) until it is answered.
+/// Answers `pending`: the GETs of files the kernel has in memory here, on
+/// the executor, where they cannot block; the rest with `smol::unblock`,
+/// where opening and reading files cannot stall the executor. One trip answers a
+/// whole batch, and the batch holds `permit` (heavy work) until it is
+/// answered.
 async fn answer(
     connection: &Connection,
     mut pending: VecDeque<Result<Request, Refusal>>,
@@ -99,6 +101,14 @@ async fn answer(
     config: &Arc<ServeConfig>,
     shutdown: &Shutdown,
 ) -> io::Result<(Batch, VecDeque<Result<Request, Refusal>>)> {
+    // GETs of files the kernel has in memory are answered here: that
+    // cannot block (`Root::batch_cached`), and saves the trip to the pool.
+    if permit.is_none() {
+        let batch = config.root.batch_cached(&mut pending);
+        if !batch.is_empty() || pending.is_empty() {
+            return Ok((batch, pending));
+        }
+    }
     // Heavy work asks between chunks whether the client has left, on a
     // duplicate of the socket's descriptor that the blocking thread owns.
     let socket = permit.as_ref().map(|_| connection.socket()).transpose()?;
