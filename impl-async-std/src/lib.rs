@@ -37,7 +37,9 @@
 //!   out on a duplicate of the socket registered with async-io, the reactor
 //!   under async-std: one more descriptor while a body is in flight
 //!   ([`ferry_cli::Runtime::DESCRIPTORS_PER_CONNECTION`]).
-//! - **Blocking work** goes to `task::spawn_blocking`; the client writes
+//! - **Blocking work** goes to `task::spawn_blocking`, but for GETs of files
+//!   the kernel has in memory, answered on the executor with calls that
+//!   cannot block ([`ferry_fs::Root::batch_cached`]); the client writes
 //!   through `async_std::fs::File` (a pool trip per write, so behind a
 //!   `BufWriter`), which flushes in its `Drop` with `block_on`.
 

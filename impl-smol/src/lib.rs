@@ -31,9 +31,11 @@
 //!   work with `future::or` ([`connection::until`]). A read raced so must be
 //!   cancel-safe: the line reader takes its zero padding off in a guard's
 //!   `Drop`, however the read ends.
-//! - **Blocking work.** Each batch of pipelined requests is answered under
-//!   `smol::unblock`, one trip per batch; a heavy batch waits for its permit
-//!   on the executor first. The client writes through `Unblock<File>`,
+//! - **Blocking work.** GETs of files the kernel has in memory are answered
+//!   on the executor with calls that cannot block
+//!   ([`ferry_fs::Root::batch_cached`]); the rest of a batch of pipelined
+//!   requests under `smol::unblock`, one trip per batch; a heavy batch waits
+//!   for its permit on the executor first. The client writes through `Unblock<File>`,
 //!   which streams to a thread of its own and needs no extra buffer (but
 //!   does not flush when dropped: the client flushes before it commits).
 //! - **Shutdown.** A channel closed by the signal task; tasks race its

@@ -26,15 +26,15 @@
 //! - **Timeouts.** `tokio::time::timeout_at` wraps the whole read of a
 //!   request line: the idle deadline is one future, not a socket option
 //!   recomputed before each read.
-//! - **Blocking work.** Resolving a path and opening a file block, so the
-//!   server answers each batch of pipelined requests
-//!   ([`ferry_fs::Batch`]) under `spawn_blocking`: one trip per batch, not
-//!   per request. The trip costs two cross-thread wake-ups, which is most of
-//!   the difference from std on small files at depth 1; it buys a worker
-//!   that a cold disk or a network mount cannot stall. A heavy batch waits
-//!   for its permit on the worker, not in the pool, so no flood of SUMs can
-//!   fill the pool. The client writes through `tokio::fs`, one pool trip per
-//!   write, behind a 1 MiB `BufWriter`.
+//! - **Blocking work.** Resolving a path and opening a file can block on a
+//!   cold disk. A GET of a file the kernel already has in memory is answered
+//!   on the worker, with calls that fail rather than wait
+//!   ([`ferry_fs::Root::batch_cached`]); everything else is answered in
+//!   batches ([`ferry_fs::Batch`]) under `spawn_blocking`, one trip per
+//!   batch, so that a cold disk or a network mount cannot stall a worker. A
+//!   heavy batch waits for its permit on the worker, not in the pool, so no
+//!   flood of SUMs can fill the pool. The client writes through `tokio::fs`,
+//!   one pool trip per write, behind a 1 MiB `BufWriter`.
 //! - **Body path.** `sendfile(2)` driven by readiness (`writable()` and
 //!   `try_io` on the non-blocking socket): file pages go to the socket
 //!   without a copy through this process, and a slow client blocks no
