@@ -18,11 +18,44 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ferry_fs::{Batch, Logged, Reply, starts_heavy};
+use ferry_fs::{Batch, Logged, Reply, Work, starts_heavy};
 use ferry_proto::{Refusal, Request};
 
-use crate::access;
 use crate::conn::{LineError, busy_refusal, greeting, timeout_refusal};
+use crate::{ServeConfig, access};
+
+/// The requests a connection has read and not yet answered.
+pub type Pending = VecDeque<Result<Request, Refusal>>;
+
+impl ServeConfig {
+    /// Answers, without blocking, the GETs at the front of `pending` whose
+    /// files the kernel has in memory ([`ferry_fs::Root::batch_cached`]):
+    /// `Some` when that is the whole answer for now (something was answered,
+    /// or nothing is left), `None` when the blocking pool must answer, as it
+    /// must for a `heavy` batch. An async driver calls it on its event loop
+    /// before the trip to its pool.
+    pub fn answer_cached(&self, pending: &mut Pending, heavy: bool) -> Option<Batch> {
+        if heavy {
+            return None;
+        }
+        let batch = self.root.batch_cached(pending);
+        (!batch.is_empty() || pending.is_empty()).then_some(batch)
+    }
+
+    /// Answers the front of `pending` (blocking: a driver runs it where
+    /// blocking is allowed), heavy work bounded by `deadline` and stopped
+    /// between chunks once `stop` says the client left or the server is
+    /// shutting down. Returns the batch and what is left.
+    pub fn answer_blocking(
+        &self,
+        mut pending: Pending,
+        deadline: Instant,
+        stop: impl Fn() -> bool + Sync,
+    ) -> (Batch, Pending) {
+        let work = Work { deadline, limit: self.idle_timeout, stop: &stop };
+        (self.root.batch(&mut pending, &work), pending)
+    }
+}
 
 /// How long a client past the connection limit has to take its `ERR BUSY`.
 pub const BUSY_WRITE: Duration = Duration::from_secs(1);

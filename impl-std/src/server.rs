@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use ferry_cli::conn::{AcceptErrors, peer_left, wake_addr};
 use ferry_cli::serving::{Next, Serving};
 use ferry_cli::{Runtime, ServeConfig};
-use ferry_fs::{Work, heavy_permits};
+use ferry_fs::heavy_permits;
 
 use crate::Std;
 use crate::connection::Connection;
@@ -109,11 +109,9 @@ fn handle(
                 let permit = if needs_permit { heavy.acquire(deadline) } else { None };
                 let socket = connection.socket();
                 let stop = || shutdown.is_triggered() || (permit.is_some() && peer_left(socket.as_ref()));
-                let work = Work { deadline, limit: config.idle_timeout, stop: &stop };
-                let mut pending = serving.take_pending();
-                let batch = config.root.batch(&mut pending, &work);
+                let answered = config.answer_blocking(serving.take_pending(), deadline, stop);
                 drop(permit);
-                serving.on_answered((batch, pending));
+                serving.on_answered(answered);
             }
             Next::Close => break,
             Next::Stop => return Ok(()),

@@ -6,15 +6,13 @@
 //! connection does, step by step, is [`ferry_cli::serving::Serving`]'s to
 //! decide; `handle` does each step the tokio way.
 
-use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
 
 use ferry_cli::conn::{AcceptErrors, peer_left};
-use ferry_cli::serving::{Next, Serving};
+use ferry_cli::serving::{Next, Pending, Serving};
 use ferry_cli::{Runtime, ServeConfig};
-use ferry_fs::{Batch, Work, heavy_permits};
-use ferry_proto::{Refusal, Request};
+use ferry_fs::{Batch, heavy_permits};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, timeout, timeout_at};
@@ -77,19 +75,15 @@ pub async fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown)
 /// answered.
 async fn answer(
     connection: &Connection,
-    mut pending: VecDeque<Result<Request, Refusal>>,
+    mut pending: Pending,
     permit: Option<OwnedSemaphorePermit>,
     deadline: std::time::Instant,
     config: &Arc<ServeConfig>,
     shutdown: &Shutdown,
-) -> io::Result<(Batch, VecDeque<Result<Request, Refusal>>)> {
-    // GETs of files the kernel has in memory are answered here: that
-    // cannot block (`Root::batch_cached`), and saves the trip to the pool.
-    if permit.is_none() {
-        let batch = config.root.batch_cached(&mut pending);
-        if !batch.is_empty() || pending.is_empty() {
-            return Ok((batch, pending));
-        }
+) -> io::Result<(Batch, Pending)> {
+    // Hot files cannot block: answered here, without the trip to the pool.
+    if let Some(batch) = config.answer_cached(&mut pending, permit.is_some()) {
+        return Ok((batch, pending));
     }
     // Heavy work asks between chunks whether the client has left, on a
     // duplicate of the socket's descriptor that the blocking thread owns.
@@ -97,9 +91,7 @@ async fn answer(
     let (shared, watching) = (Arc::clone(config), shutdown.clone());
     let answered = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let stop = || watching.is_triggered() || socket.as_ref().is_some_and(peer_left);
-        let work = Work { deadline, limit: shared.idle_timeout, stop: &stop };
-        (shared.root.batch(&mut pending, &work), pending)
+        shared.answer_blocking(pending, deadline, || watching.is_triggered() || socket.as_ref().is_some_and(peer_left))
     });
     answered.await.map_err(io::Error::other)
 }
