@@ -220,12 +220,14 @@ impl<'p, F> Session<'p, F> {
                 return Step::Send(requests);
             }
             let verify = self.verify();
+            // Each phase gives the next one and, unless it needs nothing
+            // from the driver (`None`), the step to return.
             let phase = std::mem::replace(&mut self.phase, Phase::Waiting);
             let (next, step) = match phase {
                 Phase::Greeting => (Phase::Waiting, Some(Step::ReadGreeting)),
                 Phase::Start => match self.job {
-                    Job::Get(plan) if plan.items.is_empty() => (Phase::Bye, continue_with()),
-                    Job::Get(_) => (Phase::Get, continue_with()),
+                    Job::Get(plan) if plan.items.is_empty() => (Phase::Bye, None),
+                    Job::Get(_) => (Phase::Get, None),
                     Job::List(path) => {
                         let mut requests = Vec::new();
                         Request::List { path: path.clone() }.encode(&mut requests);
@@ -252,7 +254,7 @@ impl<'p, F> Session<'p, F> {
                         (Some(local), Some(remote)) => self.item().dest.check(&local, &remote),
                         _ => Ok(()),
                     };
-                    (Phase::Report(checked.map(|()| digest).map_err(ClientError::from)), continue_with())
+                    (Phase::Report(checked.map(|()| digest).map_err(ClientError::from)), None)
                 }
                 Phase::Discard { len, failure } => {
                     let next = if verify { Phase::SkipSum { failure } } else { Phase::Report(Err(failure)) };
@@ -526,11 +528,6 @@ impl<'p, F> Session<'p, F> {
             }
         }
     }
-}
-
-/// No step to return yet: go round again.
-fn continue_with<'p, F>() -> Option<Step<'p, F>> {
-    None
 }
 
 /// Counts a body's bytes as they arrive: the progress bar, and the digest of
