@@ -7,10 +7,11 @@
 //! starts its `server::run` on port 0 its own way, calls
 //! [`Share::round_trip`], and stops the server.
 
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::ExitCode;
-use std::time::Duration;
+use std::process::{Child, ChildStdout, ExitCode, Stdio};
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use ferry_fs::Root;
@@ -96,5 +97,80 @@ impl Share {
 impl Default for Share {
     fn default() -> Self {
         Share::new()
+    }
+}
+
+/// Runs the chat example `name` (`chat-smol`, ...) as two processes over
+/// loopback, both sides scripted on stdin, and panics unless each side
+/// showed the other's lines in turn (the escape sequence one side sends
+/// shown escaped by the other), and both ended by themselves, successfully,
+/// within 30 seconds. `cargo test` builds examples before it runs tests,
+/// into `examples/` beside the folder of this test's own binary.
+pub fn chat(name: &str) {
+    let exe = std::env::current_exe()
+        .expect("the test's own path")
+        .parent()
+        .and_then(Path::parent)
+        .expect("a target folder")
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        exe.exists(),
+        "{} is not built: `cargo test` builds it (so does `cargo build --examples`), `cargo test --test chat` alone does not",
+        exe.display()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut server = Talker::start(&exe, "server", "127.0.0.1:0", "hello client\nhow are you\n");
+    let mut first = String::new();
+    server.stdout.as_mut().expect("server stdout").read_line(&mut first).expect("server stdout");
+    let addr = first.strip_prefix("listening on ").unwrap_or_else(|| panic!("server said {first:?}")).trim();
+    let client = Talker::start(&exe, "client", addr, "hi server\n\x1b]0;owned\x07\nbye\n");
+    let (client_said, server_said) = (client.finish(deadline), server.finish(deadline));
+    assert_eq!(
+        client_said,
+        ["peer: welcome; take turns, one line each, and say bye to leave", "peer: hello client", "peer: how are you"]
+    );
+    assert!(server_said.first().is_some_and(|line| line.ends_with(" joined")), "server said {server_said:?}");
+    assert_eq!(server_said[1..], ["peer: hi server", "peer: \\x1b]0;owned\\x07", "peer: bye"]);
+}
+
+/// One side of a chat: its process, with stdout still to read.
+struct Talker {
+    child: Child,
+    stdout: Option<BufReader<ChildStdout>>,
+}
+
+impl Talker {
+    fn start(exe: &Path, role: &str, addr: &str, script: &str) -> Talker {
+        let mut child = std::process::Command::new(exe)
+            .args([role, addr])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+        // The whole script fits a pipe's buffer; closing stdin after it is
+        // this side's "bye" should the script run out first.
+        child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("write the script");
+        let stdout = child.stdout.take().map(BufReader::new);
+        Talker { child, stdout }
+    }
+
+    /// Waits for the process to end (killing it and panicking at
+    /// `deadline`) and returns the lines it printed.
+    fn finish(mut self, deadline: Instant) -> Vec<String> {
+        let stdout = self.stdout.take().expect("stdout");
+        let reader = std::thread::spawn(move || stdout.lines().map(|line| line.expect("utf-8 output")).collect());
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the chat did not end within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "ended with {status}");
+        reader.join().expect("reader")
     }
 }

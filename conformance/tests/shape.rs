@@ -3,8 +3,8 @@
 //! `diff impl-std/src/server.rs impl-tokio/src/server.rs` reads as a lesson
 //! in what the runtime changes. Helpers only one runtime needs (std's
 //! registry of connections to wake at shutdown, smol's `until`) may sit
-//! beside them. And README.md's concept index names only functions that
-//! exist where it says.
+//! beside them. Each has the same `examples/chat.rs`. And README.md's
+//! concept index names only functions that exist where it says.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -39,6 +39,14 @@ fn implementations_have_the_same_files() {
     let reference = files(CRATES[0]);
     for krate in &CRATES[1..] {
         assert_eq!(files(krate), reference, "{krate}/src and {}/src differ in their files", CRATES[0]);
+    }
+}
+
+#[test]
+fn every_runtime_has_the_same_chat() {
+    // `examples/chat.rs`, where README's reading starts, is one program four ways.
+    for krate in CRATES {
+        assert_eq!(functions(krate, "../examples/chat.rs"), ["main", "talk", "is_bye"], "{krate}/examples/chat.rs");
     }
 }
 

@@ -1,0 +1,84 @@
+//! The two-way chat that ferry grew out of, on smol: the server greets,
+//! then client and server take turns, one line each, until one of them
+//! says "bye". The smallest honest program on this runtime; the full driver
+//! in `src/` makes the same moves with a protocol in between.
+//!
+//! ```sh
+//! cargo run -p ferry-smol --example chat-smol -- server 127.0.0.1:7879
+//! cargo run -p ferry-smol --example chat-smol -- client 127.0.0.1:7879
+//! ```
+//!
+//! Each side types its turns on stdin; the end of stdin says "bye".
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+
+use anyhow::Context;
+use smol::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use smol::{Async, Unblock};
+
+/// The server's first words.
+const GREETING: &[u8] = b"welcome; take turns, one line each, and say bye to leave\n";
+/// A turn longer than this arrives in pieces rather than buffered without bound.
+const MAX_LINE: u64 = 4096;
+
+fn main() -> anyhow::Result<()> {
+    // No runtime to start: `block_on` drives this one future on this thread.
+    smol::block_on(async {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let [role, addr] = args.as_slice() else {
+            anyhow::bail!("usage: chat-smol server|client ADDR (for example 127.0.0.1:7879)");
+        };
+        let addr: SocketAddr = addr.parse().with_context(|| format!("{addr} is not an address"))?;
+        let stream = match role.as_str() {
+            "server" => {
+                let listener = Async::<TcpListener>::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+                println!("listening on {}", listener.get_ref().local_addr()?);
+                let (mut stream, peer) = listener.accept().await?;
+                println!("{peer} joined");
+                stream.write_all(GREETING).await?;
+                stream
+            }
+            "client" => Async::<TcpStream>::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?,
+            _ => anyhow::bail!("{role}: say server or client"),
+        };
+        talk(stream).await
+    })
+}
+
+/// Turns, starting with the peer's: the server has just greeted, and the
+/// client's first turn is to read that greeting.
+async fn talk(stream: Async<TcpStream>) -> anyhow::Result<()> {
+    // `&Async<TcpStream>` reads and writes too: no split, no clone.
+    let mut peer = BufReader::new(&stream);
+    let mut to_peer = &stream;
+    // std's stdin blocks; `Unblock` moves it to smol's thread pool.
+    let mut stdin = BufReader::new(Unblock::new(std::io::stdin()));
+    let mut theirs = true;
+    loop {
+        let mut line = Vec::new();
+        if theirs {
+            if (&mut peer).take(MAX_LINE).read_until(b'\n', &mut line).await? == 0 {
+                println!("the peer left");
+                return Ok(());
+            }
+            // The peer's words are untrusted: show them, never obey their escapes.
+            let text = String::from_utf8_lossy(&line);
+            println!("peer: {}", ferry_cli::show::escaped(text.trim_end()));
+        } else {
+            if stdin.read_until(b'\n', &mut line).await? == 0 {
+                line = b"bye\n".to_vec();
+            }
+            to_peer.write_all(&line).await?;
+        }
+        if is_bye(&line) {
+            return Ok(());
+        }
+        theirs = !theirs;
+    }
+}
+
+/// The tutorial's ways of saying goodbye.
+fn is_bye(line: &[u8]) -> bool {
+    let said = String::from_utf8_lossy(line).trim().to_lowercase();
+    ["bye", "byebye", "bubye", "bye bye", "tata", "see you"].contains(&said.as_str())
+}
