@@ -22,6 +22,7 @@
 
 pub mod access;
 pub mod args;
+pub mod chat;
 pub mod conn;
 pub mod error;
 pub mod progress;

@@ -10,7 +10,8 @@
 //! cargo run -p ferry-async-std --example chat-async-std -- client 127.0.0.1:7879
 //! ```
 //!
-//! Each side types its turns on stdin; the end of stdin says "bye".
+//! Each side types its turns on stdin; the end of stdin says "bye". What
+//! the two sides say, and when they stop, is `ferry_cli::chat`'s.
 
 use std::net::SocketAddr;
 
@@ -18,11 +19,7 @@ use anyhow::Context;
 use async_std::io::{self, BufReader, prelude::*};
 use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
-
-/// The server's first words.
-const GREETING: &[u8] = b"welcome; take turns, one line each, and say bye to leave\n";
-/// A turn longer than this arrives in pieces rather than buffered without bound.
-const MAX_LINE: u64 = 4096;
+use ferry_cli::chat::{self, BYE, GREETING, MAX_LINE};
 
 fn main() -> anyhow::Result<()> {
     // The global executor starts on first use; `block_on` waits on it here.
@@ -64,24 +61,16 @@ async fn talk(stream: TcpStream) -> anyhow::Result<()> {
                 println!("the peer left");
                 return Ok(());
             }
-            // The peer's words are untrusted: show them, never obey their escapes.
-            let text = String::from_utf8_lossy(&line);
-            println!("peer: {}", ferry_cli::show::escaped(text.trim_end()));
+            println!("{}", chat::shown(&line));
         } else {
             if stdin.read_until(b'\n', &mut line).await? == 0 {
-                line = b"bye\n".to_vec();
+                line = BYE.to_vec();
             }
             to_peer.write_all(&line).await?;
         }
-        if is_bye(&line) {
+        if chat::is_bye(&line) {
             return Ok(());
         }
         theirs = !theirs;
     }
-}
-
-/// The tutorial's ways of saying goodbye.
-fn is_bye(line: &[u8]) -> bool {
-    let said = String::from_utf8_lossy(line).trim().to_lowercase();
-    ["bye", "byebye", "bubye", "bye bye", "tata", "see you"].contains(&said.as_str())
 }
