@@ -1,0 +1,49 @@
+"""What the bench scripts share: progress on stderr, the open-file limit,
+a server's memory from /proc, and idle connections held against it."""
+
+import re
+import resource
+import socket
+import sys
+import time
+from pathlib import Path
+
+
+def log(*words):
+    print(*words, file=sys.stderr, flush=True)
+
+
+def raise_fd_limit():
+    """Raises this process's (and its children's) open-file limit to the
+    hard limit, and returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def status(pid, field):
+    """A memory field of /proc/PID/status (VmRSS, VmHWM), in bytes."""
+    text = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(rf"^{field}:\s+(\d+) kB", text, re.M).group(1)) * 1024
+
+
+def hold_idle(pid, host, port, n):
+    """Opens up to `n` connections to the server `pid` that each read the
+    greeting and then wait, stopping at the first that is refused or not
+    greeted. Returns the connections still open, and the server's RSS
+    before and with them."""
+    time.sleep(0.2)
+    before = status(pid, "VmRSS")
+    held = []
+    for _ in range(n):
+        try:
+            s = socket.create_connection((host, port), timeout=10)
+            greeting = s.recv(64)
+            if not greeting.startswith(b"FERRY/1 "):
+                s.close()
+                break
+            held.append(s)
+        except OSError:
+            break
+    time.sleep(0.5)
+    return held, before, status(pid, "VmRSS")
