@@ -155,8 +155,8 @@ impl Talker {
         Talker { child, stdout }
     }
 
-    /// Waits for the process to end (killing it and panicking at
-    /// `deadline`) and returns the lines it printed.
+    /// Waits for the process to end (panicking at `deadline`, which kills
+    /// it on the way out) and returns the lines it printed.
     fn finish(mut self, deadline: Instant) -> Vec<String> {
         let stdout = self.stdout.take().expect("stdout");
         let reader = std::thread::spawn(move || stdout.lines().map(|line| line.expect("utf-8 output")).collect());
@@ -165,12 +165,20 @@ impl Talker {
                 break status;
             }
             if Instant::now() > deadline {
-                let _ = self.child.kill();
                 panic!("the chat did not end within 30 s");
             }
             std::thread::sleep(Duration::from_millis(20));
         };
         assert!(status.success(), "ended with {status}");
         reader.join().expect("reader")
+    }
+}
+
+/// A side left running by a failed test is stopped, not orphaned: a panic
+/// in one side's `finish` drops the other side too.
+impl Drop for Talker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
