@@ -126,6 +126,28 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// `count` listening sockets on one address, for a server with a thread
+/// per core that gives each thread its own accept queue: `SO_REUSEPORT`
+/// makes the kernel spread new connections over them. The first binds
+/// `addr` (port 0 picks a free port); the others bind the address it got.
+/// Only sockets of the same user can join such a group.
+pub fn listen_group(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mut bound = addr;
+    let mut listeners = Vec::with_capacity(count);
+    for _ in 0..count.max(1) {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.bind(&bound.into())?;
+        socket.listen(BACKLOG)?;
+        let listener = std::net::TcpListener::from(socket);
+        bound = listener.local_addr()?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
 /// The whole program: parse the command line, run it on `R`, and turn the
 /// result into an exit code (0 done, 1 failed, 2 usage error).
 pub fn main<R: Runtime>() -> ExitCode {
@@ -133,8 +155,8 @@ pub fn main<R: Runtime>() -> ExitCode {
         .name(R::BINARY)
         .bin_name(R::BINARY)
         .long_about(format!(
-            "{}\n\nEvery implementation (ferry-std, ferry-tokio, ferry-smol) takes exactly this command line \
-             and speaks the same protocol, so any client works with any server. This one runs on {}.",
+            "{}\n\nEvery implementation (ferry-std, ferry-tokio, ferry-smol, ferry-async-std, ferry-compio) takes \
+             exactly this command line and speaks the same protocol, so any client works with any server. This one runs on {}.",
             args::ABOUT,
             R::NAME
         ))

@@ -62,8 +62,13 @@ impl Launch {
 }
 
 /// The implementations in this repository: (name, package and binary).
-pub const WORKSPACE: [(&str, &str); 4] =
-    [("std", "ferry-std"), ("tokio", "ferry-tokio"), ("smol", "ferry-smol"), ("async-std", "ferry-async-std")];
+pub const WORKSPACE: [(&str, &str); 5] = [
+    ("std", "ferry-std"),
+    ("tokio", "ferry-tokio"),
+    ("smol", "ferry-smol"),
+    ("async-std", "ferry-async-std"),
+    ("compio", "ferry-compio"),
+];
 
 impl Implementation {
     /// Builds (if needed) and locates one of this repository's binaries,

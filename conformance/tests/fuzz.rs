@@ -45,6 +45,11 @@ fn fuzz_async_std() {
     fuzz_workspace("async-std");
 }
 
+#[test]
+fn fuzz_compio() {
+    fuzz_workspace("compio");
+}
+
 /// Answers every line `ERR NOT_FOUND` quoting it three times (printable
 /// bytes only): a well-formed answer, until the line is long.
 fn echoing_server() -> SocketAddr {

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-const CRATES: [&str; 4] = ["impl-std", "impl-tokio", "impl-smol", "impl-async-std"];
+const CRATES: [&str; 5] = ["impl-std", "impl-tokio", "impl-smol", "impl-async-std", "impl-compio"];
 
 fn src(krate: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(krate).join("src")
@@ -44,7 +44,7 @@ fn implementations_have_the_same_files() {
 
 #[test]
 fn every_runtime_has_the_same_chat() {
-    // `examples/chat.rs`, where README's reading starts, is one program four ways.
+    // `examples/chat.rs`, where README's reading starts, is one program five ways.
     for krate in CRATES {
         assert_eq!(functions(krate, "../examples/chat.rs"), ["main", "talk"], "{krate}/examples/chat.rs");
     }
@@ -81,11 +81,15 @@ fn concept_cells() -> Vec<(String, &'static str, String, String)> {
         .expect("README.md has the concepts:start and concepts:end markers");
     let mut lines = table.lines();
     let header: Vec<&str> = lines.next().expect("a header").split('|').map(str::trim).collect();
-    assert_eq!(header[2..6], ["std", "tokio", "smol", "async-std"], "the columns are the implementations, in order");
+    assert_eq!(
+        header[2..7],
+        ["std", "tokio", "smol", "async-std", "compio"],
+        "the columns are the implementations, in order"
+    );
     let mut cells = Vec::new();
     for row in lines.skip(1).filter(|line| line.starts_with('|')) {
         let columns: Vec<&str> = row.split('|').map(str::trim).collect();
-        for (krate, cell) in CRATES.iter().zip(&columns[2..6]) {
+        for (krate, cell) in CRATES.iter().zip(&columns[2..7]) {
             let named = cell.strip_prefix('`').and_then(|rest| rest.split_once('`')).map(|(name, _)| name);
             let (file, function) = named
                 .and_then(|name| name.split_once(": "))

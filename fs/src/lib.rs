@@ -228,8 +228,14 @@ impl FileBody {
     /// `position` before the promised end: it shrank after its size was
     /// sent. The connection must then close, so the client sees a short body.
     pub fn shrank_at(&self, position: u64) -> std::io::Error {
-        let sent = position - self.offset;
-        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("file ended after {sent} of {} bytes", self.len))
+        FileBody::shrunk(self.offset, self.len, position)
+    }
+
+    /// [`FileBody::shrank_at`], for a driver that has handed the file
+    /// itself to an operation that owns it (a completion-based runtime).
+    pub fn shrunk(offset: u64, len: u64, position: u64) -> std::io::Error {
+        let sent = position - offset;
+        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("file ended after {sent} of {len} bytes"))
     }
 }
 

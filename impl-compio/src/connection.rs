@@ -1,0 +1,375 @@
+//! A TCP stream and its receive buffer, used by both server and client.
+//!
+//! Lines are parsed by `ferry-proto` from the front of the buffer; bytes
+//! beyond the line stay for the next call (pipelined requests, or the start
+//! of a body). Every operation is compio's: it takes its buffer by value,
+//! the kernel completes it, and the buffer comes back with the result.
+//!
+//! A deadline cannot simply drop an operation the way it drops a future on
+//! the other runtimes: the kernel may already have finished it, and the
+//! bytes a finished read brought would be lost with it. So [`until`] asks
+//! the kernel to cancel the operation and then waits for it to end, keeping
+//! whatever it did (compio's `CancelToken`, io_uring's `ASYNC_CANCEL`).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::fs::File;
+use std::io;
+use std::ops::Range;
+use std::os::fd::OwnedFd;
+use std::pin::pin;
+use std::time::{Duration, Instant};
+
+use compio::BufResult;
+use compio::buf::{IntoInner, IoBuf};
+use compio::driver::SharedFd;
+use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use compio::net::{TcpStream, ToSocketAddrsAsync};
+use compio::runtime::CancelToken;
+use compio::runtime::FutureExt as _;
+use compio::time::sleep_until;
+use ferry_cli::ClientError;
+use ferry_cli::conn::{
+    BODY_BUFFER, BodyError, Incoming, LINE_READ, LINGER, LINGER_BYTES, LineError, ParseLine, SEND_WINDOW,
+    stopped_reading, take_line,
+};
+use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
+use ferry_proto::{Refusal, Request, parse_pipelined};
+use futures_util::future::{self, Either, select};
+use rustix::io::Errno;
+use rustix::pipe::{PipeFlags, SpliceFlags};
+
+/// A stream and the bytes received on it but not yet used.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Connection {
+    /// Connects to the first address `addr` resolves to that accepts
+    /// (client side).
+    pub async fn connect(addr: &str, limit: Duration) -> Result<Connection, ClientError> {
+        let stream = connect_stream(addr, limit).await?;
+        // Requests are written whole; do not hold them back.
+        stream.set_nodelay(true).map_err(|source| ClientError::Io { addr: addr.to_owned(), source })?;
+        Ok(Connection::new(stream))
+    }
+
+    /// Wraps a connected stream.
+    pub fn new(stream: TcpStream) -> Connection {
+        Connection { stream, buffer: Vec::new() }
+    }
+
+    /// A duplicate of the socket's descriptor, for a check on the peer from
+    /// a blocking thread while heavy work runs.
+    pub fn socket(&self) -> io::Result<OwnedFd> {
+        std::os::fd::AsFd::as_fd(&self.stream).try_clone_to_owned()
+    }
+
+    /// Reads request lines (server side) into `pending`, which must be
+    /// empty: waits until one is whole, then takes every whole line already
+    /// buffered behind it, up to [`BATCH_REQUESTS`], so that pipelined
+    /// requests are answered together. A line the core refuses is queued as
+    /// the refusal to send, not an error of the connection. A wait also
+    /// ends, as at the deadline, when the future `stop` makes completes
+    /// (shutdown).
+    pub async fn read_requests<S: Future<Output = ()>>(
+        &mut self,
+        deadline: Instant,
+        stop: impl Fn() -> S,
+        pending: &mut VecDeque<Result<Request, Refusal>>,
+    ) -> Result<(), LineError<Infallible>> {
+        let parse = |buffer: &[u8]| Ok(parse_pipelined(buffer, pending, BATCH_REQUESTS));
+        self.read_line_or(deadline, stop, parse).await.map(drop)
+    }
+
+    /// Parses one line from the front of the buffer with `parse` (the
+    /// greeting or an answer header, client side), reading more until it is
+    /// whole or `deadline` passes.
+    pub async fn read_line<T, E>(&mut self, deadline: Instant, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
+        self.read_line_or(deadline, future::pending, parse).await
+    }
+
+    /// [`Connection::read_line`], whose waits also end when `stop` says.
+    async fn read_line_or<T, E, S: Future<Output = ()>>(
+        &mut self,
+        deadline: Instant,
+        stop: impl Fn() -> S,
+        mut parse: impl ParseLine<T, E>,
+    ) -> Result<T, LineError<E>> {
+        loop {
+            if let Some(value) = take_line(&mut self.buffer, &mut parse)? {
+                return Ok(value);
+            }
+            // The kernel fills the buffer's spare capacity (a read fills a
+            // whole buffer from its start: the slice past what is kept
+            // makes it append), so there is nothing to zero first. The
+            // buffer goes to the kernel with the read and comes back with
+            // it, whether the read finished or was cancelled: cancel-safe.
+            let ends = async {
+                select(pin!(stop()), pin!(sleep_until(deadline))).await;
+            };
+            let (buffer, kept) = grow(std::mem::take(&mut self.buffer));
+            let (BufResult(read, buffer), _) = cancel_when(self.stream.read(buffer.slice(kept..)), ends).await;
+            self.buffer = buffer.into_inner();
+            match settled(read) {
+                None => return Err(LineError::TimedOut),
+                Some(Ok(0)) => return Err(LineError::Closed),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(LineError::from_io(e)),
+            }
+        }
+    }
+
+    /// Receives exactly `len` body bytes into `sink`, handing each chunk to
+    /// `on_chunk` as well (for a digest and progress). The body must keep
+    /// pace ([`Incoming`]): a stalled server, or one that trickles, is given
+    /// up on; a slow one is not.
+    pub async fn read_body(
+        &mut self,
+        len: u64,
+        sink: &mut impl AsyncWrite,
+        mut on_chunk: impl FnMut(&[u8]),
+        timeout: Duration,
+    ) -> Result<(), BodyError> {
+        let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer);
+        on_chunk(&first);
+        let n = first.len();
+        let BufResult(written, _) = sink.write_all(first).await;
+        written.map_err(|e| body.sink_failed(n, e))?;
+        // One buffer goes back and forth between the socket and the sink.
+        let mut chunk = Vec::with_capacity(BODY_BUFFER);
+        while let Some(want) = body.want(BODY_BUFFER) {
+            chunk.clear();
+            let BufResult(read, slice) = until(body.deadline(), self.stream.read(chunk.slice(..want))).await;
+            chunk = slice.into_inner();
+            let n = body.on_read(settled(read))?;
+            on_chunk(&chunk);
+            let BufResult(written, back) = sink.write_all(chunk).await;
+            written.map_err(|e| body.sink_failed(n, e))?;
+            chunk = back;
+        }
+        Ok(())
+    }
+
+    /// Reads a body that belongs in memory (LIST, SUM), `len` bytes that
+    /// the session has checked (client side).
+    pub async fn read_small(&mut self, len: usize, timeout: Duration) -> Result<Vec<u8>, BodyError> {
+        let mut body = Vec::with_capacity(len);
+        self.read_body(len as u64, &mut body, |_| {}, timeout).await?;
+        Ok(body)
+    }
+
+    /// Writes bytes as they are (greetings, requests), which the peer must
+    /// take within `limit`.
+    pub async fn write_all(&mut self, bytes: Vec<u8>, limit: Duration) -> io::Result<()> {
+        let BufResult(written, _) = until(Instant::now() + limit, self.stream.write_all(bytes)).await;
+        settled(written).unwrap_or_else(|| Err(stopped_reading()))
+    }
+
+    /// Sends a batch of answers: joined bytes in one write each, each file
+    /// body with `send_body`. Each write of bytes may take `idle` to be
+    /// accepted.
+    pub async fn write_batch(&mut self, batch: Batch, idle: Duration) -> io::Result<()> {
+        for part in batch.parts {
+            match part {
+                Part::Bytes(bytes) => self.write_all(bytes, idle).await?,
+                Part::Body(body) => self.send_body(body, idle).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a file's range with `splice(2)`: from the file into a pipe,
+    /// at the range's offset, then from the pipe into the socket, each a
+    /// ring operation. File pages go to the socket without passing through
+    /// this process, and no readiness loop is needed: the kernel completes
+    /// each splice when it can.
+    ///
+    /// Every [`SEND_WINDOW`] bytes must be accepted within `idle`, so a
+    /// client that stops reading is dropped.
+    ///
+    /// If the file yields fewer bytes than the header promised (it shrank),
+    /// this fails: the caller must close the connection, so the client sees
+    /// a short body rather than bytes that are not the file's.
+    async fn send_body(&mut self, body: FileBody, idle: Duration) -> io::Result<()> {
+        let pipe = Pipe::open()?;
+        let windows = body.windows(SEND_WINDOW);
+        let (start, len) = (body.offset, body.len);
+        // The operations share the file; it is closed when the last is done.
+        let file = SharedFd::new(body.file);
+        for window in windows {
+            let deadline = Instant::now() + idle;
+            match self.send_window(&file, &pipe, window, deadline).await? {
+                Sent::All => {}
+                Sent::Late => return Err(stopped_reading()),
+                Sent::ShortAt(at) => return Err(FileBody::shrunk(start, len, at)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one window of a body through `pipe`, as much as the pipe holds
+    /// at a time, each splice cancelled at `deadline`.
+    async fn send_window(
+        &self,
+        file: &SharedFd<File>,
+        pipe: &Pipe,
+        window: Range<u64>,
+        deadline: Instant,
+    ) -> io::Result<Sent> {
+        let mut offset = window.start;
+        while offset < window.end {
+            let want = usize::try_from(window.end - offset).unwrap_or(usize::MAX).min(pipe.size);
+            let Some(filled) = pipe.fill(file, offset, want, deadline).await else { return Ok(Sent::Late) };
+            let mut left = filled?;
+            if left == 0 {
+                return Ok(Sent::ShortAt(offset));
+            }
+            offset += left as u64;
+            while left > 0 {
+                let drained = compio::fs::pipe::splice(&pipe.read, &self.stream, left).flags(MOVE);
+                let Some(sent) = settled(until(deadline, drained.into_future()).await) else { return Ok(Sent::Late) };
+                match sent? {
+                    0 => return Err(io::ErrorKind::WriteZero.into()),
+                    n => left -= n,
+                }
+            }
+        }
+        Ok(Sent::All)
+    }
+
+    /// Closes after a last answer: sends FIN, then reads and discards what
+    /// the peer still sends for up to [`LINGER`]. Closing with unread bytes
+    /// would make the kernel send a reset, which can destroy the answer
+    /// before the peer reads it.
+    pub async fn close(mut self) {
+        if self.stream.shutdown().await.is_err() {
+            return;
+        }
+        let deadline = Instant::now() + LINGER;
+        let mut drained = 0;
+        let mut scratch = Vec::with_capacity(LINE_READ);
+        while drained < LINGER_BYTES {
+            scratch.clear();
+            let BufResult(read, back) = until(deadline, self.stream.read(scratch)).await;
+            scratch = back;
+            match settled(read) {
+                Some(Ok(n)) if n > 0 => drained += n as u64,
+                _ => break,
+            }
+        }
+    }
+}
+
+/// How sending a window ended, when the socket itself did not fail.
+enum Sent {
+    All,
+    /// The deadline passed: the client stopped reading.
+    Late,
+    /// The file had nothing at this offset: it shrank.
+    ShortAt(u64),
+}
+
+/// `SPLICE_F_MOVE`: move pages rather than copy them, where the kernel can.
+const MOVE: u32 = SpliceFlags::MOVE.bits();
+
+/// The pipe a body passes through on its way from the file to the socket.
+/// Its two ends are the connection's third and fourth descriptors
+/// ([`crate::Compio`]'s `DESCRIPTORS_PER_CONNECTION`), for as long as a
+/// body is being sent.
+struct Pipe {
+    read: SharedFd<OwnedFd>,
+    write: SharedFd<OwnedFd>,
+    size: usize,
+    /// Whether this thread's driver is io_uring.
+    ring: bool,
+}
+
+impl Pipe {
+    fn open() -> io::Result<Pipe> {
+        let (read, write) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
+        // A pipe holds 64 KiB by default; a window's worth means fewer
+        // splices. Unprivileged users may be held to less: keep what the
+        // kernel allows.
+        let size = rustix::pipe::fcntl_setpipe_size(&write, SEND_WINDOW as usize)
+            .or_else(|_| rustix::pipe::fcntl_getpipe_size(&write))?;
+        let ring = compio::runtime::Runtime::with_current(|runtime| runtime.driver_type().is_iouring());
+        Ok(Pipe { read: SharedFd::new(read), write: SharedFd::new(write), size, ring })
+    }
+
+    /// Moves up to `want` bytes of `file`, from offset `at`, into the empty
+    /// pipe; `None` if `deadline` passed first. On io_uring it is a ring
+    /// operation, which the kernel completes off this thread when the disk
+    /// must be read. The polling driver cannot wait for a regular file (epoll
+    /// refuses them), so there it is a plain `splice(2)` on the thread, as
+    /// `sendfile` is on the other runtimes: immediate for a file in memory,
+    /// a wait for the disk otherwise. The pipe is empty, so it never waits
+    /// for the pipe.
+    async fn fill(&self, file: &SharedFd<File>, at: u64, want: usize, deadline: Instant) -> Option<io::Result<usize>> {
+        if !self.ring {
+            let mut offset = at;
+            return Some(
+                rustix::pipe::splice(file, Some(&mut offset), &self.write, None, want, SpliceFlags::MOVE)
+                    .map_err(io::Error::from),
+            );
+        }
+        let Ok(at) = i64::try_from(at) else { return Some(Err(io::ErrorKind::InvalidInput.into())) };
+        let filled = compio::fs::pipe::splice(file, &self.write, want).offset_in(at).flags(MOVE);
+        settled(until(deadline, filled.into_future()).await)
+    }
+}
+
+/// Runs the operation `op` until `deadline`; see [`cancel_when`].
+pub async fn until<R>(deadline: Instant, op: impl Future<Output = R>) -> R {
+    cancel_when(op, sleep_until(deadline)).await.0
+}
+
+/// Runs the operation `op` until `stop` completes (a deadline, shutdown),
+/// then asks the kernel to cancel it and waits for it to end. An
+/// operation the kernel finished first keeps its result (a read's bytes are
+/// never lost); one it cancelled ends with `ECANCELED`, which [`settled`]
+/// turns into `None`. Either way its buffer comes back. Also says whether
+/// `stop` came first.
+pub async fn cancel_when<R>(op: impl Future<Output = R>, stop: impl Future<Output = ()>) -> (R, bool) {
+    let token = CancelToken::new();
+    let op = pin!(op.with_cancel(token.clone()));
+    match select(op, pin!(stop)).await {
+        Either::Left((done, _)) => (done, false),
+        Either::Right(((), op)) => {
+            token.cancel();
+            (op.await, true)
+        }
+    }
+}
+
+/// An operation's result, with a cancellation ([`until`]) as `None`.
+pub fn settled<T>(result: io::Result<T>) -> Option<io::Result<T>> {
+    match result {
+        Err(e) if e.raw_os_error() == Some(Errno::CANCELED.raw_os_error()) => None,
+        other => Some(other),
+    }
+}
+
+/// `buffer` with room for at least [`LINE_READ`] more bytes, and how many
+/// it holds.
+fn grow(mut buffer: Vec<u8>) -> (Vec<u8>, usize) {
+    buffer.reserve(LINE_READ);
+    let kept = buffer.len();
+    (buffer, kept)
+}
+
+/// The first address `addr` resolves to that accepts a connection.
+async fn connect_stream(addr: &str, limit: Duration) -> Result<TcpStream, ClientError> {
+    let fail = |source| ClientError::Connect { addr: addr.to_owned(), source };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address");
+    for resolved in addr.to_socket_addrs_async().await.map_err(fail)? {
+        match settled(until(Instant::now() + limit, TcpStream::connect(resolved)).await) {
+            Some(Ok(stream)) => return Ok(stream),
+            Some(Err(error)) => last = error,
+            None => last = io::Error::new(io::ErrorKind::TimedOut, "connecting timed out"),
+        }
+    }
+    Err(fail(last))
+}

@@ -1,0 +1,68 @@
+//! FERRY/1 on compio: completion-based I/O (io_uring on Linux) and a thread
+//! per core.
+//!
+//! The same program as `ferry-std`, `ferry-tokio` and `ferry-smol`, file
+//! for file and function for function; `diff` them to see what the runtime
+//! changes. Here it changes the most.
+//!
+//! - [`connection`]: a socket with its receive buffer: connecting, reading
+//!   lines and bodies under deadlines, writing answers and file bodies,
+//!   closing gracefully.
+//! - [`server`]: the accept loop of one thread, the connection limit, and
+//!   [`server`]'s `handle`, which does the steps of
+//!   [`ferry_cli::serving::Serving`].
+//! - [`client`]: the steps of a [`ferry_cli::Session`] (greeting, requests,
+//!   answers, bodies into files, commits).
+//! - [`shutdown`]: Ctrl-C and SIGTERM.
+//! - `runtime.rs`: plugs this runtime into the shared command line, starts
+//!   a thread a core, and picks the I/O driver.
+//!
+//! The protocol's decisions live in `ferry-cli` (`Session`, `Serving`) and
+//! `ferry-fs` (answers, batches, the limits on heavy work); this crate only
+//! moves bytes, waits, times out and shuts down. README.md's concept index
+//! names the function that shows each concept here and on the other
+//! runtimes, and its benchmarks section has the measurements.
+//!
+//! What compio changes:
+//! - **Completion, not readiness.** The other runtimes wait until a socket
+//!   is ready and then make the call themselves; compio hands the whole
+//!   operation (read these bytes into this buffer, send this file range) to
+//!   the kernel through an io_uring submission queue and is told when it is
+//!   done. So an operation owns its buffer while it runs: `read(buf)` takes
+//!   a `Vec<u8>` by value and gives it back with the result
+//!   (`BufResult(result, buf)`), because the kernel may write into it after
+//!   the call that started it has returned.
+//! - **Cancellation.** Dropping an operation's future (a deadline passed,
+//!   shutdown) asks the kernel to cancel it; its buffer stays with the
+//!   runtime until the kernel has let go, then is freed. Nothing leaks, but
+//!   whatever a cancelled read had received is gone with its buffer: here
+//!   every cancelled read ends its connection, so nothing that matters is
+//!   lost (`connection.rs: read_line`).
+//! - **A thread per core, nothing shared on the hot path.** Each thread has
+//!   its own runtime (its own ring), its own listening socket on the one
+//!   port (`SO_REUSEPORT`: the kernel spreads connections over them), and
+//!   keeps every connection it accepts: compio's tasks are not `Send` and
+//!   never move. The threads share only the connection limit, the permits
+//!   for heavy work and the shutdown switch.
+//! - **File bodies.** `splice(2)` from the file into a pipe and from the
+//!   pipe into the socket, both as ring operations with the file offset
+//!   given: file pages go to the socket without passing through this
+//!   process, and without the readiness loop `sendfile` needs elsewhere.
+//! - **Blocking work.** GETs of files the kernel has in memory are answered
+//!   on the thread with calls that cannot block
+//!   ([`ferry_fs::Root::batch_cached`]); the rest of a batch go to compio's
+//!   bounded blocking pool (`spawn_blocking`), one trip per batch. The
+//!   client's saves are ring writes at the file's offset.
+//! - **Where io_uring is not allowed** (a container's seccomp profile,
+//!   `kernel.io_uring_disabled`), compio falls back to its polling driver,
+//!   and says so in the log; `FERRY_COMPIO_DRIVER=poll` forces that driver,
+//!   `io_uring` forbids the fallback (`runtime.rs`).
+
+pub mod client;
+pub mod connection;
+pub mod server;
+pub mod shutdown;
+
+mod runtime;
+
+pub use runtime::{Compio, Driver};

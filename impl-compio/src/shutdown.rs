@@ -1,0 +1,88 @@
+//! Ctrl-C and SIGTERM, as a closed channel that every thread's tasks can
+//! test and await.
+//!
+//! compio has no cancellation token that crosses threads; a channel that
+//! nobody sends on does the job, as on smol: `recv` waits until the last
+//! sender is dropped, and then every receiver, on every thread, present and
+//! future, sees it closed at once. `async-channel` works on any runtime.
+
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+
+use async_channel::{Receiver, Sender};
+use futures_util::future::{Either, select};
+use rustix::process::Signal;
+
+/// A one-way switch from "serving" to "shutting down", shared by clones.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    sender: Arc<Mutex<Option<Sender<()>>>>,
+    receiver: Receiver<()>,
+}
+
+impl Shutdown {
+    /// A switch that is off.
+    pub fn new() -> Shutdown {
+        let (sender, receiver) = async_channel::bounded(1);
+        Shutdown { sender: Arc::new(Mutex::new(Some(sender))), receiver }
+    }
+
+    /// Turns the switch on and wakes every waiter.
+    pub fn trigger(&self) {
+        self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Whether the switch is on.
+    pub fn is_triggered(&self) -> bool {
+        self.receiver.is_closed()
+    }
+
+    /// Completes when the switch is on.
+    pub async fn wait(&self) {
+        // Nothing is ever sent: `recv` returns only once the channel closes.
+        let _ = self.receiver.recv().await;
+    }
+
+    /// Runs `work` unless the switch is turned on first: `None` then.
+    pub async fn unless<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        match select(pin!(work), pin!(self.wait())).await {
+            Either::Left((done, _)) => Some(done),
+            Either::Right(((), _)) => None,
+        }
+    }
+
+    /// Turns the switch on at the first Ctrl-C or SIGTERM. A second one
+    /// exits at once, for a user who does not want to wait for transfers.
+    /// The task runs on the calling thread's runtime.
+    pub fn on_signals(&self) {
+        let shutdown = self.clone();
+        compio::runtime::spawn(async move {
+            let mut seen = 0;
+            while let Ok(signal) = first_signal().await {
+                seen += 1;
+                if seen > 1 {
+                    std::process::exit(128 + signal);
+                }
+                tracing::info!(signal, "shutting down; again to exit at once");
+                shutdown.trigger();
+            }
+        })
+        .detach();
+    }
+}
+
+impl Default for Shutdown {
+    fn default() -> Shutdown {
+        Shutdown::new()
+    }
+}
+
+/// Waits for SIGINT or SIGTERM and says which. compio installs a handler
+/// for as long as a wait lasts, so the caller waits again at once.
+async fn first_signal() -> std::io::Result<i32> {
+    let wait =
+        |signal: Signal| async move { compio::signal::unix::signal(signal.as_raw()).await.map(|()| signal.as_raw()) };
+    match select(pin!(wait(Signal::INT)), pin!(wait(Signal::TERM))).await {
+        Either::Left((caught, _)) | Either::Right((caught, _)) => caught,
+    }
+}
