@@ -170,6 +170,25 @@ mod clients {
         connection.read_body(len, &mut async_std::io::sink(), |_| {}, TIMEOUT).await.expect("body");
         len
     }
+
+    pub(crate) async fn compio_connect(addr: SocketAddr) -> ferry_compio::connection::Connection {
+        let mut connection =
+            ferry_compio::connection::Connection::connect(&addr.to_string(), TIMEOUT).await.expect("connect");
+        connection.read_line(std::time::Instant::now() + TIMEOUT, ferry_proto::parse_greeting).await.expect("greeting");
+        connection
+    }
+
+    pub(crate) async fn compio_get(connection: &mut ferry_compio::connection::Connection, request: &[u8]) -> u64 {
+        // The write owns its buffer: a copy of the request goes with it.
+        connection.write_all(request.to_vec(), TIMEOUT).await.expect("request");
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        let Answer::Ok { len } = connection.read_line(deadline, ferry_proto::parse_answer).await.expect("answer")
+        else {
+            panic!("not OK")
+        };
+        connection.read_body(len, &mut ferry_compio::client::Drain, |_| {}, TIMEOUT).await.expect("body");
+        len
+    }
 }
 
 fn request(name: &str) -> Vec<u8> {
@@ -212,6 +231,13 @@ fn download(c: &mut Criterion, bed: &Bed) {
                         let mut connection = async_std::task::block_on(clients::async_std_connect(addr));
                         group.bench_function(id, |b| {
                             b.iter(|| async_std::task::block_on(clients::async_std_get(&mut connection, &line)))
+                        });
+                    }
+                    "compio" => {
+                        let rt = compio::runtime::Runtime::new().expect("rt");
+                        let mut connection = rt.block_on(clients::compio_connect(addr));
+                        group.bench_function(id, |b| {
+                            b.iter(|| rt.block_on(clients::compio_get(&mut connection, &line)))
                         });
                     }
                     other => unreachable!("no bench client for {other}"),

@@ -119,7 +119,8 @@ impl AsyncWrite for Sink {
 
 /// A sink that takes every byte and keeps none, for bodies the session
 /// drops. (compio's `null()` reports writing nothing.)
-struct Drain;
+#[derive(Debug)]
+pub struct Drain;
 
 impl AsyncWrite for Drain {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
