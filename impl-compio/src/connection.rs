@@ -5,11 +5,15 @@
 //! of a body). Every operation is compio's: it takes its buffer by value,
 //! the kernel completes it, and the buffer comes back with the result.
 //!
-//! A deadline cannot simply drop an operation the way it drops a future on
-//! the other runtimes: the kernel may already have finished it, and the
-//! bytes a finished read brought would be lost with it. So [`until`] asks
-//! the kernel to cancel the operation and then waits for it to end, keeping
-//! whatever it did (compio's `CancelToken`, io_uring's `ASYNC_CANCEL`).
+//! A deadline drops an operation's future, as on the other runtimes, but
+//! here that asks the kernel to cancel an operation that may already have
+//! finished: the bytes a finished read brought are gone with its buffer.
+//! So nothing a connection still needs is ever in a read that a deadline
+//! may cut: line reads go into a scratch buffer, and what is buffered stays
+//! in the connection ([`Connection::read_line`]); a body read is never cut
+//! by the pace check, which waits beside it ([`Connection::read_body`]); and
+//! every other cut (an idle timeout, shutdown, a client that stopped
+//! reading) ends the connection.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -25,8 +29,6 @@ use compio::buf::{IntoInner, IoBuf};
 use compio::driver::SharedFd;
 use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use compio::net::{TcpStream, ToSocketAddrsAsync};
-use compio::runtime::CancelToken;
-use compio::runtime::FutureExt as _;
 use compio::time::sleep_until;
 use ferry_cli::ClientError;
 use ferry_cli::conn::{
@@ -44,6 +46,8 @@ use rustix::pipe::{PipeFlags, SpliceFlags};
 pub struct Connection {
     stream: TcpStream,
     buffer: Vec<u8>,
+    /// What line reads are handed to the kernel in; emptied into `buffer`.
+    scratch: Vec<u8>,
 }
 
 impl Connection {
@@ -58,7 +62,7 @@ impl Connection {
 
     /// Wraps a connected stream.
     pub fn new(stream: TcpStream) -> Connection {
-        Connection { stream, buffer: Vec::new() }
+        Connection { stream, buffer: Vec::new(), scratch: Vec::new() }
     }
 
     /// A duplicate of the socket's descriptor, for a check on the peer from
@@ -102,18 +106,27 @@ impl Connection {
             if let Some(value) = take_line(&mut self.buffer, &mut parse)? {
                 return Ok(value);
             }
-            // The kernel fills the buffer's spare capacity (a read fills a
-            // whole buffer from its start: the slice past what is kept
-            // makes it append), so there is nothing to zero first. The
-            // buffer goes to the kernel with the read and comes back with
-            // it, whether the read finished or was cancelled: cancel-safe.
+            // The kernel fills the scratch buffer's uninitialised capacity,
+            // so there is nothing to zero first. If the wait is cut, the
+            // scratch buffer goes with the cancelled read, and the bytes
+            // already buffered stay: cancel-safe for what was received
+            // before this read (a cut read's own bytes are the kernel's to
+            // lose, and a cut ends the connection).
+            let mut scratch = std::mem::take(&mut self.scratch);
+            scratch.clear();
+            scratch.reserve(LINE_READ);
+            let read = async { Some(self.stream.read(scratch).await) };
             let ends = async {
                 select(pin!(stop()), pin!(sleep_until(deadline))).await;
+                None
             };
-            let (buffer, kept) = grow(std::mem::take(&mut self.buffer));
-            let (BufResult(read, buffer), _) = cancel_when(self.stream.read(buffer.slice(kept..)), ends).await;
-            self.buffer = buffer.into_inner();
-            match settled(read) {
+            let read = select(pin!(read), pin!(ends)).await.factor_first().0;
+            let read = read.map(|BufResult(read, scratch)| {
+                self.buffer.extend_from_slice(&scratch);
+                self.scratch = scratch;
+                read
+            });
+            match read {
                 None => return Err(LineError::TimedOut),
                 Some(Ok(0)) => return Err(LineError::Closed),
                 Some(Ok(_)) => {}
@@ -142,9 +155,18 @@ impl Connection {
         let mut chunk = Vec::with_capacity(BODY_BUFFER);
         while let Some(want) = body.want(BODY_BUFFER) {
             chunk.clear();
-            let BufResult(read, slice) = until(body.deadline(), self.stream.read(chunk.slice(..want))).await;
+            // The pace is checked at each deadline *beside* the read, which
+            // stays in flight: cutting it could lose bytes the kernel had
+            // already put in the buffer, a hole in the middle of the file.
+            let mut read = pin!(self.stream.read(chunk.slice(..want)));
+            let BufResult(read, slice) = loop {
+                match select(read.as_mut(), pin!(sleep_until(body.deadline()))).await {
+                    Either::Left((done, _)) => break done,
+                    Either::Right(((), _)) => body.on_read(None)?,
+                };
+            };
             chunk = slice.into_inner();
-            let n = body.on_read(settled(read))?;
+            let n = body.on_read(Some(read))?;
             on_chunk(&chunk);
             let BufResult(written, back) = sink.write_all(chunk).await;
             written.map_err(|e| body.sink_failed(n, e))?;
@@ -164,8 +186,8 @@ impl Connection {
     /// Writes bytes as they are (greetings, requests), which the peer must
     /// take within `limit`.
     pub async fn write_all(&mut self, bytes: Vec<u8>, limit: Duration) -> io::Result<()> {
-        let BufResult(written, _) = until(Instant::now() + limit, self.stream.write_all(bytes)).await;
-        settled(written).unwrap_or_else(|| Err(stopped_reading()))
+        let written = until(Instant::now() + limit, self.stream.write_all(bytes)).await;
+        written.map_or_else(|| Err(stopped_reading()), |BufResult(written, _)| written)
     }
 
     /// Sends a batch of answers: joined bytes in one write each, each file
@@ -222,15 +244,16 @@ impl Connection {
         let mut offset = window.start;
         while offset < window.end {
             let want = usize::try_from(window.end - offset).unwrap_or(usize::MAX).min(pipe.size);
-            let Some(filled) = pipe.fill(file, offset, want, deadline).await else { return Ok(Sent::Late) };
-            let mut left = filled?;
+            let mut left = pipe.fill(file, offset, want).await?;
             if left == 0 {
                 return Ok(Sent::ShortAt(offset));
             }
             offset += left as u64;
             while left > 0 {
                 let drained = compio::fs::pipe::splice(&pipe.read, &self.stream, left).flags(MOVE);
-                let Some(sent) = settled(until(deadline, drained.into_future()).await) else { return Ok(Sent::Late) };
+                let Some(sent) = self.splice_until(deadline, drained.into_future()).await else {
+                    return Ok(Sent::Late);
+                };
                 match sent? {
                     0 => return Err(io::ErrorKind::WriteZero.into()),
                     n => left -= n,
@@ -238,6 +261,29 @@ impl Connection {
             }
         }
         Ok(Sent::All)
+    }
+
+    /// Runs `splice`, a splice into the socket, until `deadline`: `None` if
+    /// the deadline came first. Such a splice cannot be cut by dropping it:
+    /// io_uring runs it on one of its kernel workers, which holds the pipe
+    /// while it waits for the socket, and closing the pipe would then block
+    /// this thread. So at the deadline the socket is shut down, which ends
+    /// the splice at once, and the splice is waited for; the connection is
+    /// over anyway (its client stopped reading).
+    async fn splice_until(
+        &self,
+        deadline: Instant,
+        splice: impl Future<Output = io::Result<usize>>,
+    ) -> Option<io::Result<usize>> {
+        let mut splice = pin!(splice);
+        match select(splice.as_mut(), pin!(sleep_until(deadline))).await {
+            Either::Left((done, _)) => Some(done),
+            Either::Right(((), _)) => {
+                let _ = rustix::net::shutdown(&self.stream, rustix::net::Shutdown::Both);
+                let _ = splice.await;
+                None
+            }
+        }
     }
 
     /// Closes after a last answer: sends FIN, then reads and discards what
@@ -253,10 +299,11 @@ impl Connection {
         let mut scratch = Vec::with_capacity(LINE_READ);
         while drained < LINGER_BYTES {
             scratch.clear();
-            let BufResult(read, back) = until(deadline, self.stream.read(scratch)).await;
-            scratch = back;
-            match settled(read) {
-                Some(Ok(n)) if n > 0 => drained += n as u64,
+            match until(deadline, self.stream.read(scratch)).await {
+                Some(BufResult(Ok(n), back)) if n > 0 => {
+                    drained += n as u64;
+                    scratch = back;
+                }
                 _ => break,
             }
         }
@@ -300,64 +347,37 @@ impl Pipe {
     }
 
     /// Moves up to `want` bytes of `file`, from offset `at`, into the empty
-    /// pipe; `None` if `deadline` passed first. On io_uring it is a ring
-    /// operation, which the kernel completes off this thread when the disk
-    /// must be read. The polling driver cannot wait for a regular file (epoll
+    /// pipe. On io_uring it is a ring operation, which the kernel completes
+    /// off this thread when the disk must be read; it has no deadline (the
+    /// client is not involved, and the disk's read cannot be cut short). The polling driver cannot wait for a regular file (epoll
     /// refuses them), so there it is a plain `splice(2)` on the thread, as
     /// `sendfile` is on the other runtimes: immediate for a file in memory,
     /// a wait for the disk otherwise. The pipe is empty, so it never waits
     /// for the pipe.
-    async fn fill(&self, file: &SharedFd<File>, at: u64, want: usize, deadline: Instant) -> Option<io::Result<usize>> {
+    async fn fill(&self, file: &SharedFd<File>, at: u64, want: usize) -> io::Result<usize> {
         if !self.ring {
-            let mut offset = at;
-            return Some(
-                rustix::pipe::splice(file, Some(&mut offset), &self.write, None, want, SpliceFlags::MOVE)
-                    .map_err(io::Error::from),
-            );
+            loop {
+                let mut offset = at;
+                match rustix::pipe::splice(file, Some(&mut offset), &self.write, None, want, SpliceFlags::MOVE) {
+                    // A signal (SIGTERM, say) arrived first: nothing moved.
+                    Err(Errno::INTR) => continue,
+                    filled => return filled.map_err(io::Error::from),
+                }
+            }
         }
-        let Ok(at) = i64::try_from(at) else { return Some(Err(io::ErrorKind::InvalidInput.into())) };
-        let filled = compio::fs::pipe::splice(file, &self.write, want).offset_in(at).flags(MOVE);
-        settled(until(deadline, filled.into_future()).await)
+        let at = i64::try_from(at).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        compio::fs::pipe::splice(file, &self.write, want).offset_in(at).flags(MOVE).await
     }
 }
 
-/// Runs the operation `op` until `deadline`; see [`cancel_when`].
-pub async fn until<R>(deadline: Instant, op: impl Future<Output = R>) -> R {
-    cancel_when(op, sleep_until(deadline)).await.0
-}
-
-/// Runs the operation `op` until `stop` completes (a deadline, shutdown),
-/// then asks the kernel to cancel it and waits for it to end. An
-/// operation the kernel finished first keeps its result (a read's bytes are
-/// never lost); one it cancelled ends with `ECANCELED`, which [`settled`]
-/// turns into `None`. Either way its buffer comes back. Also says whether
-/// `stop` came first.
-pub async fn cancel_when<R>(op: impl Future<Output = R>, stop: impl Future<Output = ()>) -> (R, bool) {
-    let token = CancelToken::new();
-    let op = pin!(op.with_cancel(token.clone()));
-    match select(op, pin!(stop)).await {
-        Either::Left((done, _)) => (done, false),
-        Either::Right(((), op)) => {
-            token.cancel();
-            (op.await, true)
-        }
+/// Runs `work` until `deadline`: `None` if the deadline came first. The
+/// work is dropped then, and an operation in it cancelled: only for waits
+/// whose end ends the connection (see the module's docs).
+pub async fn until<T>(deadline: Instant, work: impl Future<Output = T>) -> Option<T> {
+    match select(pin!(work), pin!(sleep_until(deadline))).await {
+        Either::Left((done, _)) => Some(done),
+        Either::Right(((), _)) => None,
     }
-}
-
-/// An operation's result, with a cancellation ([`until`]) as `None`.
-pub fn settled<T>(result: io::Result<T>) -> Option<io::Result<T>> {
-    match result {
-        Err(e) if e.raw_os_error() == Some(Errno::CANCELED.raw_os_error()) => None,
-        other => Some(other),
-    }
-}
-
-/// `buffer` with room for at least [`LINE_READ`] more bytes, and how many
-/// it holds.
-fn grow(mut buffer: Vec<u8>) -> (Vec<u8>, usize) {
-    buffer.reserve(LINE_READ);
-    let kept = buffer.len();
-    (buffer, kept)
 }
 
 /// The first address `addr` resolves to that accepts a connection.
@@ -365,7 +385,7 @@ async fn connect_stream(addr: &str, limit: Duration) -> Result<TcpStream, Client
     let fail = |source| ClientError::Connect { addr: addr.to_owned(), source };
     let mut last = io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address");
     for resolved in addr.to_socket_addrs_async().await.map_err(fail)? {
-        match settled(until(Instant::now() + limit, TcpStream::connect(resolved)).await) {
+        match until(Instant::now() + limit, TcpStream::connect(resolved)).await {
             Some(Ok(stream)) => return Ok(stream),
             Some(Err(error)) => last = error,
             None => last = io::Error::new(io::ErrorKind::TimedOut, "connecting timed out"),

@@ -33,11 +33,15 @@
 //!   (`BufResult(result, buf)`), because the kernel may write into it after
 //!   the call that started it has returned.
 //! - **Cancellation.** Dropping an operation's future (a deadline passed,
-//!   shutdown) asks the kernel to cancel it; its buffer stays with the
-//!   runtime until the kernel has let go, then is freed. Nothing leaks, but
-//!   whatever a cancelled read had received is gone with its buffer: here
-//!   every cancelled read ends its connection, so nothing that matters is
-//!   lost (`connection.rs: read_line`).
+//!   shutdown) asks the kernel to cancel it; its buffer and descriptors
+//!   stay with the runtime until the kernel has let go, then are freed.
+//!   Nothing leaks, but the kernel may complete the operation anyway, and
+//!   whatever a cancelled read received is gone with its buffer. So every
+//!   cut ends its connection, bytes already received are kept outside the
+//!   read (`connection.rs: read_line`), a body's pace check waits beside
+//!   its read rather than cutting it (`read_body`), and a splice into a
+//!   socket is ended by shutting the socket down, then waited for
+//!   (`splice_until`).
 //! - **A thread per core, nothing shared on the hot path.** Each thread has
 //!   its own runtime (its own ring), its own listening socket on the one
 //!   port (`SO_REUSEPORT`: the kernel spreads connections over them), and

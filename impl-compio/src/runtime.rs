@@ -58,6 +58,7 @@ impl Runtime for Compio {
                 let thread = thread::Builder::new().name(format!("compio-{}", n + 1)).spawn_scoped(scope, move || {
                     let served = driver.runtime().and_then(|runtime| {
                         runtime.block_on(async {
+                            listener.set_nonblocking(true)?;
                             let listener = TcpListener::from_std(listener)?;
                             server::run(listener, config, limits, shutdown.clone()).await.map_err(anyhow::Error::from)
                         })
@@ -71,6 +72,7 @@ impl Runtime for Compio {
                 others.push(thread.context("cannot start a server thread")?);
             }
             let served = runtime.block_on(async {
+                first.set_nonblocking(true)?;
                 let listener = TcpListener::from_std(first)?;
                 shutdown.on_signals();
                 ferry_cli::announce(addr);

@@ -24,7 +24,7 @@ use ferry_cli::{Runtime, ServeConfig};
 use ferry_fs::{Batch, heavy_permits};
 
 use crate::Compio;
-use crate::connection::{Connection, cancel_when};
+use crate::connection::Connection;
 use crate::runtime::blocking;
 use crate::shutdown::Shutdown;
 
@@ -55,16 +55,12 @@ pub async fn run(
     limits: Limits,
     shutdown: Shutdown,
 ) -> io::Result<()> {
+    let shutdown = shutdown.local();
     let (open, all_closed) = async_channel::bounded::<()>(1);
 
     let mut accept_errors = AcceptErrors::default();
     loop {
-        // An accept that shutdown cancels may have completed already: its
-        // connection is then closed here, not leaked.
-        let (accepted, stopping) = cancel_when(listener.accept(), shutdown.wait()).await;
-        if stopping {
-            break;
-        }
+        let Some(accepted) = shutdown.unless(listener.accept()).await else { break };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {

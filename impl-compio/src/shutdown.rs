@@ -51,6 +51,25 @@ impl Shutdown {
         }
     }
 
+    /// A switch for this thread's tasks alone, turned on by a task of this
+    /// thread when this one is. compio queues a wake-up from another thread
+    /// in a bounded queue, and the thread that turns a shared switch on
+    /// waits while that queue is full; thousands of connections woken at
+    /// once from the signal's thread would fill it, and deadlock if the
+    /// other thread is itself waiting on the channel's lock. Through a
+    /// local switch, one wake-up crosses threads per thread, and the rest
+    /// are local.
+    pub fn local(&self) -> Shutdown {
+        let local = Shutdown::new();
+        let (global, turning) = (self.clone(), local.clone());
+        compio::runtime::spawn(async move {
+            global.wait().await;
+            turning.trigger();
+        })
+        .detach();
+        local
+    }
+
     /// Turns the switch on at the first Ctrl-C or SIGTERM. A second one
     /// exits at once, for a user who does not want to wait for transfers.
     /// The task runs on the calling thread's runtime.

@@ -216,3 +216,48 @@ fn no_descriptor_outlives_its_connection_on_io_uring() {
 fn no_descriptor_outlives_its_connection_on_poll() {
     no_descriptor_outlives_its_connection("poll");
 }
+
+/// SIGTERM with hundreds of idle connections, spread over the threads:
+/// every connection's wait is woken at once, and the server exits within
+/// its grace period (here, at once: nothing is in flight).
+fn sigterm_ends_many_idle_connections(driver: &str) {
+    let root = share();
+    let mut server = Server::start(root.path(), Some(driver), &["--grace", "5"]);
+    let idle: Vec<TcpStream> = (0..600)
+        .map(|_| {
+            let mut stream = TcpStream::connect(server.addr).expect("connect");
+            let mut greeting = [0; 15];
+            stream.read_exact(&mut greeting).expect("the greeting");
+            stream
+        })
+        .collect();
+    let signalled = Instant::now();
+    let pid = rustix::process::Pid::from_raw(server.child.id() as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    let deadline = signalled + Duration::from_secs(4);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        // Polling a child's exit status: a bounded wait for a condition.
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.is_some_and(|s| s.success()), "{driver}: no clean exit within 4 s of SIGTERM: {status:?}");
+    drop(idle);
+}
+
+#[test]
+fn sigterm_ends_many_idle_connections_on_io_uring() {
+    if Driver::IoUring.runtime().is_err() {
+        eprintln!("io_uring is not allowed here: checked on the polling driver only");
+    }
+    sigterm_ends_many_idle_connections(if Driver::IoUring.runtime().is_ok() { "io_uring" } else { "poll" });
+}
+
+#[test]
+fn sigterm_ends_many_idle_connections_on_poll() {
+    sigterm_ends_many_idle_connections("poll");
+}
