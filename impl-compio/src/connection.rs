@@ -20,13 +20,14 @@ use std::convert::Infallible;
 use std::fs::File;
 use std::io;
 use std::ops::Range;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use compio::BufResult;
 use compio::buf::{IntoInner, IoBuf};
-use compio::driver::SharedFd;
+use compio::driver::op::Splice;
+use compio::driver::{SharedFd, ToSharedFd};
 use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use compio::net::{TcpStream, ToSocketAddrsAsync};
 use compio::time::sleep_until;
@@ -250,8 +251,7 @@ impl Connection {
             }
             offset += left as u64;
             while left > 0 {
-                let drained = compio::fs::pipe::splice(&pipe.read, &self.stream, left).flags(MOVE);
-                let Some(sent) = self.splice_until(deadline, drained.into_future()).await else {
+                let Some(sent) = self.splice_until(deadline, pipe.drain(&self.stream, left)).await else {
                     return Ok(Sent::Late);
                 };
                 match sent? {
@@ -319,19 +319,51 @@ enum Sent {
     ShortAt(u64),
 }
 
-/// `SPLICE_F_MOVE`: move pages rather than copy them, where the kernel can.
-const MOVE: u32 = SpliceFlags::MOVE.bits();
-
 /// The pipe a body passes through on its way from the file to the socket.
 /// Its two ends are the connection's third and fourth descriptors
 /// ([`crate::Compio`]'s `DESCRIPTORS_PER_CONNECTION`), for as long as a
 /// body is being sent.
+///
+/// Every operation on the pipe holds both ends ([`Ends`]), so they close
+/// only when the last operation is over, whoever drops the `Pipe` and when:
+/// closing the write end while a splice out of the pipe waits for a stalled
+/// socket would block this thread until the socket moved (the kernel's
+/// worker holds the pipe meanwhile), and at shutdown it never would.
 struct Pipe {
-    read: SharedFd<OwnedFd>,
-    write: SharedFd<OwnedFd>,
+    ends: SharedFd<Ends>,
     size: usize,
     /// Whether this thread's driver is io_uring.
     ring: bool,
+}
+
+/// Both ends of a pipe, owned together.
+struct Ends {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl AsFd for Ends {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+}
+
+/// The read end of a pipe, holding both ends open.
+struct ReadEnd(SharedFd<Ends>);
+
+impl AsFd for ReadEnd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.read.as_fd()
+    }
+}
+
+/// The write end of a pipe, holding both ends open.
+struct WriteEnd(SharedFd<Ends>);
+
+impl AsFd for WriteEnd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.write.as_fd()
+    }
 }
 
 impl Pipe {
@@ -343,7 +375,13 @@ impl Pipe {
         let size = rustix::pipe::fcntl_setpipe_size(&write, SEND_WINDOW as usize)
             .or_else(|_| rustix::pipe::fcntl_getpipe_size(&write))?;
         let ring = compio::runtime::Runtime::with_current(|runtime| runtime.driver_type().is_iouring());
-        Ok(Pipe { read: SharedFd::new(read), write: SharedFd::new(write), size, ring })
+        Ok(Pipe { ends: SharedFd::new(Ends { read, write }), size, ring })
+    }
+
+    /// Moves up to `len` bytes from the pipe into `socket`.
+    async fn drain(&self, socket: &TcpStream, len: usize) -> io::Result<usize> {
+        let (from, to) = (ReadEnd(self.ends.to_shared_fd()), socket.to_shared_fd());
+        compio::runtime::submit(Splice::new(from, -1, to, -1, len, SpliceFlags::MOVE)).await.0
     }
 
     /// Moves up to `want` bytes of `file`, from offset `at`, into the empty
@@ -358,7 +396,7 @@ impl Pipe {
         if !self.ring {
             loop {
                 let mut offset = at;
-                match rustix::pipe::splice(file, Some(&mut offset), &self.write, None, want, SpliceFlags::MOVE) {
+                match rustix::pipe::splice(file, Some(&mut offset), &self.ends.write, None, want, SpliceFlags::MOVE) {
                     // A signal (SIGTERM, say) arrived first: nothing moved.
                     Err(Errno::INTR) => continue,
                     filled => return filled.map_err(io::Error::from),
@@ -366,7 +404,8 @@ impl Pipe {
             }
         }
         let at = i64::try_from(at).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        compio::fs::pipe::splice(file, &self.write, want).offset_in(at).flags(MOVE).await
+        let to = WriteEnd(self.ends.to_shared_fd());
+        compio::runtime::submit(Splice::new(file.to_shared_fd(), at, to, -1, want, SpliceFlags::MOVE)).await.0
     }
 }
 

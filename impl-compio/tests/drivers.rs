@@ -261,3 +261,42 @@ fn sigterm_ends_many_idle_connections_on_io_uring() {
 fn sigterm_ends_many_idle_connections_on_poll() {
     sigterm_ends_many_idle_connections("poll");
 }
+
+/// SIGTERM while a client has stopped reading a large body: the splice
+/// into its socket waits in the kernel, and the server still exits when
+/// the grace period is over.
+fn sigterm_with_a_stalled_download(driver: &str) {
+    let root = share();
+    let mut server = Server::start(root.path(), Some(driver), &["--grace", "1"]);
+    let mut stalled = TcpStream::connect(server.addr).expect("connect");
+    let mut greeting = [0; 15];
+    stalled.read_exact(&mut greeting).expect("the greeting");
+    stalled.write_all(b"GET large.bin\n").expect("write");
+    let mut first = [0; 1024];
+    stalled.read_exact(&mut first).expect("the start of the answer");
+    let pid = rustix::process::Pid::from_raw(server.child.id() as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        // Polling a child's exit status: a bounded wait for a condition.
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.is_some_and(|s| s.success()), "{driver}: no clean exit within 5 s of SIGTERM: {status:?}");
+    drop(stalled);
+}
+
+#[test]
+fn sigterm_with_a_stalled_download_on_io_uring() {
+    sigterm_with_a_stalled_download(if Driver::IoUring.runtime().is_ok() { "io_uring" } else { "poll" });
+}
+
+#[test]
+fn sigterm_with_a_stalled_download_on_poll() {
+    sigterm_with_a_stalled_download("poll");
+}
