@@ -86,6 +86,13 @@ pub trait Runtime {
     /// `--max-connections` to what the open-file limit allows at this rate.
     const DESCRIPTORS_PER_CONNECTION: u64 = 2;
 
+    /// Descriptors the runtime keeps besides its connections' (a pool of
+    /// pipes, say), set aside before connections are fitted under the
+    /// open-file limit.
+    fn reserved_descriptors() -> u64 {
+        0
+    }
+
     /// Serves `config.root` until Ctrl-C or SIGTERM. Calls [`announce`] once
     /// it listens.
     fn serve(config: ServeConfig) -> anyhow::Result<()>;
@@ -236,7 +243,11 @@ fn serve<R: Runtime>(args: ServeArgs) -> Result<ExitCode, Failure> {
     R::serve(ServeConfig {
         root,
         listen: args.listen,
-        max_connections: fit_descriptors(args.max_connections, R::DESCRIPTORS_PER_CONNECTION),
+        max_connections: fit_descriptors(
+            args.max_connections,
+            R::DESCRIPTORS_PER_CONNECTION,
+            R::reserved_descriptors(),
+        ),
         idle_timeout: args.idle_timeout.0,
         grace: args.grace.0,
     })?;
@@ -265,7 +276,7 @@ const RESERVED_DESCRIPTORS: u64 = 64;
 /// (its socket and a file it sends). Past the limit clients are answered
 /// `ERR BUSY`, which is better than `ERR INTERNAL Too many open files` for
 /// the clients already admitted, or silence for the ones in the queue.
-fn fit_descriptors(max_connections: usize, per_connection: u64) -> usize {
+fn fit_descriptors(max_connections: usize, per_connection: u64, runtime_reserved: u64) -> usize {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current < limit.maximum {
@@ -275,16 +286,17 @@ fn fit_descriptors(max_connections: usize, per_connection: u64) -> usize {
         }
     }
     let Some(available) = limit.current else { return max_connections };
-    let fits =
-        usize::try_from(available.saturating_sub(RESERVED_DESCRIPTORS) / per_connection).unwrap_or(usize::MAX).max(1);
+    let reserved = RESERVED_DESCRIPTORS + runtime_reserved;
+    let fits = usize::try_from(available.saturating_sub(reserved) / per_connection).unwrap_or(usize::MAX).max(1);
     if fits < max_connections {
         tracing::warn!(
             max_connections,
             fits,
             open_files = available,
             per_connection,
-            "--max-connections lowered: descriptors for each connection, plus {RESERVED_DESCRIPTORS} reserved, must \
-             fit under the open-file limit (raise it with ulimit -n)"
+            reserved,
+            "--max-connections lowered: descriptors for each connection, plus those reserved, must fit under the \
+             open-file limit (raise it with ulimit -n)"
         );
         return fits;
     }

@@ -15,6 +15,7 @@
 //! every other cut (an idle timeout, shutdown, a client that stopped
 //! reading) ends the connection.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::fs::File;
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use compio::BufResult;
 use compio::buf::{IntoInner, IoBuf};
-use compio::driver::op::Splice;
+use compio::driver::op::{ReadAt, Splice};
 use compio::driver::{SharedFd, ToSharedFd};
 use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use compio::net::{TcpStream, ToSocketAddrsAsync};
@@ -217,18 +218,28 @@ impl Connection {
     /// this fails: the caller must close the connection, so the client sees
     /// a short body rather than bytes that are not the file's.
     async fn send_body(&mut self, body: FileBody, idle: Duration) -> io::Result<()> {
-        let pipe = Pipe::open()?;
+        // A pipe from this thread's pool, or, when all are in use, a copy
+        // through a buffer ([`Pipe::take`]).
+        let pipe = Pipe::take()?;
         let windows = body.windows(SEND_WINDOW);
         let (start, len) = (body.offset, body.len);
         // The operations share the file; it is closed when the last is done.
         let file = SharedFd::new(body.file);
         for window in windows {
             let deadline = Instant::now() + idle;
-            match self.send_window(&file, &pipe, window, deadline).await? {
+            let sent = match &pipe {
+                Some(pipe) => self.send_window(&file, pipe, window, deadline).await?,
+                None => self.send_copied(&file, window, deadline).await?,
+            };
+            match sent {
                 Sent::All => {}
+                // The pipe is not given back: it may still hold bytes.
                 Sent::Late => return Err(stopped_reading()),
                 Sent::ShortAt(at) => return Err(FileBody::shrunk(start, len, at)),
             }
+        }
+        if let Some(pipe) = pipe {
+            pipe.give_back();
         }
         Ok(())
     }
@@ -259,6 +270,35 @@ impl Connection {
                     n => left -= n,
                 }
             }
+        }
+        Ok(Sent::All)
+    }
+
+    /// Sends one window of a body through an owned buffer: a ring read of
+    /// the file, then a send, for when every pipe of this thread's pool is
+    /// in use (by clients that stopped reading, say).
+    async fn send_copied(&self, file: &SharedFd<File>, window: Range<u64>, deadline: Instant) -> io::Result<Sent> {
+        let mut offset = window.start;
+        let mut buffer = Vec::new();
+        while offset < window.end {
+            let want = usize::try_from(window.end - offset).unwrap_or(usize::MAX).min(COPY_BUFFER);
+            // The read fills the buffer from its start; a buffer of `want`
+            // initialised bytes keeps `unsafe` out of taking its length.
+            buffer.resize(want, 0);
+            let read = ReadAt::new(file.to_shared_fd(), offset, buffer.slice(..want));
+            let BufResult(read, back) = compio::runtime::submit(read).await.into_inner();
+            buffer = back.into_inner();
+            let n = read?;
+            if n == 0 {
+                return Ok(Sent::ShortAt(offset));
+            }
+            buffer.truncate(n);
+            offset += n as u64;
+            let Some(BufResult(sent, back)) = until(deadline, (&self.stream).write_all(buffer)).await else {
+                return Ok(Sent::Late);
+            };
+            sent?;
+            buffer = back;
         }
         Ok(Sent::All)
     }
@@ -319,10 +359,14 @@ enum Sent {
     ShortAt(u64),
 }
 
-/// The pipe a body passes through on its way from the file to the socket.
-/// Its two ends are the connection's third and fourth descriptors
-/// ([`crate::Compio`]'s `DESCRIPTORS_PER_CONNECTION`), for as long as a
-/// body is being sent.
+/// The pipe a body passes through on its way from the file to the socket,
+/// taken from a pool of [`PIPES_PER_THREAD`] on each thread and given back
+/// once a body is sent whole. Their descriptors are set aside when the
+/// server fits its connections under the open-file limit
+/// ([`crate::Compio`]'s `reserved_descriptors`), so a connection costs two
+/// (its socket and its file), not four; and a client that stops reading
+/// holds one pipe at most until its idle timeout, after which the pool
+/// copies rather than waits.
 ///
 /// Every operation on the pipe holds both ends ([`Ends`]), so they close
 /// only when the last operation is over, whoever drops the `Pipe` and when:
@@ -340,6 +384,14 @@ struct Pipe {
 struct Ends {
     read: OwnedFd,
     write: OwnedFd,
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        // Not given back: one fewer in this thread's pool. (At the thread's
+        // end the pool itself is going, and there is nothing to count.)
+        let _ = POOL.try_with(|pool| pool.try_borrow_mut().map(|mut pool| pool.open -= 1));
+    }
 }
 
 impl AsFd for Ends {
@@ -366,7 +418,47 @@ impl AsFd for WriteEnd {
     }
 }
 
+/// Pipes each thread keeps for bodies in flight; beyond them, bodies are
+/// copied ([`Connection::send_copied`]).
+pub const PIPES_PER_THREAD: usize = 32;
+
+/// The buffer a copied body goes through.
+const COPY_BUFFER: usize = 256 << 10;
+
+/// This thread's pool: the pipes free to take, and how many exist.
+#[derive(Default)]
+struct Pool {
+    free: Vec<Pipe>,
+    open: usize,
+}
+
+thread_local! {
+    static POOL: RefCell<Pool> = RefCell::default();
+}
+
 impl Pipe {
+    /// A pipe of this thread's pool, opened if there are fewer than
+    /// [`PIPES_PER_THREAD`]; `None` when all are in use.
+    fn take() -> io::Result<Option<Pipe>> {
+        let free = POOL.with_borrow_mut(|pool| match pool.free.pop() {
+            Some(pipe) => Ok(Some(pipe)),
+            None if pool.open < PIPES_PER_THREAD => {
+                pool.open += 1;
+                Err(())
+            }
+            None => Ok(None),
+        });
+        match free {
+            Ok(pipe) => Ok(pipe),
+            Err(()) => Pipe::open().map(Some).inspect_err(|_| POOL.with_borrow_mut(|pool| pool.open -= 1)),
+        }
+    }
+
+    /// Puts back a pipe that is empty and that no operation uses.
+    fn give_back(self) {
+        POOL.with_borrow_mut(|pool| pool.free.push(self));
+    }
+
     fn open() -> io::Result<Pipe> {
         let (read, write) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
         // A pipe holds 64 KiB by default; a window's worth means fewer

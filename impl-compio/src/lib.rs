@@ -52,6 +52,9 @@
 //!   pipe into the socket, both as ring operations with the file offset
 //!   given: file pages go to the socket without passing through this
 //!   process, and without the readiness loop `sendfile` needs elsewhere.
+//!   The pipes come from a small pool on each thread; when every one is
+//!   held (by clients that stopped reading, say), a body is copied through
+//!   an owned buffer instead of waiting (`connection.rs: send_copied`).
 //! - **Blocking work.** GETs of files the kernel has in memory are answered
 //!   on the thread with calls that cannot block
 //!   ([`ferry_fs::Root::batch_cached`]); the rest of a batch go to compio's

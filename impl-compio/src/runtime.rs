@@ -33,9 +33,11 @@ pub struct Compio;
 impl Runtime for Compio {
     const NAME: &'static str = "compio";
     const BINARY: &'static str = "ferry-compio";
-    /// The socket, the file being sent, and the two ends of the pipe it is
-    /// spliced through.
-    const DESCRIPTORS_PER_CONNECTION: u64 = 4;
+    /// Each thread's pool of pipes that bodies are spliced through.
+    fn reserved_descriptors() -> u64 {
+        let threads = thread::available_parallelism().map_or(1, |n| n.get());
+        (2 * crate::connection::PIPES_PER_THREAD * threads) as u64
+    }
 
     fn serve(config: ServeConfig) -> anyhow::Result<()> {
         let driver = Driver::from_env()?;

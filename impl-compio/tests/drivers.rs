@@ -300,3 +300,35 @@ fn sigterm_with_a_stalled_download_on_io_uring() {
 fn sigterm_with_a_stalled_download_on_poll() {
     sigterm_with_a_stalled_download("poll");
 }
+
+/// More clients that stop reading a body than there are pipes in the
+/// server's pools (32 a thread): each holds its pipe until its idle
+/// timeout, and meanwhile other bodies are copied through a buffer
+/// instead of waiting for one; a verified download still succeeds.
+fn bodies_flow_while_every_pipe_is_held(driver: &str) {
+    let root = share();
+    let server = Server::start(root.path(), Some(driver), &["--idle-timeout", "20"]);
+    let stalled: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let mut stream = TcpStream::connect(server.addr).expect("connect");
+            stream.write_all(b"GET large.bin\n").expect("write");
+            let mut first = [0; 1024];
+            stream.read_exact(&mut first).expect("the start of the answer");
+            stream
+        })
+        .collect();
+    let started = Instant::now();
+    fetch(&server, root.path(), Some(driver));
+    assert!(started.elapsed() < Duration::from_secs(15), "{driver}: the download waited for a pipe");
+    drop(stalled);
+}
+
+#[test]
+fn bodies_flow_while_every_pipe_is_held_on_io_uring() {
+    bodies_flow_while_every_pipe_is_held(if Driver::IoUring.runtime().is_ok() { "io_uring" } else { "poll" });
+}
+
+#[test]
+fn bodies_flow_while_every_pipe_is_held_on_poll() {
+    bodies_flow_while_every_pipe_is_held("poll");
+}
