@@ -419,11 +419,14 @@ impl AsFd for WriteEnd {
 }
 
 /// Pipes each thread keeps for bodies in flight; beyond them, bodies are
-/// copied ([`Connection::send_copied`]).
-pub const PIPES_PER_THREAD: usize = 32;
+/// copied ([`Connection::send_copied`]). Their descriptors are set aside
+/// from the open-file limit, so the pool stays small.
+pub const PIPES_PER_THREAD: usize = 64;
 
-/// The buffer a copied body goes through.
-const COPY_BUFFER: usize = 256 << 10;
+/// The buffer a copied body goes through. Small, because a flood of
+/// downloads beyond the pool holds one each while its client reads:
+/// 8,000 of them hold 125 MiB.
+const COPY_BUFFER: usize = 16 << 10;
 
 /// This thread's pool: the pipes free to take, and how many exist.
 #[derive(Default)]

@@ -12,6 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ferry_compio::Driver;
+use ferry_compio::connection::PIPES_PER_THREAD;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_ferry-compio");
 
@@ -61,6 +62,23 @@ impl Server {
             .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
             .map(|target| target.to_string_lossy().into_owned())
             .collect()
+    }
+
+    /// Sends SIGTERM and waits for the exit, at most `limit`.
+    fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("a pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            // Polling a child's exit status: a bounded wait for a condition.
+            thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn rings(&self) -> usize {
@@ -231,20 +249,7 @@ fn sigterm_ends_many_idle_connections(driver: &str) {
             stream
         })
         .collect();
-    let signalled = Instant::now();
-    let pid = rustix::process::Pid::from_raw(server.child.id() as i32).expect("a pid");
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
-    let deadline = signalled + Duration::from_secs(4);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            break None;
-        }
-        // Polling a child's exit status: a bounded wait for a condition.
-        thread::sleep(Duration::from_millis(10));
-    };
+    let status = server.terminate(Duration::from_secs(4));
     assert!(status.is_some_and(|s| s.success()), "{driver}: no clean exit within 4 s of SIGTERM: {status:?}");
     drop(idle);
 }
@@ -274,19 +279,7 @@ fn sigterm_with_a_stalled_download(driver: &str) {
     stalled.write_all(b"GET large.bin\n").expect("write");
     let mut first = [0; 1024];
     stalled.read_exact(&mut first).expect("the start of the answer");
-    let pid = rustix::process::Pid::from_raw(server.child.id() as i32).expect("a pid");
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            break None;
-        }
-        // Polling a child's exit status: a bounded wait for a condition.
-        thread::sleep(Duration::from_millis(10));
-    };
+    let status = server.terminate(Duration::from_secs(5));
     assert!(status.is_some_and(|s| s.success()), "{driver}: no clean exit within 5 s of SIGTERM: {status:?}");
     drop(stalled);
 }
@@ -302,13 +295,14 @@ fn sigterm_with_a_stalled_download_on_poll() {
 }
 
 /// More clients that stop reading a body than there are pipes in the
-/// server's pools (32 a thread): each holds its pipe until its idle
-/// timeout, and meanwhile other bodies are copied through a buffer
-/// instead of waiting for one; a verified download still succeeds.
+/// server's pools (`PIPES_PER_THREAD` a thread): each holds its pipe until
+/// its idle timeout, and meanwhile other bodies are copied through a
+/// buffer instead of waiting for one; a verified download still succeeds.
 fn bodies_flow_while_every_pipe_is_held(driver: &str) {
     let root = share();
     let server = Server::start(root.path(), Some(driver), &["--idle-timeout", "20"]);
-    let stalled: Vec<TcpStream> = (0..100)
+    let threads = thread::available_parallelism().map_or(1, |n| n.get());
+    let stalled: Vec<TcpStream> = (0..PIPES_PER_THREAD * threads + 40)
         .map(|_| {
             let mut stream = TcpStream::connect(server.addr).expect("connect");
             stream.write_all(b"GET large.bin\n").expect("write");
