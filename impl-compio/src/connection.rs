@@ -245,7 +245,8 @@ impl Connection {
     }
 
     /// Sends one window of a body through `pipe`, as much as the pipe holds
-    /// at a time, each splice cancelled at `deadline`.
+    /// at a time; the splices into the socket must be done by `deadline`
+    /// ([`Connection::splice_until`]).
     async fn send_window(
         &self,
         file: &SharedFd<File>,
@@ -443,17 +444,16 @@ impl Pipe {
     /// A pipe of this thread's pool, opened if there are fewer than
     /// [`PIPES_PER_THREAD`]; `None` when all are in use.
     fn take() -> io::Result<Option<Pipe>> {
-        let free = POOL.with_borrow_mut(|pool| match pool.free.pop() {
+        let (free, room) = POOL.with_borrow_mut(|pool| (pool.free.pop(), pool.open < PIPES_PER_THREAD));
+        match free {
             Some(pipe) => Ok(Some(pipe)),
-            None if pool.open < PIPES_PER_THREAD => {
-                pool.open += 1;
-                Err(())
+            None if room => {
+                // Counted once it exists: its `Drop` uncounts it.
+                let pipe = Pipe::open()?;
+                POOL.with_borrow_mut(|pool| pool.open += 1);
+                Ok(Some(pipe))
             }
             None => Ok(None),
-        });
-        match free {
-            Ok(pipe) => Ok(pipe),
-            Err(()) => Pipe::open().map(Some).inspect_err(|_| POOL.with_borrow_mut(|pool| pool.open -= 1)),
         }
     }
 
@@ -482,8 +482,9 @@ impl Pipe {
     /// Moves up to `want` bytes of `file`, from offset `at`, into the empty
     /// pipe. On io_uring it is a ring operation, which the kernel completes
     /// off this thread when the disk must be read; it has no deadline (the
-    /// client is not involved, and the disk's read cannot be cut short). The polling driver cannot wait for a regular file (epoll
-    /// refuses them), so there it is a plain `splice(2)` on the thread, as
+    /// client is not involved, and the disk's read cannot be cut short).
+    /// The polling driver cannot wait for a regular file (epoll refuses
+    /// them), so there it is a plain `splice(2)` on the thread, as
     /// `sendfile` is on the other runtimes: immediate for a file in memory,
     /// a wait for the disk otherwise. The pipe is empty, so it never waits
     /// for the pipe.

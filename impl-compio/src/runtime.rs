@@ -58,13 +58,9 @@ impl Runtime for Compio {
             for (n, listener) in listeners.enumerate() {
                 let (config, limits, shutdown) = (Arc::clone(&config), limits.clone(), shutdown.clone());
                 let thread = thread::Builder::new().name(format!("compio-{}", n + 1)).spawn_scoped(scope, move || {
-                    let served = driver.runtime().and_then(|runtime| {
-                        runtime.block_on(async {
-                            listener.set_nonblocking(true)?;
-                            let listener = TcpListener::from_std(listener)?;
-                            server::run(listener, config, limits, shutdown.clone()).await.map_err(anyhow::Error::from)
-                        })
-                    });
+                    let served = driver
+                        .runtime()
+                        .and_then(|runtime| runtime.block_on(serve_on(listener, config, limits, shutdown.clone())));
                     // One thread failing stops them all.
                     if served.is_err() {
                         shutdown.trigger();
@@ -74,11 +70,9 @@ impl Runtime for Compio {
                 others.push(thread.context("cannot start a server thread")?);
             }
             let served = runtime.block_on(async {
-                first.set_nonblocking(true)?;
-                let listener = TcpListener::from_std(first)?;
                 shutdown.on_signals();
                 ferry_cli::announce(addr);
-                server::run(listener, config, limits, shutdown.clone()).await.map_err(anyhow::Error::from)
+                serve_on(first, config, limits, shutdown.clone()).await
             });
             shutdown.trigger();
             for other in others {
@@ -101,6 +95,18 @@ impl Runtime for Compio {
             listed.map(Session::into_entries)
         })
     }
+}
+
+/// One thread's server: its listener, adopted by this thread's runtime,
+/// served until shutdown.
+async fn serve_on(
+    listener: std::net::TcpListener,
+    config: Arc<ServeConfig>,
+    limits: Limits,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::from_std(listener)?;
+    Ok(server::run(listener, config, limits, shutdown).await?)
 }
 
 /// A client connected to `config.addr`.
