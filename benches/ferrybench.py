@@ -1,12 +1,18 @@
 """What the bench scripts share: progress on stderr, the open-file limit,
-a server's memory from /proc, and idle connections held against it."""
+starting a ferry server, a server's memory from /proc, and idle
+connections held against it."""
 
 import re
 import resource
+import signal
 import socket
+import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def log(*words):
@@ -19,6 +25,29 @@ def raise_fd_limit():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
+
+
+@contextmanager
+def serving(impl, share, *options):
+    """Runs the release build of ferry-`impl` serving `share` on a free
+    loopback port with `options`, quietly; yields the process and its
+    address once it says `listening on`, and stops it (SIGTERM, then kill
+    after 15 s) afterwards."""
+    server = subprocess.Popen([str(ROOT / "target/release" / f"ferry-{impl}"), "serve", str(share),
+                               "--listen", "127.0.0.1:0", "-q", *options],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = server.stdout.readline()
+        match = re.match(r"listening on (\S+)", line)
+        if not match:
+            raise RuntimeError(f"ferry-{impl} printed {line!r}, not `listening on`")
+        yield server, match.group(1)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 def status(pid, field):
