@@ -93,6 +93,18 @@ impl Drop for Server {
     }
 }
 
+/// The driver the `_on_io_uring` tests use: io_uring, or where this
+/// machine does not allow it the polling driver, which they then check
+/// again (and say so, rather than pass in silence).
+fn io_uring_where_allowed() -> &'static str {
+    if Driver::IoUring.runtime().is_ok() {
+        "io_uring"
+    } else {
+        eprintln!("io_uring is not allowed here: checked on the polling driver only");
+        "poll"
+    }
+}
+
 /// A folder with a small file and a large one.
 fn share() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -220,14 +232,7 @@ fn no_descriptor_outlives_its_connection(driver: &str) {
 
 #[test]
 fn no_descriptor_outlives_its_connection_on_io_uring() {
-    if Driver::IoUring.runtime().is_err() {
-        // Where io_uring is not allowed, auto is the polling driver, which
-        // the next test covers; say so rather than pass in silence.
-        eprintln!("io_uring is not allowed here: checked on the polling driver only");
-        no_descriptor_outlives_its_connection("poll");
-        return;
-    }
-    no_descriptor_outlives_its_connection("io_uring");
+    no_descriptor_outlives_its_connection(io_uring_where_allowed());
 }
 
 #[test]
@@ -256,10 +261,7 @@ fn sigterm_ends_many_idle_connections(driver: &str) {
 
 #[test]
 fn sigterm_ends_many_idle_connections_on_io_uring() {
-    if Driver::IoUring.runtime().is_err() {
-        eprintln!("io_uring is not allowed here: checked on the polling driver only");
-    }
-    sigterm_ends_many_idle_connections(if Driver::IoUring.runtime().is_ok() { "io_uring" } else { "poll" });
+    sigterm_ends_many_idle_connections(io_uring_where_allowed());
 }
 
 #[test]
@@ -286,7 +288,7 @@ fn sigterm_with_a_stalled_download(driver: &str) {
 
 #[test]
 fn sigterm_with_a_stalled_download_on_io_uring() {
-    sigterm_with_a_stalled_download(if Driver::IoUring.runtime().is_ok() { "io_uring" } else { "poll" });
+    sigterm_with_a_stalled_download(io_uring_where_allowed());
 }
 
 #[test]
@@ -319,7 +321,7 @@ fn bodies_flow_while_every_pipe_is_held(driver: &str) {
 
 #[test]
 fn bodies_flow_while_every_pipe_is_held_on_io_uring() {
-    bodies_flow_while_every_pipe_is_held(if Driver::IoUring.runtime().is_ok() { "io_uring" } else { "poll" });
+    bodies_flow_while_every_pipe_is_held(io_uring_where_allowed());
 }
 
 #[test]
