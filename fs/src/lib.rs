@@ -43,7 +43,16 @@
 //! which fails rather than wait for a page not in the cache. Anything else
 //! (a would-block, an error other than "does not exist", a kernel or file
 //! system without these flags) falls back to the pool, where cap-std gives
-//! the answer: the two paths never disagree on what a client is told.
+//! the answer: the two paths never disagree on what a client is told. Only
+//! file systems whose open and stat are answered from memory take this path
+//! at all ([`Root::open`] checks the shared folder's; `RESOLVE_NO_XDEV`
+//! sends a path that crosses into another mount to the pool): on FUSE or
+//! NFS, opening a file asks a daemon or a server, however warm the caches.
+//!
+//! The fourth: a large body is sent from the event loop only where the
+//! kernel has its pages ([`FileBody::resident`]); a window that is not goes
+//! through the pool in reads of [`COLD_READ`] bytes ([`FileBody::read_cold`]),
+//! so a slow disk holds up a pool thread, never an event loop.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -172,6 +181,17 @@ impl Identity {
 /// drivers can use the kernel's zero-copy path.
 pub const INLINE_BODY: u64 = 64 * 1024;
 
+/// [`FileBody::resident`] asks the kernel about one byte in every this many
+/// of a window (and its last byte): a page is either in the cache or not,
+/// and readahead brings pages in runs far longer than a page. A probe that
+/// read every byte would prove more and cost what `sendfile` saves.
+pub const PROBE_STRIDE: u64 = 64 * 1024;
+
+/// How much of a body a driver's blocking pool reads at a time when the
+/// kernel does not have it in memory ([`FileBody::read_cold`]): a buffer per
+/// body in flight, so small enough for thousands of them.
+pub const COLD_READ: u64 = 256 * 1024;
+
 /// The shared folder could not be opened.
 #[derive(Debug, Error)]
 #[error("cannot share {}: {source}", path.display())]
@@ -237,6 +257,32 @@ impl FileBody {
         let sent = position - offset;
         std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("file ended after {sent} of {len} bytes"))
     }
+
+    /// Whether the kernel has `window`'s bytes in memory, so that sending
+    /// them from an event loop cannot wait for a disk ([`resident`]).
+    pub fn resident(&self, window: &std::ops::Range<u64>) -> bool {
+        resident(&self.file, window)
+    }
+
+    /// Reads the next at most [`COLD_READ`] bytes of the body from `at`, not
+    /// past `end`, waiting for the disk if it must: a driver runs this on
+    /// its blocking pool for a window that is not [`resident`](FileBody::resident),
+    /// and sends what it returns. Fails if the file ends first (it shrank).
+    pub fn read_cold(&self, at: u64, end: u64) -> io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut bytes = vec![0; usize::try_from((end - at).min(COLD_READ)).unwrap_or(0)];
+        let read = loop {
+            match self.file.read_at(&mut bytes, at) {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                read => break read?,
+            }
+        };
+        if read == 0 && !bytes.is_empty() {
+            return Err(self.shrank_at(at));
+        }
+        bytes.truncate(read);
+        Ok(bytes)
+    }
 }
 
 impl Reply {
@@ -268,8 +314,10 @@ pub struct Root {
     dir: Dir,
     path: PathBuf,
     digests: Mutex<HashMap<Identity, [u8; 32]>>,
-    /// Whether the kernel and file system take `RESOLVE_CACHED` and
-    /// `RWF_NOWAIT`; cleared the first time either is refused as unknown.
+    /// Whether GETs may be answered without blocking ([`Root::get_cached`]):
+    /// the folder is on a file system that answers open and stat from
+    /// memory, and the kernel takes `RESOLVE_CACHED`; cleared the first time
+    /// it is refused as unknown.
     cached: AtomicBool,
 }
 
@@ -280,7 +328,8 @@ impl Root {
         let dir = Dir::open_ambient_dir(path, ambient_authority()).map_err(fail)?;
         // Resolve once, for the log line that tells the user what is shared.
         let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
-        Ok(Root { dir, path, digests: Mutex::default(), cached: AtomicBool::new(true) })
+        let cached = AtomicBool::new(answers_from_memory(&dir));
+        Ok(Root { dir, path, digests: Mutex::default(), cached })
     }
 
     /// The shared folder, as the server's user named it (canonicalised).
@@ -345,7 +394,10 @@ impl Root {
             return None;
         }
         let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-        let resolve = ResolveFlags::BENEATH | ResolveFlags::CACHED;
+        // NO_XDEV: a mount inside the root may be one whose open waits
+        // (FUSE, NFS); a path into it fails here with EXDEV and goes to the
+        // pool, whatever the dentry cache holds.
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::CACHED | ResolveFlags::NO_XDEV;
         let fd = match rustix::fs::openat2(&self.dir, &relative, flags, Mode::empty(), resolve) {
             Ok(fd) => fd,
             // Known not to exist (a negative dentry): the same words as the
@@ -383,10 +435,6 @@ impl Root {
                 Ok(0) => return None,
                 Ok(n) => read += n,
                 Err(Errno::INTR) => {}
-                Err(Errno::OPNOTSUPP) => {
-                    self.cached.store(false, Ordering::Relaxed);
-                    return None;
-                }
                 Err(_) => return None,
             }
         }
@@ -473,6 +521,49 @@ impl Root {
         }
         Ok((file.into_std(), metadata.len()))
     }
+}
+
+/// Whether the kernel has bytes `window` of `file` in memory, so that
+/// sending them from an event loop cannot wait for a disk. Never blocks:
+/// each probe is a one-byte `preadv2(RWF_NOWAIT)`, which fails rather than
+/// wait, every [`PROBE_STRIDE`] bytes and at the last byte. `false` on a
+/// file system without `RWF_NOWAIT` (FUSE, some network mounts), so that
+/// its bodies always take the pool. Reading the pages is `sendfile`'s own
+/// work; what this adds is a syscall per 64 KiB.
+pub fn resident(file: impl std::os::fd::AsFd, window: &std::ops::Range<u64>) -> bool {
+    use rustix::io::{Errno, ReadWriteFlags};
+    let mut byte = [0u8; 1];
+    let mut at = window.start;
+    while at < window.end {
+        match rustix::io::preadv2(&file, &mut [io::IoSliceMut::new(&mut byte)], at, ReadWriteFlags::NOWAIT) {
+            Ok(1) => {}
+            Err(Errno::INTR) => continue,
+            // Not in memory, not supported, or the file ended early: the
+            // pool finds out which.
+            _ => return false,
+        }
+        at = if at + 1 == window.end { window.end } else { (at + PROBE_STRIDE).min(window.end - 1) };
+    }
+    true
+}
+
+/// Whether `dir` is on a file system known to answer open and stat from
+/// memory once its caches are warm: local disks and memory. FUSE, NFS, SMB
+/// and the like ask a daemon or a server on every open, and a file system
+/// not named here is not assumed to be safe.
+fn answers_from_memory(dir: &Dir) -> bool {
+    const LOCAL: [u64; 9] = [
+        0xEF53,      // ext2, ext3, ext4
+        0x5846_5342, // xfs
+        0x9123_683E, // btrfs
+        0x0102_1994, // tmpfs
+        0x8584_58F6, // ramfs
+        0x794C_7630, // overlayfs
+        0xF2F5_2010, // f2fs
+        0x2FC1_2FC1, // zfs
+        0xCA45_1A4E, // bcachefs
+    ];
+    rustix::fs::fstatfs(dir).is_ok_and(|stat| LOCAL.contains(&(stat.f_type as u64)))
 }
 
 fn kind(metadata: &Metadata) -> Option<Kind> {
