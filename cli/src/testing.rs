@@ -28,6 +28,13 @@ pub struct Share {
 
 /// The files in a [`Share`]: a small one, one of several reads, one with a
 /// name to encode, one in a subfolder.
+///
+/// The large one is written back and dropped from the page cache, so a
+/// server meets it as a file on a cold disk: the async drivers send its
+/// first windows through their blocking pool
+/// ([`ferry_fs::FileBody::read_cold`]), and the round trip checks those
+/// bytes. (On a tmpfs the kernel keeps the pages, and it is sent as a warm
+/// file.)
 const FILES: [(&str, usize); 4] =
     [("hello.txt", 13), ("two-m.bin", 2 << 20), ("with space/naïve café.txt", 100), ("sub/x.txt", 1)];
 
@@ -39,13 +46,18 @@ impl Share {
             let path = dir.path().join("share").join(name);
             std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
             std::fs::write(&path, Share::bytes(name, len)).expect("write");
+            if len > 1 << 20 {
+                let file = std::fs::File::open(&path).expect("open");
+                file.sync_all().expect("sync");
+                rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).expect("fadvise");
+            }
         }
         std::fs::create_dir(dir.path().join("saved")).expect("mkdir");
         Share { dir }
     }
 
     fn bytes(name: &str, len: usize) -> Vec<u8> {
-        name.bytes().cycle().zip(0u8..=250).map(|(a, b)| a ^ b).take(len).collect()
+        name.bytes().cycle().zip((0u8..=250).cycle()).map(|(a, b)| a ^ b).take(len).collect()
     }
 
     /// A server configuration sharing the folder on `listen`, with short

@@ -12,6 +12,7 @@ use std::io;
 use std::net::Shutdown;
 use std::ops::Range;
 use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_io::Async;
@@ -148,7 +149,7 @@ impl Connection {
         for part in batch.parts {
             match part {
                 Part::Bytes(bytes) => self.write_all(&bytes, idle).await?,
-                Part::Body(body) => self.send_body(&body, idle).await?,
+                Part::Body(body) => self.send_body(body, idle).await?,
             }
         }
         Ok(())
@@ -168,18 +169,30 @@ impl Connection {
     /// If the file yields fewer bytes than the header promised (it shrank),
     /// this fails: the caller must close the connection, so the client sees
     /// a short body rather than bytes that are not the file's.
-    async fn send_body(&mut self, body: &FileBody, idle: Duration) -> io::Result<()> {
+    async fn send_body(&mut self, body: FileBody, idle: Duration) -> io::Result<()> {
         let socket = Async::new(std::net::TcpStream::from(self.socket()?))?;
+        // Shared with the blocking pool when a window must be read there.
+        let body = Arc::new(body);
         for window in body.windows(SEND_WINDOW) {
-            let sent = async_std::future::timeout(idle, Connection::send_window(&socket, body, window)).await;
+            let sent = async_std::future::timeout(idle, Connection::send_window(&socket, &body, window)).await;
             sent.unwrap_or_else(|_timed_out| Err(stopped_reading()))?;
         }
         Ok(())
     }
 
     /// Sends one window of a body: `write_with` calls `sendfile` until the
-    /// socket is full, then waits for the reactor to say it has room.
-    async fn send_window(socket: &Async<std::net::TcpStream>, body: &FileBody, window: Range<u64>) -> io::Result<()> {
+    /// socket is full, then waits for the reactor to say it has room. Only
+    /// if the kernel has the window in memory: `sendfile` reads the file on
+    /// this executor thread, and from a slow disk it would hold the thread,
+    /// and every task on it, for as long as the disk takes.
+    async fn send_window(
+        socket: &Async<std::net::TcpStream>,
+        body: &Arc<FileBody>,
+        window: Range<u64>,
+    ) -> io::Result<()> {
+        if !body.resident(&window) {
+            return Connection::send_cold(socket, body, window).await;
+        }
         let mut offset = window.start;
         while offset < window.end {
             let count = usize::try_from(window.end - offset).unwrap_or(usize::MAX);
@@ -196,6 +209,25 @@ impl Connection {
             if sent == 0 {
                 return Err(body.shrank_at(offset));
             }
+        }
+        Ok(())
+    }
+
+    /// Sends a window the kernel does not have in memory:
+    /// `task::spawn_blocking` reads it, [`COLD_READ`](ferry_fs::COLD_READ)
+    /// bytes at a time, and this task writes what was read. The disk's wait
+    /// is a pool thread's.
+    async fn send_cold(
+        mut socket: &Async<std::net::TcpStream>,
+        body: &Arc<FileBody>,
+        window: Range<u64>,
+    ) -> io::Result<()> {
+        let mut at = window.start;
+        while at < window.end {
+            let (body, end) = (Arc::clone(body), window.end);
+            let bytes = async_std::task::spawn_blocking(move || body.read_cold(at, end)).await?;
+            socket.write_all(&bytes).await?;
+            at += bytes.len() as u64;
         }
         Ok(())
     }

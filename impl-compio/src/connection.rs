@@ -228,8 +228,16 @@ impl Connection {
         for window in windows {
             let deadline = Instant::now() + idle;
             let sent = match &pipe {
-                Some(pipe) => self.send_window(&file, pipe, window, deadline).await?,
-                None => self.send_copied(&file, window, deadline).await?,
+                // On the polling driver, filling the pipe is a plain
+                // `splice(2)` on this thread (epoll cannot wait for a file),
+                // so only for a window the kernel has in memory; the ring
+                // runs its splices on the kernel's own workers.
+                Some(pipe) if pipe.ring || ferry_fs::resident(&*file, &window) => {
+                    self.send_window(&file, pipe, window, deadline).await?
+                }
+                // A copy reads through the ring, or on the polling driver
+                // through compio's blocking pool.
+                _ => self.send_copied(&file, window, deadline).await?,
             };
             match sent {
                 Sent::All => {}

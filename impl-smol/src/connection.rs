@@ -11,6 +11,7 @@ use std::convert::Infallible;
 use std::io;
 use std::net::{Shutdown, TcpStream};
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_cli::ClientError;
@@ -147,7 +148,7 @@ impl Connection {
                         .await
                         .unwrap_or_else(|| Err(stopped_reading()))?;
                 }
-                Part::Body(body) => self.send_body(&body, idle).await?,
+                Part::Body(body) => self.send_body(body, idle).await?,
             }
         }
         Ok(())
@@ -165,17 +166,25 @@ impl Connection {
     /// If the file yields fewer bytes than the header promised (it shrank),
     /// this fails: the caller must close the connection, so the client sees
     /// a short body rather than bytes that are not the file's.
-    async fn send_body(&mut self, body: &FileBody, idle: Duration) -> io::Result<()> {
+    async fn send_body(&mut self, body: FileBody, idle: Duration) -> io::Result<()> {
+        // Shared with the blocking pool when a window must be read there.
+        let body = Arc::new(body);
         for window in body.windows(SEND_WINDOW) {
-            let sent = until(Instant::now() + idle, self.send_window(body, window)).await;
+            let sent = until(Instant::now() + idle, self.send_window(&body, window)).await;
             sent.unwrap_or_else(|| Err(stopped_reading()))?;
         }
         Ok(())
     }
 
     /// Sends one window of a body: `write_with` calls `sendfile` until the
-    /// socket is full, then waits for the reactor to say it has room.
-    async fn send_window(&self, body: &FileBody, window: Range<u64>) -> io::Result<()> {
+    /// socket is full, then waits for the reactor to say it has room. Only
+    /// if the kernel has the window in memory: `sendfile` reads the file on
+    /// this executor thread, and from a slow disk it would hold the thread,
+    /// and every connection on it, for as long as the disk takes.
+    async fn send_window(&self, body: &Arc<FileBody>, window: Range<u64>) -> io::Result<()> {
+        if !body.resident(&window) {
+            return self.send_cold(body, window).await;
+        }
         let mut offset = window.start;
         while offset < window.end {
             let count = usize::try_from(window.end - offset).unwrap_or(usize::MAX);
@@ -193,6 +202,21 @@ impl Connection {
             if sent == 0 {
                 return Err(body.shrank_at(offset));
             }
+        }
+        Ok(())
+    }
+
+    /// Sends a window the kernel does not have in memory: `unblock` reads
+    /// it on smol's blocking pool, [`COLD_READ`](ferry_fs::COLD_READ) bytes
+    /// at a time, and this thread writes what was read. The disk's wait is
+    /// a pool thread's.
+    async fn send_cold(&self, body: &Arc<FileBody>, window: Range<u64>) -> io::Result<()> {
+        let mut at = window.start;
+        while at < window.end {
+            let (body, end) = (Arc::clone(body), window.end);
+            let bytes = smol::unblock(move || body.read_cold(at, end)).await?;
+            (&self.stream).write_all(&bytes).await?;
+            at += bytes.len() as u64;
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::io;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_cli::ClientError;
@@ -135,7 +136,7 @@ impl Connection {
                 Part::Bytes(bytes) => {
                     timeout(idle, self.stream.write_all(&bytes)).await.unwrap_or_else(|_| Err(stopped_reading()))?;
                 }
-                Part::Body(body) => self.send_body(&body, idle).await?,
+                Part::Body(body) => self.send_body(body, idle).await?,
             }
         }
         Ok(())
@@ -154,17 +155,25 @@ impl Connection {
     /// If the file yields fewer bytes than the header promised (it shrank),
     /// this fails: the caller must close the connection, so the client sees
     /// a short body rather than bytes that are not the file's.
-    async fn send_body(&mut self, body: &FileBody, idle: Duration) -> io::Result<()> {
+    async fn send_body(&mut self, body: FileBody, idle: Duration) -> io::Result<()> {
+        // Shared with the blocking pool when a window must be read there.
+        let body = Arc::new(body);
         for window in body.windows(SEND_WINDOW) {
-            let sent = timeout(idle, self.send_window(body, window)).await;
+            let sent = timeout(idle, self.send_window(&body, window)).await;
             sent.unwrap_or_else(|_elapsed| Err(stopped_reading()))?;
         }
         Ok(())
     }
 
     /// Sends one window of a body: `sendfile` until the socket is full,
-    /// then `writable()` until it has room again.
-    async fn send_window(&self, body: &FileBody, window: Range<u64>) -> io::Result<()> {
+    /// then `writable()` until it has room again. Only if the kernel has the
+    /// window in memory: `sendfile` reads the file on this worker, and
+    /// from a slow disk it would hold the worker, and every connection on
+    /// it, for as long as the disk takes.
+    async fn send_window(&mut self, body: &Arc<FileBody>, window: Range<u64>) -> io::Result<()> {
+        if !body.resident(&window) {
+            return self.send_cold(body, window).await;
+        }
         let mut offset = window.start;
         while offset < window.end {
             self.stream.writable().await?;
@@ -183,6 +192,21 @@ impl Connection {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
+        }
+        Ok(())
+    }
+
+    /// Sends a window the kernel does not have in memory: the blocking pool
+    /// reads it, [`COLD_READ`](ferry_fs::COLD_READ) bytes at a time, and the
+    /// worker writes what was read. The disk's wait is a pool thread's.
+    async fn send_cold(&mut self, body: &Arc<FileBody>, window: Range<u64>) -> io::Result<()> {
+        let mut at = window.start;
+        while at < window.end {
+            let (body, end) = (Arc::clone(body), window.end);
+            let read = tokio::task::spawn_blocking(move || body.read_cold(at, end)).await;
+            let bytes = read.map_err(io::Error::other)??;
+            self.stream.write_all(&bytes).await?;
+            at += bytes.len() as u64;
         }
         Ok(())
     }
