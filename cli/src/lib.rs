@@ -155,6 +155,20 @@ pub fn listen_group(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::
     Ok(listeners)
 }
 
+/// Names the calling thread `name` (what `top -H`, `strace -f` and
+/// `/proc/PID/task/*/comm` show; at most 15 bytes), once: later calls on the
+/// same thread do nothing, so a runtime hook that runs often may call it.
+pub fn name_this_thread(name: &'static str) {
+    thread_local! {
+        static NAMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if !NAMED.replace(true) {
+        let name = std::ffi::CString::new(name).unwrap_or_default();
+        // A thread without a new name works the same; nothing to report.
+        let _ = rustix::thread::set_name(&name);
+    }
+}
+
 /// The whole program: parse the command line, run it on `R`, and turn the
 /// result into an exit code (0 done, 1 failed, 2 usage error).
 pub fn main<R: Runtime>() -> ExitCode {

@@ -57,16 +57,17 @@ impl Runtime for Compio {
             let mut others = Vec::new();
             for (n, listener) in listeners.enumerate() {
                 let (config, limits, shutdown) = (Arc::clone(&config), limits.clone(), shutdown.clone());
-                let thread = thread::Builder::new().name(format!("compio-{}", n + 1)).spawn_scoped(scope, move || {
-                    let served = driver
-                        .runtime()
-                        .and_then(|runtime| runtime.block_on(serve_on(listener, config, limits, shutdown.clone())));
-                    // One thread failing stops them all.
-                    if served.is_err() {
-                        shutdown.trigger();
-                    }
-                    served
-                });
+                let thread =
+                    thread::Builder::new().name(format!("compio-loop-{}", n + 1)).spawn_scoped(scope, move || {
+                        let served = driver
+                            .runtime()
+                            .and_then(|runtime| runtime.block_on(serve_on(listener, config, limits, shutdown.clone())));
+                        // One thread failing stops them all.
+                        if served.is_err() {
+                            shutdown.trigger();
+                        }
+                        served
+                    });
                 others.push(thread.context("cannot start a server thread")?);
             }
             let served = runtime.block_on(async {
@@ -126,8 +127,16 @@ fn client_runtime(config: &ClientConfig) -> Result<compio::runtime::Runtime, Cli
 /// Runs `work` on compio's blocking pool and waits for it. The pool is
 /// bounded (compio's `thread_pool_limit`); a task on it is never cancelled,
 /// so it always ends, and its panic is the caller's.
+///
+/// compio starts its pool threads unnamed, so they would carry the name of
+/// the thread that started them ("compio-loop-1"); named here, `strace -f`
+/// and `top -H` tell them from the event loops.
 pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    match compio::runtime::spawn_blocking(work).await {
+    let named = move || {
+        ferry_cli::name_this_thread("compio-pool");
+        work()
+    };
+    match compio::runtime::spawn_blocking(named).await {
         Ok(done) => done,
         Err(error) => {
             error.resume_unwind();

@@ -37,7 +37,7 @@ impl Runtime for Smol {
             for n in 1..threads {
                 let (executor, stopped) = (Arc::clone(&executor), stopped.clone());
                 thread::Builder::new()
-                    .name(format!("smol-{n}"))
+                    .name(format!("smol-loop-{n}"))
                     .spawn_scoped(scope, move || block_on(executor.run(stopped.recv())))
                     .context("cannot start an executor thread")?;
             }

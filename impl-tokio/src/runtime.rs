@@ -24,8 +24,14 @@ impl Runtime for Tokio {
     const BINARY: &'static str = "ferry-tokio";
 
     fn serve(config: ServeConfig) -> anyhow::Result<()> {
+        // tokio gives its workers and its blocking pool one thread name. A
+        // worker is the thread that parks when idle, so it renames itself
+        // then, once: `strace -f` and `top -H` can tell the event loops
+        // ("tokio-loop") from the pool ("tokio-pool"), whose waits on a
+        // disk are allowed.
         let runtime = Builder::new_multi_thread()
-            .thread_name("tokio-worker")
+            .thread_name("tokio-pool")
+            .on_thread_park(|| ferry_cli::name_this_thread("tokio-loop"))
             .enable_all()
             .build()
             .context("cannot start the tokio runtime")?;
