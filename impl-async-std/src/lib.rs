@@ -36,7 +36,11 @@
 //! - **No readiness API.** To drive `sendfile` by readiness, a body goes
 //!   out on a duplicate of the socket registered with async-io, the reactor
 //!   under async-std: one more descriptor while a body is in flight
-//!   ([`ferry_cli::Runtime::DESCRIPTORS_PER_CONNECTION`]).
+//!   ([`ferry_cli::Runtime::DESCRIPTORS_PER_CONNECTION`]). A window of a
+//!   body the kernel does not have in memory
+//!   ([`ferry_fs::FileBody::resident`]) is read under `spawn_blocking`
+//!   instead and written from the executor (`connection.rs: send_cold`),
+//!   so `sendfile` never waits for a disk on an executor thread.
 //! - **Blocking work** goes to `task::spawn_blocking`, but for GETs of files
 //!   the kernel has in memory, answered on the executor with calls that
 //!   cannot block ([`ferry_fs::Root::batch_cached`]); the client writes

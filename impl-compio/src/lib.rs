@@ -55,6 +55,12 @@
 //!   The pipes come from a small pool on each thread; when every one is
 //!   held (by clients that stopped reading, say), a body is copied through
 //!   an owned buffer instead of waiting (`connection.rs: send_copied`).
+//!   On the polling driver the file → pipe step is a plain `splice(2)` on
+//!   the thread, so there a window the kernel does not have in memory
+//!   ([`ferry_fs::FileBody::resident`]) is copied instead, its reads on
+//!   compio's blocking pool. On io_uring the kernel's own workers wait for
+//!   the disk. Server threads are `compio-loop-N`, pool threads
+//!   `compio-pool`.
 //! - **Blocking work.** GETs of files the kernel has in memory are answered
 //!   on the thread with calls that cannot block
 //!   ([`ferry_fs::Root::batch_cached`]); the rest of a batch go to compio's

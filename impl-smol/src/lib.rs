@@ -26,7 +26,12 @@
 //!   thread pool behind `unblock`. `runtime.rs` assembles them.
 //! - **Sockets.** `Async<TcpStream>` is a std socket registered with the
 //!   reactor; `write_with` runs any non-blocking call (here `sendfile`)
-//!   and waits for readiness when it would block.
+//!   and waits for readiness when it would block. `sendfile` also reads
+//!   the file, on the executor thread, so a window of a body the kernel
+//!   does not have in memory ([`ferry_fs::FileBody::resident`]) is read
+//!   under `unblock` instead and written from the executor
+//!   (`connection.rs: send_cold`). Executor threads are `smol-loop-N`,
+//!   smol's pool threads `blocking-N`.
 //! - **Timeouts.** A deadline is an `async-io` `Timer` raced against the
 //!   work with `future::or` ([`connection::until`]). A read raced so must be
 //!   cancel-safe: the line reader takes its zero padding off in a guard's

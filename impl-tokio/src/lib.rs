@@ -38,11 +38,18 @@
 //! - **Body path.** `sendfile(2)` driven by readiness (`writable()` and
 //!   `try_io` on the non-blocking socket): file pages go to the socket
 //!   without a copy through this process, and a slow client blocks no
-//!   worker.
+//!   worker. But `sendfile` reads the file on the worker, so each window
+//!   of a body is first probed ([`ferry_fs::FileBody::resident`]); one
+//!   the kernel does not have in memory is read under `spawn_blocking`
+//!   and written from the worker (`connection.rs: send_cold`), so a slow
+//!   disk holds a pool thread, never a worker.
 //! - **Shutdown.** A `CancellationToken` raced with `select!` against
 //!   `accept`, each wait for a request and each wait for a permit. The
 //!   runtime is shut down without waiting for blocking tasks past the grace
 //!   period.
+//! - **Thread names.** Workers are `tokio-loop`, the blocking pool
+//!   `tokio-pool`, so `strace -f` and `top -H` tell a worker that waits (a
+//!   bug) from a pool thread that waits (its job).
 
 pub mod client;
 pub mod connection;
