@@ -1,5 +1,5 @@
-"""What the bench scripts share: progress on stderr, the open-file limit,
-starting a ferry server, a server's memory from /proc, and idle
+"""What the bench scripts share: progress on stderr, the commit measured,
+the open-file limit, starting a ferry server, a server's memory from /proc, and idle
 connections held against it."""
 
 import re
@@ -17,6 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def log(*words):
     print(*words, file=sys.stderr, flush=True)
+
+
+def git_commit():
+    """The commit the benchmarked tree is at, or None outside git."""
+    out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    return out.stdout.strip() or None
 
 
 def raise_fd_limit():

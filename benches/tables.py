@@ -1,0 +1,187 @@
+"""The Markdown tables of ferry's benchmarks, made from their JSON files.
+
+Every table that a script prints, and every table in README.md's
+benchmarks section, comes from here: `benches/compare`, `scale`, `cost`
+and `slowdisk` write JSON into target/ferry-report/ and print these tables
+of it; `benches/report --readme` copies the JSON into benches/results/ and
+puts the same tables into README.md, between `<!-- table:NAME:start -->`
+and `<!-- table:NAME:end -->`; and a test (benches/tests/readme.rs) checks
+that README's tables are what these functions make of benches/results/.
+So a figure in README is always one some run measured, with the run's
+record beside it.
+"""
+
+import statistics
+
+ONE_CORE = " on 1 core"
+
+
+def _median(values, field=None):
+    return statistics.median(v[field] if field else v for v in values)
+
+
+def compare(results):
+    """`benches/compare`'s tables: speed against nginx and iperf3, then the
+    servers' CPU per unit of work, then their peak memory."""
+    env = results["environment"]
+    impls = results["validation"]["passed"]
+    samples = {(s["party"], s["test"]): s["runs"] for s in results["samples"]}
+    iperf = _median(samples[("iperf3", "stream")])
+    rows = []
+
+    def gb(bps):
+        return f"{bps / 1e9:.2f} GB/s"
+
+    def rate(v):
+        return f"{v:,.0f} req/s"
+
+    def micros(v):
+        return f"{v:.0f} µs"
+
+    def spread(key, field, fmt):
+        values = [v[field] if field else v for v in samples[key]]
+        return f"{fmt(min(values))} – {fmt(max(values))}"
+
+    for name, label in [("one-g.bin", "1 GiB download"), ("sixty-four-m.bin", "64 MiB download")]:
+        ref = _median(samples[("nginx", name)])
+        for impl in impls:
+            v = _median(samples[(impl, name)])
+            rows.append((label, f"ferry-{impl}", gb(v), spread((impl, name), None, gb), f"nginx+curl {gb(ref)}",
+                         f"{v / ref:.2f}", f"{v / iperf:.2f}"))
+    for name, label, field, fmt in [("c64 four-k.bin", "4 KiB, 64 conns", "rps", rate),
+                                    ("c64 one-m.bin", "1 MiB, 64 conns", "bps", gb)]:
+        ref = _median(samples[("nginx", name)], field)
+        for impl in impls:
+            v = _median(samples[(impl, name)], field)
+            rows.append((label, f"ferry-{impl}", fmt(v), spread((impl, name), field, fmt), f"nginx+wrk {fmt(ref)}",
+                         f"{v / ref:.2f}", ""))
+    ref = _median(samples[("nginx", "c64 four-k.bin")], "rps")
+    for impl in impls:
+        key = (impl, "c64 depth32 four-k.bin")
+        v = _median(samples[key], "rps")
+        rows.append(("4 KiB, 64 conns, depth 32", f"ferry-{impl}", rate(v), spread(key, "rps", rate),
+                     f"nginx+wrk {rate(ref)}", f"{v / ref:.2f}", ""))
+    for impl in impls:
+        key, all_cores = (impl, "c64 depth32 four-k.bin" + ONE_CORE), (impl, "c64 depth32 four-k.bin")
+        if key in samples:
+            v, ref_all = _median(samples[key], "rps"), _median(samples[all_cores], "rps")
+            rows.append(("4 KiB, depth 32, server on 1 core", f"ferry-{impl}", rate(v), spread(key, "rps", rate),
+                         f"itself on all cores {rate(ref_all)}", f"{v / ref_all:.2f}", ""))
+    for field, label in [("p50_us", "p50"), ("p99_us", "p99")]:
+        ref = _median(samples[("nginx", "c1 four-k.bin")], field)
+        for impl in impls:
+            key = (impl, "c1 four-k.bin")
+            v = _median(samples[key], field)
+            rows.append((f"4 KiB, 1 conn, {label} latency", f"ferry-{impl}", micros(v), spread(key, field, micros),
+                         f"nginx+wrk {micros(ref)}", f"{v / ref:.2f} (lower is better)", ""))
+    rounds = env["rounds"]
+    out = [f"iperf3, one TCP stream over loopback: {gb(iperf)} (median of {rounds}).", "",
+           "| test | ferry | median | min – max | reference (median) | ferry ÷ reference | ferry ÷ iperf3 |",
+           "|---|---|---|---|---|---|---|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    out += ["", f"{rounds} rounds after a warm-up round, each in a random order (seed {env['seed']}); "
+                f"{env['seconds_per_load_test']:g} s per load test; {env['date'][:10]}, commit "
+                f"{str(env.get('git_commit'))[:7]}, {env['cores']} cores, {env['cpu']}."]
+    out += ["", "Server CPU time (user + system, from /proc/PID/stat, nginx's workers included) per unit of work, "
+                "measured around the same load tests: it compares the servers alone, whatever the load generator "
+                "costs. Lower is better.", "",
+            "| test | " + " | ".join(["nginx"] + [f"ferry-{i}" for i in impls]) + " |",
+            "|---|" + "---|" * (1 + len(impls))]
+    for key, label, unit, scale, fmt in [
+            ("c64 four-k.bin", "4 KiB, 64 conns: CPU per request", "requests", 1e6, "{:.1f} µs"),
+            ("c64 depth32 four-k.bin", "4 KiB, depth 32: CPU per request", "requests", 1e6, "{:.1f} µs"),
+            ("c64 depth32 four-k.bin" + ONE_CORE, "4 KiB, depth 32, server on 1 core: CPU per request",
+             "requests", 1e6, "{:.1f} µs"),
+            ("c64 one-m.bin", "1 MiB, 64 conns: CPU per GB sent", "bytes", 1e9 * 1e3, "{:.0f} ms")]:
+        cells = []
+        for server in ["nginx"] + impls:
+            runs = samples.get((server, key))
+            cells.append(fmt.format(_median([v["cpu_s"] / v[unit] * scale for v in runs])) if runs else "–")
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    peaks = results.get("peak_rss_bytes", {})
+    if peaks:
+        out += ["", "Server peak RSS over the whole run (VmHWM; nginx: master and workers): " + ", ".join(
+            f"{party} {value / 2**20:.0f} MiB" for party, value in peaks.items()) + "."]
+    failed = results["validation"].get("failed", {})
+    for impl, cases in failed.items():
+        out += ["", f"ferry-{impl} failed the validation gate ({', '.join(cases[:5])}) and was not timed."]
+    return "\n".join(out)
+
+
+def scale(data):
+    """`benches/scale`'s table."""
+    n = data["connections"]
+    out = [f"| implementation | idle: connections held | RSS per idle connection | busy: {n} downloads of 1 MiB "
+           "| errors | server peak RSS | wall time |", "|---|---|---|---|---|---|---|"]
+    for impl, r in data["implementations"].items():
+        out.append(f"| ferry-{impl} | {r['held']} of {n} | {r['per_idle'] / 1024:.1f} KiB | {r['completed']} completed "
+                   f"| {r['errors']} | {r['peak'] / 2**20:.0f} MiB | {r['secs']:.1f} s |")
+    for impl, r in data["implementations"].items():
+        for cause, count in r.get("causes", {}).items():
+            out += ["", f"ferry-{impl}: {count} × {cause}"]
+    out += ["", f"{data['date']}, {data['cores']} cores, open-file limit {data['open_file_limit']}; one run "
+                "(`benches/scale`)."]
+    return "\n".join(out)
+
+
+def cost(data):
+    """`benches/cost`'s table."""
+    out = ["| implementation | driver code (lines) | dependencies (direct, total) | clean release build | "
+           "stripped binary | idle RSS | RSS per idle connection |", "|---|---|---|---|---|---|---|"]
+    for impl, r in data["implementations"].items():
+        out.append(f"| ferry-{impl} | {r['code_lines']:,} | {r['direct_dependencies']}, {r['total_dependencies']} | "
+                   f"{r['clean_build_s']:.1f} s | {r['stripped_binary_bytes'] / 2**20:.2f} MiB | "
+                   f"{r['idle_rss_bytes'] / 2**20:.1f} MiB | {r['rss_per_idle_connection_bytes'] / 1024:.1f} KiB |")
+    out += ["", f"{data['date']}, {data['cores']} cores; `benches/cost`. Driver code is impl-X/src without blank "
+                "lines and comments; the shared crates (proto, fs, cli) are the same for all."]
+    return "\n".join(out)
+
+
+def slowdisk(data):
+    """`benches/slowdisk`'s tables: the hot file's latency, then the longest
+    system calls by kind of thread (when the traced pass ran)."""
+    streams, secs = data["streams"], data["seconds"]
+
+    def ms(us):
+        return f"{us / 1000:.2f} ms"
+
+    def failed(result):
+        if not result["failed"]:
+            return "0"
+        causes = ", ".join(f"{count} × {cause}" for cause, count in result["causes"].items())
+        return f"{result['failed']} ({causes})"
+
+    out = [f"| implementation | hot 4 KiB GET alone: p50 / p99 / max | beside {streams} slow streams: p50 / p99 / "
+           "p99.9 / max | hot requests/s alone → beside | hot requests failed beside | slow streams' bytes |",
+           "|---|---|---|---|---|---|"]
+    for impl, r in data["implementations"].items():
+        alone, under, slow = r["alone"], r["beside"], r["slow"]
+        latencies = (f"{ms(under['p50_us'])} / {ms(under['p99_us'])} / {ms(under['p999_us'])} / {ms(under['max_us'])}"
+                     if under["requests"] else f"no answer in {secs:g} s")
+        out.append(f"| ferry-{impl} | {ms(alone['p50_us'])} / {ms(alone['p99_us'])} / {ms(alone['max_us'])} | "
+                   f"{latencies} | {alone['requests_per_sec']:,.0f} → {under['requests_per_sec']:,.0f} | "
+                   f"{failed(under)} | {slow['bytes'] / 2**20:.0f} MiB |")
+    out += ["", f"{data['date']}, {data['cores']} cores, commit {str(data.get('git_commit'))[:7]}; every read of the "
+                f"FUSE folder sleeps {data['delay_ms']} ms (direct_io, so the page cache never answers); {secs:g} s "
+                "per measurement; one run (`benches/slowdisk`)."]
+    calls = {impl: r["longest_calls"] for impl, r in data["implementations"].items() if "longest_calls" in r}
+    if calls:
+        out += ["", "| implementation | longest system call on an event loop | longest in the blocking pool |",
+                "|---|---|---|"]
+        for impl, longest in calls.items():
+            def cell(which):
+                return f"{longest[which]['ms']:.1f} ms ({longest[which]['call']})" if which in longest else "none"
+            if impl == "std":
+                out.append(f"| ferry-std | none: a thread a connection, whose longest was {cell('thread')} | – |")
+            else:
+                out.append(f"| ferry-{impl} | {cell('loop')} | {cell('pool')} |")
+        out += ["", f"The same scenario again under `strace -f -T -e trace={data['traced']}`, a pass of its own "
+                    "(tracing slows a server down); waits for events (`epoll_wait`, `io_uring_enter`, `futex`) are "
+                    "not traced. A thread is an event loop if it is the main thread or its name says so "
+                    "(`*-loop*`, `async-std/runti`, `async-io`)."]
+    return "\n".join(out)
+
+
+# What each README block is made of: (block, JSON file, table function).
+BLOCKS = [("compare", "results.json", compare), ("scale", "scale.json", scale), ("cost", "cost.json", cost),
+          ("slowdisk", "slowdisk.json", slowdisk)]
