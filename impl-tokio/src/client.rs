@@ -4,19 +4,20 @@
 //! means; `Session::run_async` (called from `runtime.rs`) asks for the steps
 //! and hands back the results. This file only does the steps: write, read
 //! with a deadline on each wait, open and commit files.
-//! Files are written through `tokio::fs`, one blocking-pool trip per
-//! write, hence `SINK_BUFFER`; opening and committing go to
-//! `spawn_blocking` whole.
+//! Files are written by the blocking pool, 1 MiB at a time ([`Spool`]);
+//! opening and committing go to `spawn_blocking` whole.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use ferry_cli::Tally;
 use ferry_cli::conn::{BodyError, LineError, ParseLine};
 use ferry_cli::{AsyncSteps, Dest, Item, NotReceived, Received, SaveError};
-use tokio::fs::File;
-use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::task::spawn_blocking;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::task::{JoinHandle, spawn_blocking};
 use tokio::time::Instant;
 
 use crate::connection::Connection;
@@ -31,7 +32,7 @@ pub struct Client {
 }
 
 impl AsyncSteps for Client {
-    type File = File;
+    type File = Spool;
 
     async fn line<T, E>(&mut self, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
         self.connection.read_line(Instant::now() + self.timeout, parse).await
@@ -41,18 +42,17 @@ impl AsyncSteps for Client {
         self.connection.write_all(requests, self.timeout).await
     }
 
-    async fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Result<Received<File>, NotReceived> {
+    async fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Result<Received<Spool>, NotReceived> {
         let (dest, offset) = (item.dest.clone(), item.offset);
         let opened = spawn_blocking(move || dest.open(offset)).await.unwrap_or_else(|e| Err(lost(&item.dest, e)));
-        let sink = File::from_std(opened.map_err(NotReceived::Unopened)?);
-        let mut sink = BufWriter::with_capacity(SINK_BUFFER, sink);
+        let mut sink = Spool::new(opened.map_err(NotReceived::Unopened)?);
         let mut tally = Tally::new(item, len, hash);
         let read = self.connection.read_body(len, &mut sink, |chunk| tally.chunk(chunk), self.timeout).await;
         // Waits for writes still in flight on the blocking pool, even when
         // the body was cut short: every byte that arrived belongs in the
         // .part, which `--continue` resumes from its length.
         let flushed = sink.flush().await;
-        tally.finish(read, flushed, sink.into_inner())
+        tally.finish(read, flushed, sink)
     }
 
     async fn small(&mut self, len: usize) -> Result<Vec<u8>, BodyError> {
@@ -63,8 +63,9 @@ impl AsyncSteps for Client {
         self.connection.read_body(len, &mut tokio::io::sink(), |_| {}, self.timeout).await
     }
 
-    async fn commit(&mut self, dest: &Dest, file: File, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
-        let (committing, file) = (dest.clone(), file.into_std().await);
+    async fn commit(&mut self, dest: &Dest, file: Spool, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
+        let committing = dest.clone();
+        let file = file.into_file().ok_or_else(|| SaveError::io(dest.name(), io::Error::other("a write was lost")))?;
         let committed = spawn_blocking(move || committing.commit(file, digest.as_ref())).await;
         committed.unwrap_or_else(|e| Err(lost(dest, e)))
     }
@@ -76,6 +77,84 @@ fn lost(dest: &Dest, error: tokio::task::JoinError) -> SaveError {
 }
 
 /// How many received bytes are gathered before they go to stdout, a device
-/// or the `.part`: each write is a blocking-pool trip (see README, concept
-/// index, "writing what arrives").
+/// or the `.part`: each write is a blocking-pool trip.
 const SINK_BUFFER: usize = 1024 * 1024;
+
+/// Where a body's bytes go on their way to a file: gathered into a 1 MiB
+/// buffer, which is handed, owned, to the blocking pool to write while the
+/// next one fills. `tokio::fs::File` would copy each write into a buffer
+/// of its own first; a `BufWriter` in front of it made that two copies of
+/// every byte in this process (README, "Measurements behind design
+/// choices").
+#[derive(Debug)]
+pub struct Spool {
+    /// The file, here while no write is in flight.
+    file: Option<File>,
+    /// The bytes gathered for the next write.
+    filling: Vec<u8>,
+    /// The write in flight.
+    writing: Option<JoinHandle<Written>>,
+}
+
+/// What a write on the pool gives back: the file, its buffer to fill again,
+/// and how the write went.
+type Written = (File, Vec<u8>, io::Result<()>);
+
+impl Spool {
+    fn new(file: File) -> Spool {
+        Spool { file: Some(file), filling: Vec::with_capacity(SINK_BUFFER), writing: None }
+    }
+
+    /// The file, once flushed: `None` if a write was lost (its task
+    /// panicked), and the file with it.
+    fn into_file(self) -> Option<File> {
+        self.file
+    }
+
+    /// Waits for the write in flight, then hands the gathered bytes, if
+    /// any, to the pool.
+    fn poll_hand_over(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut spare = Vec::new();
+        if let Some(writing) = &mut self.writing {
+            let finished = ready!(Pin::new(writing).poll(cx));
+            self.writing = None;
+            let (file, written, result) = finished.map_err(io::Error::other)?;
+            self.file = Some(file);
+            result?;
+            spare = written;
+        }
+        if !self.filling.is_empty() {
+            spare.clear();
+            let bytes = std::mem::replace(&mut self.filling, spare);
+            let mut file = self.file.take().expect("no write in flight");
+            self.writing = Some(spawn_blocking(move || {
+                let result = file.write_all(&bytes);
+                (file, bytes, result)
+            }));
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Spool {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if self.filling.len() >= SINK_BUFFER {
+            ready!(self.poll_hand_over(cx))?;
+        }
+        let n = buf.len().min(SINK_BUFFER - self.filling.len());
+        self.filling.extend_from_slice(&buf[..n]);
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The gathered bytes go out, then that write is waited for.
+        while !self.filling.is_empty() || self.writing.is_some() {
+            ready!(self.poll_hand_over(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
