@@ -52,6 +52,11 @@ impl Server {
         }
     }
 
+    /// The server's process id, when this started it.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Waits for the `listening on` line, or for `port` to accept.
     fn ready(mut child: Child, port: Option<SocketAddr>) -> Result<Server, String> {
         let stdout = child.stdout.take().ok_or("no stdout")?;
