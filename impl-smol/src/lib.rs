@@ -40,10 +40,10 @@
 //!   on the executor with calls that cannot block
 //!   ([`ferry_fs::Root::batch_cached`]); the rest of a batch of pipelined
 //!   requests under `smol::unblock`, one trip per batch; a heavy batch waits
-//!   for its permit on the executor first. The client writes through
-//!   `Unblock<File>`, which streams to a thread of its own, behind a 1 MiB
-//!   `BufWriter` (a handoff per write otherwise), and does not flush when
-//!   dropped: the client flushes before it commits.
+//!   for its permit on the executor first. The client hands what it
+//!   receives to `unblock` in owned 1 MiB buffers (`client.rs: Spool`)
+//!   rather than through `Unblock<File>`, whose pipe copies every byte
+//!   twice more.
 //! - **Shutdown.** A channel closed by the signal task; tasks race its
 //!   `recv` against `accept` and against each wait, and the server waits
 //!   for its connections by waiting for a second channel, whose senders
