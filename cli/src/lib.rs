@@ -19,6 +19,8 @@
 //! - [`show`]: server-supplied text made safe to print on a terminal.
 //! - [`conn`]: the errors of reading a connection, and buffer sizes, shared
 //!   by every driver's `connection.rs`.
+//! - [`spool`]: received bytes on their way to a file through a blocking
+//!   pool, 1 MiB at a time (the tokio and smol clients).
 
 pub mod access;
 pub mod args;
@@ -30,6 +32,7 @@ pub mod save;
 pub mod serving;
 pub mod session;
 pub mod show;
+pub mod spool;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -4,17 +4,18 @@
 //! means; `Session::run_async` (called from `runtime.rs`) asks for the steps
 //! and hands back the results. This file only does the steps: write, read
 //! with a deadline on each wait, open and commit files.
-//! Files are written by the blocking pool, 1 MiB at a time ([`Spool`]);
+//! Files are written by the blocking pool, 1 MiB at a time ([`Sink`]);
 //! opening and committing go to `spawn_blocking` whole.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ferry_cli::Tally;
 use ferry_cli::conn::{BodyError, LineError, ParseLine};
+use ferry_cli::spool::{Spool, Written, write_out};
 use ferry_cli::{AsyncSteps, Dest, Item, NotReceived, Received, SaveError};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::task::{JoinHandle, spawn_blocking};
@@ -32,7 +33,7 @@ pub struct Client {
 }
 
 impl AsyncSteps for Client {
-    type File = Spool;
+    type File = Sink;
 
     async fn line<T, E>(&mut self, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
         self.connection.read_line(Instant::now() + self.timeout, parse).await
@@ -42,10 +43,10 @@ impl AsyncSteps for Client {
         self.connection.write_all(requests, self.timeout).await
     }
 
-    async fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Result<Received<Spool>, NotReceived> {
+    async fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Result<Received<Sink>, NotReceived> {
         let (dest, offset) = (item.dest.clone(), item.offset);
         let opened = spawn_blocking(move || dest.open(offset)).await.unwrap_or_else(|e| Err(lost(&item.dest, e)));
-        let mut sink = Spool::new(opened.map_err(NotReceived::Unopened)?);
+        let mut sink = Sink(Spool::new(opened.map_err(NotReceived::Unopened)?));
         let mut tally = Tally::new(item, len, hash);
         let read = self.connection.read_body(len, &mut sink, |chunk| tally.chunk(chunk), self.timeout).await;
         // Waits for writes still in flight on the blocking pool, even when
@@ -63,9 +64,10 @@ impl AsyncSteps for Client {
         self.connection.read_body(len, &mut tokio::io::sink(), |_| {}, self.timeout).await
     }
 
-    async fn commit(&mut self, dest: &Dest, file: Spool, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
+    async fn commit(&mut self, dest: &Dest, mut file: Sink, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
         let committing = dest.clone();
-        let file = file.into_file().ok_or_else(|| SaveError::io(dest.name(), io::Error::other("a write was lost")))?;
+        let file =
+            file.0.take_file().ok_or_else(|| SaveError::io(dest.name(), io::Error::other("a write was lost")))?;
         let committed = spawn_blocking(move || committing.commit(file, digest.as_ref())).await;
         committed.unwrap_or_else(|e| Err(lost(dest, e)))
     }
@@ -76,85 +78,28 @@ fn lost(dest: &Dest, error: tokio::task::JoinError) -> SaveError {
     SaveError::io(dest.name(), io::Error::other(error))
 }
 
-/// How many received bytes are gathered before they go to stdout, a device
-/// or the `.part`: each write is a blocking-pool trip.
-const SINK_BUFFER: usize = 1024 * 1024;
-
-/// Where a body's bytes go on their way to a file: gathered into a 1 MiB
-/// buffer, which is handed, owned, to the blocking pool to write while the
-/// next one fills. `tokio::fs::File` would copy each write into a buffer
-/// of its own first; a `BufWriter` in front of it made that two copies of
-/// every byte in this process (README, "Measurements behind design
-/// choices").
+/// Where a body's bytes go: a [`Spool`] whose writes run under
+/// `spawn_blocking`, 1 MiB at a time, each buffer handed over owned.
+/// (`tokio::fs::File` would copy each write once more into a buffer of its
+/// own.)
 #[derive(Debug)]
-pub struct Spool {
-    /// The file, here while no write is in flight.
-    file: Option<File>,
-    /// The bytes gathered for the next write.
-    filling: Vec<u8>,
-    /// The write in flight.
-    writing: Option<JoinHandle<Written>>,
+pub struct Sink(Spool<JoinHandle<Written>>);
+
+/// Runs one of a [`Sink`]'s writes on the blocking pool.
+fn write_on_pool(file: File, bytes: Vec<u8>) -> JoinHandle<Written> {
+    spawn_blocking(move || write_out(file, bytes))
 }
 
-/// What a write on the pool gives back: the file, its buffer to fill again,
-/// and how the write went.
-type Written = (File, Vec<u8>, io::Result<()>);
-
-impl Spool {
-    fn new(file: File) -> Spool {
-        Spool { file: Some(file), filling: Vec::with_capacity(SINK_BUFFER), writing: None }
-    }
-
-    /// The file, once flushed: `None` if a write was lost (its task
-    /// panicked), and the file with it.
-    fn into_file(self) -> Option<File> {
-        self.file
-    }
-
-    /// Waits for the write in flight, then hands the gathered bytes, if
-    /// any, to the pool.
-    fn poll_hand_over(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut spare = Vec::new();
-        if let Some(writing) = &mut self.writing {
-            let finished = ready!(Pin::new(writing).poll(cx));
-            self.writing = None;
-            let (file, written, result) = finished.map_err(io::Error::other)?;
-            self.file = Some(file);
-            result?;
-            spare = written;
-        }
-        if !self.filling.is_empty() {
-            spare.clear();
-            let bytes = std::mem::replace(&mut self.filling, spare);
-            let mut file = self.file.take().expect("no write in flight");
-            self.writing = Some(spawn_blocking(move || {
-                let result = file.write_all(&bytes);
-                (file, bytes, result)
-            }));
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for Spool {
+impl AsyncWrite for Sink {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if self.filling.len() >= SINK_BUFFER {
-            ready!(self.poll_hand_over(cx))?;
-        }
-        let n = buf.len().min(SINK_BUFFER - self.filling.len());
-        self.filling.extend_from_slice(&buf[..n]);
-        Poll::Ready(Ok(n))
+        self.0.poll_write(cx, buf, write_on_pool)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // The gathered bytes go out, then that write is waited for.
-        while !self.filling.is_empty() || self.writing.is_some() {
-            ready!(self.poll_hand_over(cx))?;
-        }
-        Poll::Ready(Ok(()))
+        self.0.poll_flush(cx, write_on_pool)
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_flush(cx)
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_flush(cx, write_on_pool)
     }
 }

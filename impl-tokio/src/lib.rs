@@ -34,7 +34,7 @@
 //!   batch, so that a cold disk or a network mount cannot stall a worker. A
 //!   heavy batch waits for its permit on the worker, not in the pool, so no
 //!   flood of SUMs can fill the pool. The client's writes go to the pool 1
-//!   MiB at a time, each an owned buffer (`client.rs: Spool`), not through
+//!   MiB at a time, each an owned buffer (`client.rs: Sink`), not through
 //!   `tokio::fs::File`, which would copy every byte once more.
 //! - **Body path.** `sendfile(2)` driven by readiness (`writable()` and
 //!   `try_io` on the non-blocking socket): file pages go to the socket
