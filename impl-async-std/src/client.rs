@@ -5,8 +5,10 @@
 //! and hands back the results. This file only does the steps: write, read
 //! with a deadline on each wait, open and commit files.
 //! Files are written through `async_std::fs::File`, one blocking-pool trip
-//! per write, hence the `BufWriter`; opening and committing go to
-//! `task::spawn_blocking` whole.
+//! per write, hence the `BufWriter` of [`SPOOL_BUFFER`], the size tokio's
+//! and smol's clients hand to their pools (`ferry_cli::spool`, whose
+//! `Spool` measured slower here: README, "Measurements behind design
+//! choices"); opening and committing go to `task::spawn_blocking` whole.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -17,6 +19,7 @@ use async_std::io::{BufWriter, WriteExt};
 use async_std::task::spawn_blocking;
 use ferry_cli::Tally;
 use ferry_cli::conn::{BodyError, LineError, ParseLine};
+use ferry_cli::spool::SPOOL_BUFFER;
 use ferry_cli::{AsyncSteps, Dest, Item, NotReceived, Received, SaveError};
 
 use crate::connection::Connection;
@@ -44,7 +47,7 @@ impl AsyncSteps for Client {
     async fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Result<Received<BufWriter<File>>, NotReceived> {
         let (dest, offset) = (item.dest.clone(), item.offset);
         let opened = spawn_blocking(move || dest.open(offset)).await;
-        let mut sink = BufWriter::with_capacity(SINK_BUFFER, File::from(opened.map_err(NotReceived::Unopened)?));
+        let mut sink = BufWriter::with_capacity(SPOOL_BUFFER, File::from(opened.map_err(NotReceived::Unopened)?));
         let mut tally = Tally::new(item, len, hash);
         let read = self.connection.read_body(len, &mut sink, |chunk| tally.chunk(chunk), self.timeout).await;
         // Waits for writes still in flight on the blocking pool, even when
@@ -72,7 +75,3 @@ impl AsyncSteps for Client {
         spawn_blocking(move || committing.commit(file, digest.as_ref())).await
     }
 }
-
-/// How many received bytes are gathered before they go to stdout, a device
-/// or the `.part`: each write is a blocking-pool trip, as on tokio.
-const SINK_BUFFER: usize = 1024 * 1024;
