@@ -169,17 +169,22 @@ def slowdisk(data):
         out += ["", "| implementation | longest system call on an event loop | longest in the blocking pool |",
                 "|---|---|---|"]
         for impl, longest in calls.items():
-            def cell(which):
-                return f"{longest[which]['ms']:.1f} ms ({longest[which]['call']})" if which in longest else "none"
-            if impl == "std":
-                out.append(f"| ferry-std | none: a thread a connection, whose longest was {cell('thread')} | – |")
-            else:
-                out.append(f"| ferry-{impl} | {cell('loop')} | {cell('pool')} |")
+            out.append(f"| ferry-{impl} | " + " | ".join(longest_cells(impl, longest)) + " |")
         out += ["", f"The same scenario again under `strace -f -T -e trace={data['traced']}`, a pass of its own "
                     "(tracing slows a server down); waits for events (`epoll_wait`, `io_uring_enter`, `futex`) are "
                     "not traced. A thread is an event loop if it is the main thread or its name says so "
                     "(`*-loop*`, `async-std/runti`, `async-io`)."]
     return "\n".join(out)
+
+
+def longest_cells(impl, longest):
+    """The longest traced call on an event loop and in the blocking pool, as
+    two table cells: ferry-std has neither, only a thread a connection."""
+    def cell(which):
+        return f"{longest[which]['ms']:.1f} ms ({longest[which]['call']})" if which in longest else "none"
+    if impl == "std":
+        return [f"none: a thread a connection, whose longest was {cell('thread')}", "–"]
+    return [cell("loop"), cell("pool")]
 
 
 # What each README block is made of: (block, JSON file, table function).
