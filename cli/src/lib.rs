@@ -19,6 +19,8 @@
 //! - [`show`]: server-supplied text made safe to print on a terminal.
 //! - [`conn`]: the errors of reading a connection, and buffer sizes, shared
 //!   by every driver's `connection.rs`.
+//! - [`signals`]: Ctrl-C and SIGTERM, the same for every runtime.
+//! - [`say`]: messages on stderr that cannot fail the program.
 //! - [`spool`]: received bytes on their way to a file through a blocking
 //!   pool, 1 MiB at a time (the tokio and smol clients).
 
@@ -29,9 +31,11 @@ pub mod conn;
 pub mod error;
 pub mod progress;
 pub mod save;
+pub mod say;
 pub mod serving;
 pub mod session;
 pub mod show;
+pub mod signals;
 pub mod spool;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -198,11 +202,11 @@ pub fn main<R: Runtime>() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(Failure::Usage(message)) => {
-            eprintln!("error: {message}");
+            say!("error: {message}");
             ExitCode::from(2)
         }
         Err(Failure::Run(error)) => {
-            eprintln!("error: {}", message(&error));
+            say!("error: {}", message(&error));
             ExitCode::FAILURE
         }
     }
@@ -373,7 +377,8 @@ fn init_logging(verbose: u8, quiet: bool, serving: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(say::LogWriter)
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 }

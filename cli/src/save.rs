@@ -35,7 +35,7 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, IsTerminal, Seek, Write};
+use std::io::{self, BufRead, IsTerminal, Seek};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -484,11 +484,12 @@ fn digest_of(mut file: &File, name: &Path) -> Result<blake3::Hash, SaveError> {
 fn ask(path: &WirePath, default: &Path, force: bool) -> Result<PathBuf, SaveError> {
     let stdin = |e| SaveError::io("stdin", e);
     loop {
-        eprint!("Save {} as [{}]: ", escaped(path.as_str()), escaped(&default.to_string_lossy()));
-        io::stderr().flush().map_err(stdin)?;
+        crate::say::write(
+            format!("Save {} as [{}]: ", escaped(path.as_str()), escaped(&default.to_string_lossy())).as_bytes(),
+        );
         let mut answer = String::new();
         if io::stdin().lock().read_line(&mut answer).map_err(stdin)? == 0 {
-            eprintln!();
+            crate::say!();
             return Err(SaveError::Cancelled);
         }
         let answer = expand_home(answer.trim_end_matches(['\r', '\n']));
@@ -506,7 +507,7 @@ fn ask(path: &WirePath, default: &Path, force: bool) -> Result<PathBuf, SaveErro
             }
             _ => return Ok(chosen),
         };
-        eprintln!("{problem}");
+        crate::say!("{problem}");
     }
 }
 
@@ -551,7 +552,7 @@ impl Report {
             done.push(format!("verified BLAKE3 {}", blake3::Hash::from_bytes(*digest).to_hex()));
         }
         if !done.is_empty() {
-            eprintln!("{}: {}", escaped(item.path.as_str()), done.join(", "));
+            crate::say!("{}: {}", escaped(item.path.as_str()), done.join(", "));
         }
     }
 
@@ -565,13 +566,13 @@ impl Report {
 
     /// An item failed; the others go on.
     pub fn failed(&mut self, error: &ClientError) {
-        eprintln!("error: {error}");
+        crate::say!("error: {error}");
         self.failed += 1;
     }
 
     /// The connection failed: every item not yet reported failed with it.
     pub fn connection_failed(&mut self, error: &ClientError) {
-        eprintln!("error: {error}");
+        crate::say!("error: {error}");
         self.failed = self.total - self.saved;
     }
 
@@ -583,6 +584,8 @@ impl Report {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use clap::Parser;
 
     use super::*;

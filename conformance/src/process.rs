@@ -15,6 +15,17 @@ use rustix::process::{Pid, Signal, kill_process};
 use crate::implementation::Launch;
 use crate::wire::WAIT;
 
+/// Where a server's log (its stderr) goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Log {
+    /// Nowhere (`/dev/null`): every write succeeds.
+    Discarded,
+    /// Into a pipe whose reader has already gone, as under
+    /// `ferry serve DIR 2>&1 | grep ...` once `grep` has exited: every write
+    /// fails with EPIPE.
+    DeadPipe,
+}
+
 /// A server under test.
 #[derive(Debug)]
 pub struct Server {
@@ -28,6 +39,12 @@ impl Server {
     /// Starts a server sharing `root` on loopback with `options` (ferry's
     /// form, e.g. `--idle-timeout 1`), and waits until it is ready.
     pub fn start(launch: &Launch, root: &Path, options: &[&str]) -> Result<Server, String> {
+        Server::start_logging(launch, root, options, Log::Discarded)
+    }
+
+    /// [`Server::start`], with its log going to `log`.
+    pub fn start_logging(launch: &Launch, root: &Path, options: &[&str], log: Log) -> Result<Server, String> {
+        let spawn = |command, what: &str| spawn(command, what, log);
         match launch {
             Launch::Ferry(binary) => {
                 let mut command = Command::new(binary);
@@ -99,8 +116,13 @@ impl Server {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) -> Result<(), String> {
+        self.signal(Signal::TERM)
+    }
+
+    /// Sends `signal` (SIGINT is what Ctrl-C sends).
+    pub fn signal(&self, signal: Signal) -> Result<(), String> {
         let child = self.child.as_ref().ok_or("the server was not started here; cannot signal it")?;
-        kill_process(Pid::from_child(child), Signal::TERM).map_err(|e| format!("kill: {e}"))
+        kill_process(Pid::from_child(child), signal).map_err(|e| format!("kill: {e}"))
     }
 
     /// Waits for the process to exit, at most `limit`.
@@ -129,13 +151,20 @@ impl Drop for Server {
     }
 }
 
-fn spawn(mut command: Command, what: &str) -> Result<Child, String> {
-    command
+fn spawn(mut command: Command, what: &str, log: Log) -> Result<Child, String> {
+    let stderr = match log {
+        Log::Discarded => Stdio::null(),
+        Log::DeadPipe => Stdio::piped(),
+    };
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
-        .map_err(|e| format!("cannot start {what}: {e}"))
+        .map_err(|e| format!("cannot start {what}: {e}"))?;
+    // The reader goes before the server has written anything.
+    drop(child.stderr.take());
+    Ok(child)
 }
 
 /// A port that was free a moment ago, for a command that needs one.

@@ -70,8 +70,9 @@ impl Runtime for Compio {
                     });
                 others.push(thread.context("cannot start a server thread")?);
             }
+            let switch = shutdown.clone();
+            ferry_cli::signals::on_signals(move || switch.trigger()).context("cannot install signal handlers")?;
             let served = runtime.block_on(async {
-                shutdown.on_signals();
                 ferry_cli::announce(addr);
                 serve_on(first, config, limits, shutdown.clone()).await
             });

@@ -1,5 +1,7 @@
-//! Ctrl-C and SIGTERM, as a closed channel that every thread's tasks can
-//! test and await.
+//! The shutdown switch, as a closed channel that every thread's tasks can
+//! test and await; Ctrl-C and SIGTERM turn it on ([`ferry_cli::signals`]:
+//! compio's own signal wait wakes a task from inside the signal handler,
+//! which is not safe there).
 //!
 //! compio has no cancellation token that crosses threads; a channel that
 //! nobody sends on does the job, as on smol: `recv` waits until the last
@@ -11,7 +13,6 @@ use std::sync::{Arc, Mutex};
 
 use async_channel::{Receiver, Sender};
 use futures_util::future::{Either, select};
-use rustix::process::Signal;
 
 /// A one-way switch from "serving" to "shutting down", shared by clones.
 #[derive(Debug, Clone)]
@@ -69,39 +70,10 @@ impl Shutdown {
         .detach();
         local
     }
-
-    /// Turns the switch on at the first Ctrl-C or SIGTERM. A second one
-    /// exits at once, for a user who does not want to wait for transfers.
-    /// The task runs on the calling thread's runtime.
-    pub fn on_signals(&self) {
-        let shutdown = self.clone();
-        compio::runtime::spawn(async move {
-            let mut seen = 0;
-            while let Ok(signal) = first_signal().await {
-                seen += 1;
-                if seen > 1 {
-                    std::process::exit(128 + signal);
-                }
-                tracing::info!(signal, "shutting down; again to exit at once");
-                shutdown.trigger();
-            }
-        })
-        .detach();
-    }
 }
 
 impl Default for Shutdown {
     fn default() -> Shutdown {
         Shutdown::new()
-    }
-}
-
-/// Waits for SIGINT or SIGTERM and says which. compio installs a handler
-/// for as long as a wait lasts, so the caller waits again at once.
-async fn first_signal() -> std::io::Result<i32> {
-    let wait =
-        |signal: Signal| async move { compio::signal::unix::signal(signal.as_raw()).await.map(|()| signal.as_raw()) };
-    match select(pin!(wait(Signal::INT)), pin!(wait(Signal::TERM))).await {
-        Either::Left((caught, _)) | Either::Right((caught, _)) => caught,
     }
 }

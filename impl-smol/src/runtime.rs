@@ -46,7 +46,8 @@ impl Runtime for Smol {
                     .and_then(Async::new)
                     .with_context(|| format!("cannot listen on {}", config.listen))?;
                 let shutdown = Shutdown::new();
-                shutdown.on_signals(&executor).context("cannot install signal handlers")?;
+                let switch = shutdown.clone();
+                ferry_cli::signals::on_signals(move || switch.trigger()).context("cannot install signal handlers")?;
                 ferry_cli::announce(listener.get_ref().local_addr()?);
                 server::run(&executor, listener, config, shutdown).await?;
                 anyhow::Ok(())

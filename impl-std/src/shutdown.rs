@@ -1,10 +1,7 @@
-//! Ctrl-C and SIGTERM, as a flag that threads can test and wait for.
+//! The shutdown switch, as a flag that threads can test and wait for;
+//! Ctrl-C and SIGTERM turn it on ([`ferry_cli::signals`]).
 
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread;
-
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
 /// A one-way switch from "serving" to "shutting down", shared by clones.
 #[derive(Debug, Clone, Default)]
@@ -35,24 +32,5 @@ impl Shutdown {
         let (flag, changed) = &*self.inner;
         let guard = flag.lock().unwrap_or_else(|e| e.into_inner());
         let _on = changed.wait_while(guard, |on| !*on).unwrap_or_else(|e| e.into_inner());
-    }
-
-    /// Turns the switch on at the first Ctrl-C or SIGTERM. A second one
-    /// exits at once, for a user who does not want to wait for transfers.
-    pub fn on_signals(&self) -> std::io::Result<()> {
-        let mut signals = Signals::new([SIGINT, SIGTERM])?;
-        let shutdown = self.clone();
-        thread::Builder::new().name("signals".into()).spawn(move || {
-            let mut seen = 0;
-            for signal in signals.forever() {
-                seen += 1;
-                if seen > 1 {
-                    std::process::exit(128 + signal);
-                }
-                tracing::info!(signal, "shutting down; again to exit at once");
-                shutdown.trigger();
-            }
-        })?;
-        Ok(())
     }
 }

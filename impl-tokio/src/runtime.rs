@@ -43,7 +43,8 @@ impl Runtime for Tokio {
                 })
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
             let shutdown = Shutdown::new();
-            shutdown.on_signals().context("cannot install signal handlers")?;
+            let switch = shutdown.clone();
+            ferry_cli::signals::on_signals(move || switch.trigger()).context("cannot install signal handlers")?;
             ferry_cli::announce(listener.local_addr()?);
             server::run(listener, config, shutdown).await?;
             anyhow::Ok(())

@@ -1,7 +1,7 @@
-//! Ctrl-C and SIGTERM, as a cancellation token that tasks can test and
-//! await, in the manner of tokio's mini-redis.
+//! The shutdown switch, as a cancellation token that tasks can test and
+//! await, in the manner of tokio's mini-redis; Ctrl-C and SIGTERM turn it
+//! on ([`ferry_cli::signals`]).
 
-use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 /// A one-way switch from "serving" to "shutting down", shared by clones.
@@ -30,29 +30,5 @@ impl Shutdown {
     /// other future in `select!`.
     pub async fn wait(&self) {
         self.token.cancelled().await;
-    }
-
-    /// Turns the switch on at the first Ctrl-C or SIGTERM. A second one
-    /// exits at once, for a user who does not want to wait for transfers.
-    pub fn on_signals(&self) -> std::io::Result<()> {
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let mut terminate = signal(SignalKind::terminate())?;
-        let shutdown = self.clone();
-        tokio::spawn(async move {
-            let mut seen = 0;
-            loop {
-                let signal = tokio::select! {
-                    _ = interrupt.recv() => 2,
-                    _ = terminate.recv() => 15,
-                };
-                seen += 1;
-                if seen > 1 {
-                    std::process::exit(128 + signal);
-                }
-                tracing::info!(signal, "shutting down; again to exit at once");
-                shutdown.trigger();
-            }
-        });
-        Ok(())
     }
 }

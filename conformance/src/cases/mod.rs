@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use crate::Check;
 use crate::fixture::Fixture;
 use crate::implementation::Implementation;
-use crate::process::Server;
+use crate::process::{Log, Server};
 use crate::wire::Wire;
 
 pub mod client;
@@ -79,8 +79,13 @@ impl ServerContext<'_> {
 
     /// A server of this implementation of its own, with `options`.
     pub fn start(&self, options: &[&str]) -> Result<Server, String> {
+        self.start_logging(options, Log::Discarded)
+    }
+
+    /// [`ServerContext::start`], with the server's log going to `log`.
+    pub fn start_logging(&self, options: &[&str], log: Log) -> Result<Server, String> {
         let launch = self.implementation.server.as_ref().ok_or("the implementation has no server")?;
-        Server::start(launch, self.fixture.root(), options)
+        Server::start_logging(launch, self.fixture.root(), options, log)
     }
 }
 

@@ -4,9 +4,12 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rustix::process::Signal;
+
 use super::{Case, Needs, Run, ServerContext, encode, ensure};
 use crate::Check;
 use crate::fixture::{HUGE, SECRET};
+use crate::process::Log;
 use crate::wire::{Header, WAIT, Wire, same_bytes, shown};
 
 macro_rules! case {
@@ -165,6 +168,20 @@ pub const CASES: &[Case] = &[
         "on SIGTERM a download in flight completes and the server exits 0",
         Needs::ServerOptions,
         shutdown
+    ),
+    case!(
+        "shutdown.dead-log.sigterm",
+        "§7",
+        "with its log going to a pipe whose reader has exited, the server still stops on SIGTERM and exits 0",
+        Needs::ServerOptions,
+        |c| shutdown_without_log(c, Signal::TERM)
+    ),
+    case!(
+        "shutdown.dead-log.sigint",
+        "§7",
+        "with its log going to a pipe whose reader has exited, the server still stops on Ctrl-C's SIGINT and exits 0",
+        Needs::ServerOptions,
+        |c| shutdown_without_log(c, Signal::INT)
     ),
 ];
 
@@ -553,4 +570,17 @@ fn shutdown(context: &ServerContext<'_>) -> Check {
     same_bytes(&format!("{name} across SIGTERM"), &body, context.fixture.bytes(name))?;
     let status = server.wait(WAIT)?;
     ensure(status.success(), || format!("the server exited with {status} after SIGTERM"))
+}
+
+/// A failed log write must not cost the server anything: it serves (each
+/// request logs a line that cannot be written) and stops on one `signal`.
+fn shutdown_without_log(context: &ServerContext<'_>, signal: Signal) -> Check {
+    let mut server = context.start_logging(&[], Log::DeadPipe)?;
+    let mut wire = context.connect_to(server.addr)?;
+    wire.send(b"GET one-byte\n")?;
+    same_bytes("one-byte", &wire.ok_body()?, context.fixture.bytes("one-byte"))?;
+    drop(wire);
+    server.signal(signal)?;
+    let status = server.wait(WAIT)?;
+    ensure(status.success(), || format!("the server exited with {status} after {signal:?}, its log unwritable"))
 }
