@@ -133,7 +133,7 @@ def cost(data):
                    f"{r['clean_build_s']:.1f} s | {r['stripped_binary_bytes'] / 2**20:.2f} MiB | "
                    f"{r['idle_rss_bytes'] / 2**20:.1f} MiB | {r['rss_per_idle_connection_bytes'] / 1024:.1f} KiB |")
     out += ["", f"{data['date']}, {data['cores']} cores; `benches/cost`. Driver code is impl-X/src without blank "
-                "lines and comments; the shared crates (proto, fs, cli) are the same for all."]
+                "lines and comments; the shared crates (`crates/engine`, `crates/share`, `crates/app`) are the same for all."]
     return "\n".join(out)
 
 

@@ -24,7 +24,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use ferry_conformance::implementation::{Implementation, Launch, WORKSPACE};
 use ferry_conformance::process::Server;
-use ferry_proto::{Answer, Parsed, Request, parse_request};
+use ferry_engine::{Answer, Parsed, Request, parse_request};
 
 /// How long any read in a bench may wait before it is a failure.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -93,7 +93,7 @@ mod clients {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).expect("nodelay");
         let mut connection = ferry_std::connection::Connection::new(stream);
-        connection.read_line(std::time::Instant::now() + TIMEOUT, ferry_proto::parse_greeting).expect("greeting");
+        connection.read_line(std::time::Instant::now() + TIMEOUT, ferry_engine::parse_greeting).expect("greeting");
         connection
     }
 
@@ -104,7 +104,7 @@ mod clients {
 
     pub(crate) fn std_answer(connection: &mut ferry_std::connection::Connection) -> u64 {
         let Answer::Ok { len } =
-            connection.read_line(std::time::Instant::now() + TIMEOUT, ferry_proto::parse_answer).expect("answer")
+            connection.read_line(std::time::Instant::now() + TIMEOUT, ferry_engine::parse_answer).expect("answer")
         else {
             panic!("not OK")
         };
@@ -117,7 +117,7 @@ mod clients {
         stream.set_nodelay(true).expect("nodelay");
         let mut connection = ferry_tokio::connection::Connection::new(stream);
         connection
-            .read_line(tokio::time::Instant::now() + TIMEOUT, ferry_proto::parse_greeting)
+            .read_line(tokio::time::Instant::now() + TIMEOUT, ferry_engine::parse_greeting)
             .await
             .expect("greeting");
         connection
@@ -126,7 +126,7 @@ mod clients {
     pub(crate) async fn tokio_get(connection: &mut ferry_tokio::connection::Connection, request: &[u8]) -> u64 {
         connection.write_all(request, TIMEOUT).await.expect("request");
         let deadline = tokio::time::Instant::now() + TIMEOUT;
-        let Answer::Ok { len } = connection.read_line(deadline, ferry_proto::parse_answer).await.expect("answer")
+        let Answer::Ok { len } = connection.read_line(deadline, ferry_engine::parse_answer).await.expect("answer")
         else {
             panic!("not OK")
         };
@@ -138,14 +138,17 @@ mod clients {
         let stream = smol::Async::<TcpStream>::connect(addr).await.expect("connect");
         stream.get_ref().set_nodelay(true).expect("nodelay");
         let mut connection = ferry_smol::connection::Connection::new(stream);
-        connection.read_line(std::time::Instant::now() + TIMEOUT, ferry_proto::parse_greeting).await.expect("greeting");
+        connection
+            .read_line(std::time::Instant::now() + TIMEOUT, ferry_engine::parse_greeting)
+            .await
+            .expect("greeting");
         connection
     }
 
     pub(crate) async fn smol_get(connection: &mut ferry_smol::connection::Connection, request: &[u8]) -> u64 {
         connection.write_all(request, TIMEOUT).await.expect("request");
         let deadline = std::time::Instant::now() + TIMEOUT;
-        let Answer::Ok { len } = connection.read_line(deadline, ferry_proto::parse_answer).await.expect("answer")
+        let Answer::Ok { len } = connection.read_line(deadline, ferry_engine::parse_answer).await.expect("answer")
         else {
             panic!("not OK")
         };
@@ -156,14 +159,17 @@ mod clients {
     pub(crate) async fn async_std_connect(addr: SocketAddr) -> ferry_async_std::connection::Connection {
         let mut connection =
             ferry_async_std::connection::Connection::connect(&addr.to_string(), TIMEOUT).await.expect("connect");
-        connection.read_line(std::time::Instant::now() + TIMEOUT, ferry_proto::parse_greeting).await.expect("greeting");
+        connection
+            .read_line(std::time::Instant::now() + TIMEOUT, ferry_engine::parse_greeting)
+            .await
+            .expect("greeting");
         connection
     }
 
     pub(crate) async fn async_std_get(connection: &mut ferry_async_std::connection::Connection, request: &[u8]) -> u64 {
         connection.write_all(request, TIMEOUT).await.expect("request");
         let deadline = std::time::Instant::now() + TIMEOUT;
-        let Answer::Ok { len } = connection.read_line(deadline, ferry_proto::parse_answer).await.expect("answer")
+        let Answer::Ok { len } = connection.read_line(deadline, ferry_engine::parse_answer).await.expect("answer")
         else {
             panic!("not OK")
         };
@@ -174,7 +180,10 @@ mod clients {
     pub(crate) async fn compio_connect(addr: SocketAddr) -> ferry_compio::connection::Connection {
         let mut connection =
             ferry_compio::connection::Connection::connect(&addr.to_string(), TIMEOUT).await.expect("connect");
-        connection.read_line(std::time::Instant::now() + TIMEOUT, ferry_proto::parse_greeting).await.expect("greeting");
+        connection
+            .read_line(std::time::Instant::now() + TIMEOUT, ferry_engine::parse_greeting)
+            .await
+            .expect("greeting");
         connection
     }
 
@@ -182,11 +191,11 @@ mod clients {
         // The write owns its buffer: a copy of the request goes with it.
         connection.write_all(request.to_vec(), TIMEOUT).await.expect("request");
         let deadline = std::time::Instant::now() + TIMEOUT;
-        let Answer::Ok { len } = connection.read_line(deadline, ferry_proto::parse_answer).await.expect("answer")
+        let Answer::Ok { len } = connection.read_line(deadline, ferry_engine::parse_answer).await.expect("answer")
         else {
             panic!("not OK")
         };
-        connection.read_body(len, &mut ferry_compio::client::Drain, |_| {}, TIMEOUT).await.expect("body");
+        connection.read_body(len, &mut ferry_compio::connection::Drain, |_| {}, TIMEOUT).await.expect("body");
         len
     }
 }

@@ -3,7 +3,7 @@
 //! The suite knows FERRY/1 only from SPEC.md: it speaks raw bytes over
 //! loopback TCP to real server binaries ([`cases::server`]) and plays
 //! scripted servers, well- and ill-behaved, to real client binaries
-//! ([`cases::client`]). It deliberately does not use `ferry-proto`, so a bug
+//! ([`cases::client`]). It deliberately does not use `ferry-engine`, so a bug
 //! in the shared core cannot hide behind the same bug in the checker.
 //!
 //! Every case has a stable id, the SPEC.md section it checks and a one-line

@@ -27,18 +27,78 @@ fn functions(krate: &str, file: &str) -> Vec<String> {
     let text = std::fs::read_to_string(src(krate).join(file)).unwrap_or_else(|e| panic!("{krate}/{file}: {e}"));
     text.lines()
         .filter_map(|line| {
-            let rest = line.trim_start().trim_start_matches("pub ").trim_start_matches("async ");
+            let rest = line
+                .trim_start()
+                .trim_start_matches("pub(crate) ")
+                .trim_start_matches("pub ")
+                .trim_start_matches("async ");
             let name = rest.strip_prefix("fn ")?;
             Some(name.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect())
         })
         .collect()
 }
 
+/// Files that only one runtime needs, beside the shared ones: what std
+/// lacks for a server (a registry of connections, a semaphore), and
+/// compio's pools (its named blocking pool, each thread's pipes).
+const ONLY: [(&str, &str); 2] = [("impl-std", "sync.rs"), ("impl-compio", "pool.rs")];
+
+/// A crate's files less the ones only it needs.
+fn shared_files(krate: &str) -> BTreeSet<String> {
+    let mut files = files(krate);
+    for (owner, file) in ONLY {
+        if owner == krate {
+            assert!(files.remove(file), "{krate}/src/{file} is listed as its own but does not exist");
+        }
+    }
+    files
+}
+
 #[test]
 fn implementations_have_the_same_files() {
-    let reference = files(CRATES[0]);
+    let reference = shared_files(CRATES[0]);
     for krate in &CRATES[1..] {
-        assert_eq!(files(krate), reference, "{krate}/src and {}/src differ in their files", CRATES[0]);
+        assert_eq!(shared_files(krate), reference, "{krate}/src and {}/src differ in their files", CRATES[0]);
+    }
+}
+
+/// How long a source file may grow: past it, a file holds more than one
+/// concept, and a driver's `client.rs` or `server.rs` more than its
+/// runtime's part of one (the rest belongs in the shared crates).
+const MOST_LINES: [(&str, usize); 3] = [("client.rs", 130), ("server.rs", 150), ("", 500)];
+
+#[test]
+fn files_stay_small_enough_to_hold_one_concept() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut dirs: Vec<PathBuf> = CRATES.iter().map(|krate| root.join(krate).join("src")).collect();
+    for shared in ["engine", "share", "app"] {
+        dirs.push(root.join("crates").join(shared).join("src"));
+    }
+    dirs.push(root.join("conformance/src"));
+    let mut files = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    for path in files {
+        // The conformance suite's case catalogues are lists, not concepts.
+        if path.parent().is_some_and(|dir| dir.ends_with("conformance/src/cases")) {
+            continue;
+        }
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let driver = path.components().any(|c| c.as_os_str().to_string_lossy().starts_with("impl-"));
+        let most = MOST_LINES
+            .iter()
+            .find(|(file, _)| file.is_empty() || (driver && *file == name))
+            .map_or(500, |(_, most)| *most);
+        let lines = std::fs::read_to_string(&path).expect("source").lines().count();
+        assert!(lines <= most, "{}: {lines} lines, more than {most}", path.display());
     }
 }
 
@@ -52,7 +112,7 @@ fn every_runtime_has_the_same_chat() {
 
 #[test]
 fn shared_functions_come_in_the_same_order() {
-    for file in files(CRATES[0]) {
+    for file in shared_files(CRATES[0]) {
         let all: Vec<Vec<String>> = CRATES.iter().map(|krate| functions(krate, &file)).collect();
         let shared: Vec<&String> = all[0].iter().filter(|name| all.iter().all(|fns| fns.contains(name))).collect();
         for (krate, fns) in CRATES.iter().zip(&all) {
@@ -69,9 +129,8 @@ fn shared_functions_come_in_the_same_order() {
     }
 }
 
-/// The cells of README.md's concept index, as (row, implementation, file,
-/// function).
-fn concept_cells() -> Vec<(String, &'static str, String, String)> {
+/// The rows of README.md's concept index, each cell split by implementation.
+fn concept_rows() -> Vec<(String, Vec<String>)> {
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).expect("README.md");
     let table = readme
@@ -86,15 +145,27 @@ fn concept_cells() -> Vec<(String, &'static str, String, String)> {
         ["std", "tokio", "smol", "async-std", "compio"],
         "the columns are the implementations, in order"
     );
+    lines
+        .skip(1)
+        .filter(|line| line.starts_with('|'))
+        .map(|row| {
+            let columns: Vec<&str> = row.split('|').map(str::trim).collect();
+            (columns[1].to_owned(), columns[2..7].iter().map(|cell| (*cell).to_owned()).collect())
+        })
+        .collect()
+}
+
+/// The cells of README.md's concept index, as (row, implementation, file,
+/// function).
+fn concept_cells() -> Vec<(String, &'static str, String, String)> {
     let mut cells = Vec::new();
-    for row in lines.skip(1).filter(|line| line.starts_with('|')) {
-        let columns: Vec<&str> = row.split('|').map(str::trim).collect();
-        for (krate, cell) in CRATES.iter().zip(&columns[2..7]) {
+    for (row, columns) in concept_rows() {
+        for (krate, cell) in CRATES.iter().zip(&columns) {
             let named = cell.strip_prefix('`').and_then(|rest| rest.split_once('`')).map(|(name, _)| name);
             let (file, function) = named
                 .and_then(|name| name.split_once(": "))
-                .unwrap_or_else(|| panic!("{}: {cell:?} does not start with `file.rs: function`", columns[1]));
-            cells.push((columns[1].to_owned(), *krate, file.to_owned(), function.to_owned()));
+                .unwrap_or_else(|| panic!("{row}: {cell:?} does not start with `file.rs: function`"));
+            cells.push((row.clone(), *krate, file.to_owned(), function.to_owned()));
         }
     }
     cells
@@ -107,5 +178,43 @@ fn the_concept_index_names_functions_that_exist() {
     for (row, krate, file, function) in cells {
         let fns = functions(krate, &file);
         assert!(fns.contains(&function), "README concept {row:?}: {krate}/src/{file} has no fn {function}");
+    }
+}
+
+/// Every Rust source file's text under `dir`.
+fn sources(dir: &Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            text.push_str(&sources(&path));
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            text.push_str(&std::fs::read_to_string(&path).expect("source"));
+        }
+    }
+    text
+}
+
+#[test]
+fn every_name_in_a_concept_cell_is_in_the_code() {
+    // Not only the function a cell starts with: every name it puts in
+    // backticks (a runtime's call, a type, a helper) is a word of that
+    // implementation's code or of the shared crates', so a cell cannot keep
+    // naming something the code stopped using.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let shared = sources(&root.join("crates"));
+    for (row, cells) in concept_rows() {
+        for (krate, cell) in CRATES.iter().zip(&cells) {
+            let code = sources(&root.join(krate)) + &shared;
+            let words: BTreeSet<&str> =
+                code.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
+            let quoted = cell.split('`').skip(1).step_by(2);
+            for name in quoted.flat_map(|span| span.split(|c: char| !(c.is_alphanumeric() || c == '_'))) {
+                if name.len() < 2 || name.ends_with("rs") && cell.contains(&format!("{name}:")) {
+                    continue;
+                }
+                assert!(words.contains(name), "README concept {row:?}, {krate}: `{name}` is not in its code");
+            }
+        }
     }
 }

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Each side types its turns on stdin; the end of stdin says "bye". What
-//! the two sides say, and when they stop, is `ferry_cli::chat`'s.
+//! the two sides say, and when they stop, is `ferry_app::chat`'s.
 
 use std::net::SocketAddr;
 
@@ -19,7 +19,7 @@ use anyhow::Context;
 use async_std::io::{self, BufReader, prelude::*};
 use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
-use ferry_cli::chat::{self, BYE, GREETING, MAX_LINE};
+use ferry_app::chat::{self, BYE, GREETING, MAX_LINE};
 
 fn main() -> anyhow::Result<()> {
     // The global executor starts on first use; `block_on` waits on it here.

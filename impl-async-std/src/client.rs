@@ -1,4 +1,4 @@
-//! The client: [`ferry_cli::Session`]'s steps on async-std.
+//! The client: [`ferry_engine::client::Session`]'s steps on async-std.
 //!
 //! The session decides every step of the conversation and what each result
 //! means; `Session::run_async` (called from `runtime.rs`) asks for the steps
@@ -6,7 +6,7 @@
 //! with a deadline on each wait, open and commit files.
 //! Files are written through `async_std::fs::File`, one blocking-pool trip
 //! per write, hence the `BufWriter` of [`SPOOL_BUFFER`], the size tokio's
-//! and smol's clients hand to their pools (`ferry_cli::spool`, whose
+//! and smol's clients hand to their pools (`ferry_app::spool`, whose
 //! `Spool` measured slower here: README, "Measurements behind design
 //! choices"); opening and committing go to `task::spawn_blocking` whole.
 
@@ -17,10 +17,12 @@ use std::time::{Duration, Instant};
 use async_std::fs::File;
 use async_std::io::{BufWriter, WriteExt};
 use async_std::task::spawn_blocking;
-use ferry_cli::Tally;
-use ferry_cli::conn::{BodyError, LineError, ParseLine};
-use ferry_cli::spool::SPOOL_BUFFER;
-use ferry_cli::{AsyncSteps, Dest, Item, NotReceived, Received, SaveError};
+use ferry_app::Item;
+use ferry_app::Tally;
+use ferry_app::spool::SPOOL_BUFFER;
+use ferry_engine::body::BodyError;
+use ferry_engine::client::{AsyncSteps, NotReceived, Received, SaveError};
+use ferry_engine::frame::{LineError, ParseLine};
 
 use crate::connection::Connection;
 
@@ -34,6 +36,7 @@ pub struct Client {
 }
 
 impl AsyncSteps for Client {
+    type Item = Item;
     type File = BufWriter<File>;
 
     async fn line<T, E>(&mut self, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
@@ -65,7 +68,8 @@ impl AsyncSteps for Client {
         self.connection.read_body(len, &mut async_std::io::sink(), |_| {}, self.timeout).await
     }
 
-    async fn commit(&mut self, dest: &Dest, file: BufWriter<File>, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
+    async fn commit(&mut self, item: &Item, file: BufWriter<File>, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
+        let dest = &item.dest;
         // Back to a std `File`. (async-std's flushes in its `Drop`, with
         // `block_on`; it was flushed when the body ended.)
         // (Its error type keeps the cause private: say what failed.)

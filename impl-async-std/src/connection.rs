@@ -1,6 +1,6 @@
 //! A TCP stream and its receive buffer, used by both server and client.
 //!
-//! Lines are parsed by `ferry-proto` from the front of the buffer; bytes
+//! Lines are parsed by `ferry-engine` from the front of the buffer; bytes
 //! beyond the line stay for the next call (pipelined requests, or the start
 //! of a body). The socket is an `async_std::net::TcpStream`, whose reads and
 //! writes are futures; a deadline is `async_std::future::timeout` around
@@ -11,20 +11,20 @@ use std::convert::Infallible;
 use std::io;
 use std::net::Shutdown;
 use std::ops::Range;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_io::Async;
 use async_std::io::{ReadExt, WriteExt};
-use async_std::net::TcpStream;
-use ferry_cli::ClientError;
-use ferry_cli::conn::{
-    BODY_BUFFER, BodyError, Incoming, LINE_READ, LINGER, LINGER_BYTES, LineError, ParseLine, SEND_WINDOW, Spare,
-    stopped_reading, take_line,
-};
-use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
-use ferry_proto::{Refusal, Request, parse_pipelined};
+use async_std::net::{TcpStream, ToSocketAddrs};
+use ferry_app::dial::Dial;
+use ferry_engine::body::{BODY_BUFFER, BodyError, Incoming, SEND_WINDOW};
+use ferry_engine::client::ClientError;
+use ferry_engine::frame::{LINE_READ, LineError, ParseLine, Spare, stopped_reading, take_line};
+use ferry_engine::server::{LINGER, LINGER_BYTES};
+use ferry_engine::{Refusal, Request, parse_pipelined};
+use ferry_share::{BATCH_REQUESTS, Batch, FileBody, Part};
 use rustix::io::Errno;
 
 /// A stream and the bytes received on it but not yet used.
@@ -38,12 +38,7 @@ impl Connection {
     /// Connects to the first address `addr` resolves to that accepts
     /// (client side).
     pub async fn connect(addr: &str, limit: Duration) -> Result<Connection, ClientError> {
-        let fail = |source| ClientError::Connect { addr: addr.to_owned(), source };
-        // async-std resolves and tries each address itself.
-        let stream = until(Instant::now() + limit, TcpStream::connect(addr))
-            .await
-            .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "connecting timed out")))
-            .map_err(fail)?;
+        let stream = connect_stream(addr, limit).await?;
         // Requests are written whole; do not hold them back.
         stream.set_nodelay(true).map_err(|source| ClientError::Io { addr: addr.to_owned(), source })?;
         Ok(Connection::new(stream))
@@ -54,10 +49,10 @@ impl Connection {
         Connection { stream, buffer: Vec::with_capacity(LINE_READ) }
     }
 
-    /// A duplicate of the socket's descriptor, for a check on the peer from
-    /// a blocking thread while heavy work runs, and for `sendfile`.
-    pub fn socket(&self) -> io::Result<std::os::fd::OwnedFd> {
-        self.stream.as_fd().try_clone_to_owned()
+    /// The socket's descriptor, for a check on the peer from a blocking
+    /// thread while heavy work runs (`ferry_app::serve` duplicates it).
+    pub fn socket(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
     }
 
     /// Reads request lines (server side) into `pending`, which must be
@@ -112,7 +107,7 @@ impl Connection {
         mut on_chunk: impl FnMut(&[u8]),
         timeout: Duration,
     ) -> Result<(), BodyError> {
-        let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer);
+        let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer, Instant::now());
         sink.write_all(&first).await.map_err(|e| body.sink_failed(first.len(), e))?;
         on_chunk(&first);
         let mut chunk = vec![0; BODY_BUFFER];
@@ -120,7 +115,10 @@ impl Connection {
             // `io::timeout` ends a read at the window's end with `TimedOut`,
             // which `Incoming` counts as no bytes before it checks the pace.
             let left = body.deadline().saturating_duration_since(Instant::now());
-            let n = body.on_read(Some(async_std::io::timeout(left, self.stream.read(&mut chunk[..want])).await))?;
+            let n = body.on_read(
+                Some(async_std::io::timeout(left, self.stream.read(&mut chunk[..want])).await),
+                Instant::now(),
+            )?;
             sink.write_all(&chunk[..n]).await.map_err(|e| body.sink_failed(n, e))?;
             on_chunk(&chunk[..n]);
         }
@@ -170,7 +168,7 @@ impl Connection {
     /// this fails: the caller must close the connection, so the client sees
     /// a short body rather than bytes that are not the file's.
     async fn send_body(&mut self, body: FileBody, idle: Duration) -> io::Result<()> {
-        let socket = Async::new(std::net::TcpStream::from(self.socket()?))?;
+        let socket = Async::new(std::net::TcpStream::from(self.socket().try_clone_to_owned()?))?;
         // Shared with the blocking pool when a window must be read there.
         let body = Arc::new(body);
         for window in body.windows(SEND_WINDOW) {
@@ -214,7 +212,7 @@ impl Connection {
     }
 
     /// Sends a window the kernel does not have in memory:
-    /// `task::spawn_blocking` reads it, [`COLD_READ`](ferry_fs::COLD_READ)
+    /// `task::spawn_blocking` reads it, [`COLD_READ`](ferry_share::COLD_READ)
     /// bytes at a time, and this task writes what was read. The disk's wait
     /// is a pool thread's.
     async fn send_cold(
@@ -248,4 +246,15 @@ impl Connection {
 /// Runs `work` until `deadline`: `None` if it did not finish by then.
 pub async fn until<T>(deadline: Instant, work: impl Future<Output = T>) -> Option<T> {
     async_std::future::timeout(deadline.saturating_duration_since(Instant::now()), work).await.ok()
+}
+
+/// The first address `addr` resolves to that accepts a connection.
+async fn connect_stream(addr: &str, limit: Duration) -> Result<TcpStream, ClientError> {
+    let mut dial = Dial::new(addr);
+    for resolved in addr.to_socket_addrs().await.map_err(|e| dial.unresolved(e))? {
+        if let Some(stream) = dial.attempt(until(Instant::now() + limit, TcpStream::connect(resolved)).await) {
+            return Ok(stream);
+        }
+    }
+    Err(dial.failed())
 }

@@ -11,15 +11,18 @@
 //!   lines and bodies under deadlines, writing answers and file bodies,
 //!   closing gracefully.
 //! - [`server`]: the accept loop, the connection limit, and [`server`]'s
-//!   `handle`, which does the steps of [`ferry_cli::serving::Serving`].
-//! - [`client`]: the steps of a [`ferry_cli::Session`] (greeting, requests,
+//!   `handle`, which does the steps of [`ferry_engine::server::Serving`].
+//! - [`client`]: the steps of a [`ferry_engine::client::Session`] (greeting, requests,
 //!   answers, bodies into files, commits).
-//! - [`shutdown`]: Ctrl-C and SIGTERM.
+//! - [`shutdown`]: the shutdown switch, which Ctrl-C and SIGTERM turn on
+//!   (`ferry_app::signals`).
 //! - `runtime.rs`: plugs this runtime into the shared command line.
 //!
-//! The protocol's decisions live in `ferry-cli` (`Session`, `Serving`) and
-//! `ferry-fs` (answers, batches, the limits on heavy work); this crate only
-//! moves bytes, waits, times out and shuts down. README.md's concept index
+//! The protocol's decisions live in `ferry-engine` (`Session`, `Serving`),
+//! the share's in `ferry-share` (answers, batches, the limits on heavy
+//! work), and the policies every server and client keep in `ferry-app`
+//! (where a batch is answered, the dialer, signals, the grace period); this
+//! crate only moves bytes, waits, times out and shuts down. README.md's concept index
 //! names the function that shows each concept here and on the other
 //! runtimes, and its benchmarks section has the measurements.
 //!
@@ -36,14 +39,14 @@
 //! - **No readiness API.** To drive `sendfile` by readiness, a body goes
 //!   out on a duplicate of the socket registered with async-io, the reactor
 //!   under async-std: one more descriptor while a body is in flight
-//!   ([`ferry_cli::Runtime::DESCRIPTORS_PER_CONNECTION`]). A window of a
+//!   ([`ferry_app::Runtime::DESCRIPTORS_PER_CONNECTION`]). A window of a
 //!   body the kernel does not have in memory
-//!   ([`ferry_fs::FileBody::resident`]) is read under `spawn_blocking`
+//!   ([`ferry_share::FileBody::resident`]) is read under `spawn_blocking`
 //!   instead and written from the executor (`connection.rs: send_cold`),
 //!   so `sendfile` never waits for a disk on an executor thread.
 //! - **Blocking work** goes to `task::spawn_blocking`, but for GETs of files
 //!   the kernel has in memory, answered on the executor with calls that
-//!   cannot block ([`ferry_fs::Root::batch_cached`]); the client writes
+//!   cannot block ([`ferry_share::Root::batch_cached`]); the client writes
 //!   through `async_std::fs::File` (a pool trip per write, so behind a
 //!   `BufWriter`), which flushes in its `Drop` with `block_on`.
 

@@ -8,8 +8,9 @@
 use anyhow::Context;
 use async_std::net::TcpListener;
 use async_std::task::block_on;
-use ferry_cli::{ClientConfig, ClientError, Plan, Report, Runtime, ServeConfig, Session};
-use ferry_proto::{Entry, WirePath};
+use ferry_app::{Plan, Report, Runtime, ServeConfig};
+use ferry_engine::client::{ClientConfig, ClientError, Session};
+use ferry_engine::{Entry, WirePath};
 
 use crate::client::Client;
 use crate::connection::Connection;
@@ -29,20 +30,25 @@ impl Runtime for AsyncStd {
 
     fn serve(config: ServeConfig) -> anyhow::Result<()> {
         block_on(async {
-            let listener = ferry_cli::listen(config.listen)
+            let listener = ferry_app::net::listen(config.listen)
                 .map(TcpListener::from)
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
             let shutdown = Shutdown::new();
             let switch = shutdown.clone();
-            ferry_cli::signals::on_signals(move || switch.trigger()).context("cannot install signal handlers")?;
-            ferry_cli::announce(listener.local_addr()?);
+            ferry_app::signals::on_signals(move || switch.trigger()).context("cannot install signal handlers")?;
+            ferry_app::net::announce(listener.local_addr()?);
             server::run(listener, config, shutdown).await?;
             anyhow::Ok(())
         })
     }
 
     fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
-        block_on(async { Session::get(plan, config).run_async(&mut connect(config).await?, report).await.map(drop) })
+        block_on(async {
+            Session::get(&plan.items, plan.verify, config)
+                .run_async(&mut connect(config).await?, report)
+                .await
+                .map(drop)
+        })
     }
 
     fn ls(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError> {

@@ -1,5 +1,5 @@
 //! The shutdown switch, as a closed channel that tasks can test and
-//! await; Ctrl-C and SIGTERM turn it on ([`ferry_cli::signals`]).
+//! await; Ctrl-C and SIGTERM turn it on ([`ferry_app::signals`]).
 //!
 //! async-std has no cancellation token; a channel that nobody sends on does
 //! the job: `recv` waits until the last sender is dropped, and then every
@@ -26,6 +26,13 @@ impl Shutdown {
     /// Turns the switch on and wakes every waiter.
     pub fn trigger(&self) {
         self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// A test of the switch that another thread can own: what heavy work
+    /// asks between chunks.
+    pub fn watcher(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let switch = self.clone();
+        move || switch.is_triggered()
     }
 
     /// Whether the switch is on.

@@ -8,18 +8,18 @@ use std::time::{Duration, Instant};
 use async_std::io::WriteExt;
 use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
+use ferry_app::testing::Share;
 use ferry_async_std::AsyncStd;
 use ferry_async_std::connection::{Connection, until};
 use ferry_async_std::server;
 use ferry_async_std::shutdown::Shutdown;
-use ferry_cli::conn::LineError;
-use ferry_cli::testing::Share;
-use ferry_proto::{Answer, parse_answer};
+use ferry_engine::frame::LineError;
+use ferry_engine::{Answer, parse_answer};
 
 #[test]
 fn its_own_client_fetches_from_its_own_server() {
     let share = Share::new();
-    let listener = ferry_cli::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let listener = ferry_app::net::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
     let addr = listener.local_addr().expect("addr");
     let (config, shutdown) = (share.config(addr), Shutdown::new());
     let serving = shutdown.clone();

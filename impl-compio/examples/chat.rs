@@ -9,14 +9,14 @@
 //! ```
 //!
 //! Each side types its turns on stdin; the end of stdin says "bye". What
-//! the two sides say, and when they stop, is `ferry_cli::chat`'s.
+//! the two sides say, and when they stop, is `ferry_app::chat`'s.
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
 use compio::io::{AsyncBufRead, AsyncWriteExt, BufReader};
 use compio::net::{TcpListener, TcpStream};
-use ferry_cli::chat::{self, BYE, GREETING, MAX_LINE};
+use ferry_app::chat::{self, BYE, GREETING, MAX_LINE};
 
 fn main() -> anyhow::Result<()> {
     // A runtime is built and driven on this thread: compio has no global

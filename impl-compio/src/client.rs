@@ -1,4 +1,4 @@
-//! The client: [`ferry_cli::Session`]'s steps on compio.
+//! The client: [`ferry_engine::client::Session`]'s steps on compio.
 //!
 //! The session decides every step of the conversation and what each result
 //! means; `Session::run_async` (called from `runtime.rs`) asks for the steps
@@ -18,12 +18,13 @@ use compio::buf::{IntoInner, IoBuf};
 use compio::driver::op::{Write, WriteAt};
 use compio::driver::{SharedFd, ToSharedFd};
 use compio::io::AsyncWrite;
-use ferry_cli::Tally;
-use ferry_cli::conn::{BodyError, LineError, ParseLine};
-use ferry_cli::{AsyncSteps, Dest, Item, NotReceived, Received, SaveError};
+use ferry_app::{Item, Tally};
+use ferry_engine::body::BodyError;
+use ferry_engine::client::{AsyncSteps, NotReceived, Received, SaveError};
+use ferry_engine::frame::{LineError, ParseLine};
 
-use crate::connection::Connection;
-use crate::runtime::blocking;
+use crate::connection::{Connection, Drain};
+use crate::pool::blocking;
 
 /// A connection to a server, and how long each wait on it may take.
 #[derive(Debug)]
@@ -35,6 +36,7 @@ pub struct Client {
 }
 
 impl AsyncSteps for Client {
+    type Item = Item;
     type File = Sink;
 
     async fn line<T, E>(&mut self, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
@@ -63,9 +65,9 @@ impl AsyncSteps for Client {
         self.connection.read_body(len, &mut Drain, |_| {}, self.timeout).await
     }
 
-    async fn commit(&mut self, dest: &Dest, file: Sink, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
-        let (committing, file) = (dest.clone(), file.into_file());
-        let file = file.map_err(|e| SaveError::io(dest.name(), e))?;
+    async fn commit(&mut self, item: &Item, file: Sink, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
+        let file = file.into_file().map_err(|e| SaveError::io(item.dest.name(), e))?;
+        let committing = item.dest.clone();
         blocking(move || committing.commit(file, digest.as_ref())).await
     }
 }
@@ -106,25 +108,6 @@ impl AsyncWrite for Sink {
             *at += *n as u64;
         }
         written
-    }
-
-    async fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-
-    async fn shutdown(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A sink that takes every byte and keeps none, for bodies the session
-/// drops. (compio's `null()` reports writing nothing.)
-#[derive(Debug)]
-pub struct Drain;
-
-impl AsyncWrite for Drain {
-    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        BufResult(Ok(buf.buf_len()), buf)
     }
 
     async fn flush(&mut self) -> io::Result<()> {

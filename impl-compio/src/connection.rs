@@ -1,6 +1,6 @@
 //! A TCP stream and its receive buffer, used by both server and client.
 //!
-//! Lines are parsed by `ferry-proto` from the front of the buffer; bytes
+//! Lines are parsed by `ferry-engine` from the front of the buffer; bytes
 //! beyond the line stay for the next call (pipelined requests, or the start
 //! of a body). Every operation is compio's: it takes its buffer by value,
 //! the kernel completes it, and the buffer comes back with the result.
@@ -15,33 +15,32 @@
 //! every other cut (an idle timeout, shutdown, a client that stopped
 //! reading) ends the connection.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::fs::File;
 use std::io;
 use std::ops::Range;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use compio::BufResult;
 use compio::buf::{IntoInner, IoBuf};
-use compio::driver::op::{ReadAt, Splice};
+use compio::driver::op::ReadAt;
 use compio::driver::{SharedFd, ToSharedFd};
 use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use compio::net::{TcpStream, ToSocketAddrsAsync};
 use compio::time::sleep_until;
-use ferry_cli::ClientError;
-use ferry_cli::conn::{
-    BODY_BUFFER, BodyError, Incoming, LINE_READ, LINGER, LINGER_BYTES, LineError, ParseLine, SEND_WINDOW,
-    stopped_reading, take_line,
-};
-use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
-use ferry_proto::{Refusal, Request, parse_pipelined};
+use ferry_app::dial::Dial;
+use ferry_engine::body::{BODY_BUFFER, BodyError, Incoming, SEND_WINDOW};
+use ferry_engine::client::ClientError;
+use ferry_engine::frame::{LINE_READ, LineError, ParseLine, stopped_reading, take_line};
+use ferry_engine::server::{LINGER, LINGER_BYTES};
+use ferry_engine::{Refusal, Request, parse_pipelined};
+use ferry_share::{BATCH_REQUESTS, Batch, FileBody, Part};
+
+use crate::pool::Pipe;
 use futures_util::future::{self, Either, select};
-use rustix::io::Errno;
-use rustix::pipe::{PipeFlags, SpliceFlags};
 
 /// A stream and the bytes received on it but not yet used.
 #[derive(Debug)]
@@ -67,10 +66,10 @@ impl Connection {
         Connection { stream, buffer: Vec::new(), scratch: Vec::new() }
     }
 
-    /// A duplicate of the socket's descriptor, for a check on the peer from
-    /// a blocking thread while heavy work runs.
-    pub fn socket(&self) -> io::Result<OwnedFd> {
-        std::os::fd::AsFd::as_fd(&self.stream).try_clone_to_owned()
+    /// The socket's descriptor, for a check on the peer from a blocking
+    /// thread while heavy work runs (`ferry_app::serve` duplicates it).
+    pub fn socket(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
     }
 
     /// Reads request lines (server side) into `pending`, which must be
@@ -148,7 +147,7 @@ impl Connection {
         mut on_chunk: impl FnMut(&[u8]),
         timeout: Duration,
     ) -> Result<(), BodyError> {
-        let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer);
+        let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer, Instant::now());
         on_chunk(&first);
         let n = first.len();
         let BufResult(written, _) = sink.write_all(first).await;
@@ -164,11 +163,11 @@ impl Connection {
             let BufResult(read, slice) = loop {
                 match select(read.as_mut(), pin!(sleep_until(body.deadline()))).await {
                     Either::Left((done, _)) => break done,
-                    Either::Right(((), _)) => body.on_read(None)?,
+                    Either::Right(((), _)) => body.on_read(None, Instant::now())?,
                 };
             };
             chunk = slice.into_inner();
-            let n = body.on_read(Some(read))?;
+            let n = body.on_read(Some(read), Instant::now())?;
             on_chunk(&chunk);
             let BufResult(written, back) = sink.write_all(chunk).await;
             written.map_err(|e| body.sink_failed(n, e))?;
@@ -232,7 +231,7 @@ impl Connection {
                 // `splice(2)` on this thread (epoll cannot wait for a file),
                 // so only for a window the kernel has in memory; the ring
                 // runs its splices on the kernel's own workers.
-                Some(pipe) if pipe.ring || ferry_fs::resident(&*file, &window) => {
+                Some(pipe) if pipe.ring || ferry_share::resident(&*file, &window) => {
                     self.send_window(&file, pipe, window, deadline).await?
                 }
                 // A copy reads through the ring, or on the polling driver
@@ -368,148 +367,27 @@ enum Sent {
     ShortAt(u64),
 }
 
-/// The pipe a body passes through on its way from the file to the socket,
-/// taken from a pool of [`PIPES_PER_THREAD`] on each thread and given back
-/// once a body is sent whole. Their descriptors are set aside when the
-/// server fits its connections under the open-file limit
-/// ([`crate::Compio`]'s `reserved_descriptors`), so a connection costs two
-/// (its socket and its file), not four; and a client that stops reading
-/// holds one pipe at most until its idle timeout, after which the pool
-/// copies rather than waits.
-///
-/// Every operation on the pipe holds both ends ([`Ends`]), so they close
-/// only when the last operation is over, whoever drops the `Pipe` and when:
-/// closing the write end while a splice out of the pipe waits for a stalled
-/// socket would block this thread until the socket moved (the kernel's
-/// worker holds the pipe meanwhile), and at shutdown it never would.
-struct Pipe {
-    ends: SharedFd<Ends>,
-    size: usize,
-    /// Whether this thread's driver is io_uring.
-    ring: bool,
-}
-
-/// Both ends of a pipe, owned together.
-struct Ends {
-    read: OwnedFd,
-    write: OwnedFd,
-}
-
-impl Drop for Pipe {
-    fn drop(&mut self) {
-        // Not given back: one fewer in this thread's pool. (At the thread's
-        // end the pool itself is going, and there is nothing to count.)
-        let _ = POOL.try_with(|pool| pool.try_borrow_mut().map(|mut pool| pool.open -= 1));
-    }
-}
-
-impl AsFd for Ends {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.read.as_fd()
-    }
-}
-
-/// The read end of a pipe, holding both ends open.
-struct ReadEnd(SharedFd<Ends>);
-
-impl AsFd for ReadEnd {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.read.as_fd()
-    }
-}
-
-/// The write end of a pipe, holding both ends open.
-struct WriteEnd(SharedFd<Ends>);
-
-impl AsFd for WriteEnd {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.write.as_fd()
-    }
-}
-
-/// Pipes each thread keeps for bodies in flight; beyond them, bodies are
-/// copied ([`Connection::send_copied`]). Their descriptors are set aside
-/// from the open-file limit, so the pool stays small.
-pub const PIPES_PER_THREAD: usize = 64;
-
 /// The buffer a copied body goes through. Small, because a flood of
 /// downloads beyond the pool holds one each while its client reads:
 /// 8,000 of them hold 125 MiB.
 const COPY_BUFFER: usize = 16 << 10;
 
-/// This thread's pool: the pipes free to take, and how many exist.
-#[derive(Default)]
-struct Pool {
-    free: Vec<Pipe>,
-    open: usize,
-}
+/// A sink that takes every byte and keeps none, for bodies the session
+/// drops. (compio's `null()` reports writing nothing.)
+#[derive(Debug)]
+pub struct Drain;
 
-thread_local! {
-    static POOL: RefCell<Pool> = RefCell::default();
-}
-
-impl Pipe {
-    /// A pipe of this thread's pool, opened if there are fewer than
-    /// [`PIPES_PER_THREAD`]; `None` when all are in use.
-    fn take() -> io::Result<Option<Pipe>> {
-        let (free, room) = POOL.with_borrow_mut(|pool| (pool.free.pop(), pool.open < PIPES_PER_THREAD));
-        match free {
-            Some(pipe) => Ok(Some(pipe)),
-            None if room => {
-                // Counted once it exists: its `Drop` uncounts it.
-                let pipe = Pipe::open()?;
-                POOL.with_borrow_mut(|pool| pool.open += 1);
-                Ok(Some(pipe))
-            }
-            None => Ok(None),
-        }
+impl AsyncWrite for Drain {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        BufResult(Ok(buf.buf_len()), buf)
     }
 
-    /// Puts back a pipe that is empty and that no operation uses.
-    fn give_back(self) {
-        POOL.with_borrow_mut(|pool| pool.free.push(self));
+    async fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 
-    fn open() -> io::Result<Pipe> {
-        let (read, write) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
-        // A pipe holds 64 KiB by default; a window's worth means fewer
-        // splices. Unprivileged users may be held to less: keep what the
-        // kernel allows.
-        let size = rustix::pipe::fcntl_setpipe_size(&write, SEND_WINDOW as usize)
-            .or_else(|_| rustix::pipe::fcntl_getpipe_size(&write))?;
-        let ring = compio::runtime::Runtime::with_current(|runtime| runtime.driver_type().is_iouring());
-        Ok(Pipe { ends: SharedFd::new(Ends { read, write }), size, ring })
-    }
-
-    /// Moves up to `len` bytes from the pipe into `socket`.
-    async fn drain(&self, socket: &TcpStream, len: usize) -> io::Result<usize> {
-        let (from, to) = (ReadEnd(self.ends.to_shared_fd()), socket.to_shared_fd());
-        compio::runtime::submit(Splice::new(from, -1, to, -1, len, SpliceFlags::MOVE)).await.0
-    }
-
-    /// Moves up to `want` bytes of `file`, from offset `at`, into the empty
-    /// pipe. On io_uring it is a ring operation, which the kernel completes
-    /// off this thread when the disk must be read; it has no deadline (the
-    /// client is not involved, and the disk's read cannot be cut short).
-    /// The polling driver cannot wait for a regular file (epoll refuses
-    /// them), so there it is a plain `splice(2)` on the thread, as
-    /// `sendfile` is on the other runtimes: immediate for a file in memory,
-    /// a wait for the disk otherwise. The pipe is empty, so it never waits
-    /// for the pipe.
-    async fn fill(&self, file: &SharedFd<File>, at: u64, want: usize) -> io::Result<usize> {
-        if !self.ring {
-            loop {
-                let mut offset = at;
-                match rustix::pipe::splice(file, Some(&mut offset), &self.ends.write, None, want, SpliceFlags::MOVE) {
-                    // A signal (SIGTERM, say) arrived first: nothing moved.
-                    Err(Errno::INTR) => continue,
-                    filled => return filled.map_err(io::Error::from),
-                }
-            }
-        }
-        let at = i64::try_from(at).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let to = WriteEnd(self.ends.to_shared_fd());
-        compio::runtime::submit(Splice::new(file.to_shared_fd(), at, to, -1, want, SpliceFlags::MOVE)).await.0
+    async fn shutdown(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -525,14 +403,11 @@ pub async fn until<T>(deadline: Instant, work: impl Future<Output = T>) -> Optio
 
 /// The first address `addr` resolves to that accepts a connection.
 async fn connect_stream(addr: &str, limit: Duration) -> Result<TcpStream, ClientError> {
-    let fail = |source| ClientError::Connect { addr: addr.to_owned(), source };
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address");
-    for resolved in addr.to_socket_addrs_async().await.map_err(fail)? {
-        match until(Instant::now() + limit, TcpStream::connect(resolved)).await {
-            Some(Ok(stream)) => return Ok(stream),
-            Some(Err(error)) => last = error,
-            None => last = io::Error::new(io::ErrorKind::TimedOut, "connecting timed out"),
+    let mut dial = Dial::new(addr);
+    for resolved in addr.to_socket_addrs_async().await.map_err(|e| dial.unresolved(e))? {
+        if let Some(stream) = dial.attempt(until(Instant::now() + limit, TcpStream::connect(resolved)).await) {
+            return Ok(stream);
         }
     }
-    Err(fail(last))
+    Err(dial.failed())
 }

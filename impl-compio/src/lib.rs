@@ -10,16 +10,21 @@
 //!   closing gracefully.
 //! - [`server`]: the accept loop of one thread, the connection limit, and
 //!   [`server`]'s `handle`, which does the steps of
-//!   [`ferry_cli::serving::Serving`].
-//! - [`client`]: the steps of a [`ferry_cli::Session`] (greeting, requests,
+//!   [`ferry_engine::server::Serving`].
+//! - [`client`]: the steps of a [`ferry_engine::client::Session`] (greeting, requests,
 //!   answers, bodies into files, commits).
-//! - [`shutdown`]: Ctrl-C and SIGTERM.
+//! - [`shutdown`]: the shutdown switch, which Ctrl-C and SIGTERM turn on
+//!   (`ferry_app::signals`).
+//! - `pool.rs` (compio only): the blocking pool, named, and each thread's
+//!   pool of pipes that bodies are spliced through.
 //! - `runtime.rs`: plugs this runtime into the shared command line, starts
 //!   a thread a core, and picks the I/O driver.
 //!
-//! The protocol's decisions live in `ferry-cli` (`Session`, `Serving`) and
-//! `ferry-fs` (answers, batches, the limits on heavy work); this crate only
-//! moves bytes, waits, times out and shuts down. README.md's concept index
+//! The protocol's decisions live in `ferry-engine` (`Session`, `Serving`),
+//! the share's in `ferry-share` (answers, batches, the limits on heavy
+//! work), and the policies every server and client keep in `ferry-app`
+//! (where a batch is answered, the dialer, signals, the grace period); this
+//! crate only moves bytes, waits, times out and shuts down. README.md's concept index
 //! names the function that shows each concept here and on the other
 //! runtimes, and its benchmarks section has the measurements.
 //!
@@ -57,13 +62,13 @@
 //!   an owned buffer instead of waiting (`connection.rs: send_copied`).
 //!   On the polling driver the file → pipe step is a plain `splice(2)` on
 //!   the thread, so there a window the kernel does not have in memory
-//!   ([`ferry_fs::FileBody::resident`]) is copied instead, its reads on
+//!   ([`ferry_share::FileBody::resident`]) is copied instead, its reads on
 //!   compio's blocking pool. On io_uring the kernel's own workers wait for
 //!   the disk. Server threads are `compio-loop-N`, pool threads
 //!   `compio-pool`.
 //! - **Blocking work.** GETs of files the kernel has in memory are answered
 //!   on the thread with calls that cannot block
-//!   ([`ferry_fs::Root::batch_cached`]); the rest of a batch go to compio's
+//!   ([`ferry_share::Root::batch_cached`]); the rest of a batch go to compio's
 //!   bounded blocking pool (`spawn_blocking`), one trip per batch. The
 //!   client's saves are ring writes at the file's offset.
 //! - **Where io_uring is not allowed** (a container's seccomp profile,
@@ -76,6 +81,7 @@ pub mod connection;
 pub mod server;
 pub mod shutdown;
 
+pub mod pool;
 mod runtime;
 
 pub use runtime::{Compio, Driver};

@@ -4,5 +4,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    ferry_cli::main::<ferry_compio::Compio>()
+    ferry_app::main::<ferry_compio::Compio>()
 }

@@ -3,7 +3,7 @@
 //!
 //! Thread per core: the server starts one thread a core, each with its own
 //! compio `Runtime` (its own ring) and its own listening socket on the one
-//! port (`SO_REUSEPORT`, [`ferry_cli::listen_group`]): the kernel spreads
+//! port (`SO_REUSEPORT`, [`ferry_app::net::listen_group`]): the kernel spreads
 //! new connections over the threads' accept queues, and a connection stays
 //! on the thread that accepted it. Nothing moves between threads but the
 //! shared limits and the shutdown switch. (The alternative, one acceptor
@@ -18,8 +18,9 @@ use anyhow::Context;
 use compio::driver::op::OpCodeFlag;
 use compio::driver::{DriverType, ProactorBuilder};
 use compio::net::TcpListener;
-use ferry_cli::{ClientConfig, ClientError, Plan, Report, Runtime, ServeConfig, Session};
-use ferry_proto::{Entry, WirePath};
+use ferry_app::{Plan, Report, Runtime, ServeConfig};
+use ferry_engine::client::{ClientConfig, ClientError, Session};
+use ferry_engine::{Entry, WirePath};
 
 use crate::client::Client;
 use crate::connection::Connection;
@@ -36,13 +37,13 @@ impl Runtime for Compio {
     /// Each thread's pool of pipes that bodies are spliced through.
     fn reserved_descriptors() -> u64 {
         let threads = thread::available_parallelism().map_or(1, |n| n.get());
-        (2 * crate::connection::PIPES_PER_THREAD * threads) as u64
+        (2 * crate::pool::PIPES_PER_THREAD * threads) as u64
     }
 
     fn serve(config: ServeConfig) -> anyhow::Result<()> {
         let driver = Driver::from_env()?;
         let threads = thread::available_parallelism().map_or(1, |n| n.get());
-        let listeners = ferry_cli::listen_group(config.listen, threads)
+        let listeners = ferry_app::net::listen_group(config.listen, threads)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listeners[0].local_addr()?;
         let (limits, shutdown) = (Limits::new(&config), Shutdown::new());
@@ -71,9 +72,9 @@ impl Runtime for Compio {
                 others.push(thread.context("cannot start a server thread")?);
             }
             let switch = shutdown.clone();
-            ferry_cli::signals::on_signals(move || switch.trigger()).context("cannot install signal handlers")?;
+            ferry_app::signals::on_signals(move || switch.trigger()).context("cannot install signal handlers")?;
             let served = runtime.block_on(async {
-                ferry_cli::announce(addr);
+                ferry_app::net::announce(addr);
                 serve_on(first, config, limits, shutdown.clone()).await
             });
             shutdown.trigger();
@@ -86,7 +87,10 @@ impl Runtime for Compio {
 
     fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
         client_runtime(config)?.block_on(async {
-            Session::get(plan, config).run_async(&mut connect(config).await?, report).await.map(drop)
+            Session::get(&plan.items, plan.verify, config)
+                .run_async(&mut connect(config).await?, report)
+                .await
+                .map(drop)
         })
     }
 
@@ -123,27 +127,6 @@ fn client_runtime(config: &ClientConfig) -> Result<compio::runtime::Runtime, Cli
         source: std::io::Error::other(format!("{e:#}")),
     };
     Driver::from_env().and_then(Driver::runtime).map_err(fail)
-}
-
-/// Runs `work` on compio's blocking pool and waits for it. The pool is
-/// bounded (compio's `thread_pool_limit`); a task on it is never cancelled,
-/// so it always ends, and its panic is the caller's.
-///
-/// compio starts its pool threads unnamed, so they would carry the name of
-/// the thread that started them ("compio-loop-1"); named here, `strace -f`
-/// and `top -H` tell them from the event loops.
-pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    let named = move || {
-        ferry_cli::name_this_thread("compio-pool");
-        work()
-    };
-    match compio::runtime::spawn_blocking(named).await {
-        Ok(done) => done,
-        Err(error) => {
-            error.resume_unwind();
-            panic!("compio's blocking pool dropped a task");
-        }
-    }
 }
 
 /// Which of compio's drivers does the I/O, from the environment variable

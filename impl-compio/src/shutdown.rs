@@ -1,5 +1,5 @@
 //! The shutdown switch, as a closed channel that every thread's tasks can
-//! test and await; Ctrl-C and SIGTERM turn it on ([`ferry_cli::signals`]:
+//! test and await; Ctrl-C and SIGTERM turn it on ([`ferry_app::signals`]:
 //! compio's own signal wait wakes a task from inside the signal handler,
 //! which is not safe there).
 //!
@@ -31,6 +31,13 @@ impl Shutdown {
     /// Turns the switch on and wakes every waiter.
     pub fn trigger(&self) {
         self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// A test of the switch that another thread can own: what heavy work
+    /// asks between chunks.
+    pub fn watcher(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let switch = self.clone();
+        move || switch.is_triggered()
     }
 
     /// Whether the switch is on.

@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ferry_compio::Driver;
-use ferry_compio::connection::PIPES_PER_THREAD;
+use ferry_compio::pool::PIPES_PER_THREAD;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_ferry-compio");
 

@@ -8,17 +8,17 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferry_cli::testing::Share;
+use ferry_app::testing::Share;
 use ferry_compio::connection::Connection;
 use ferry_compio::server::{self, Limits};
 use ferry_compio::shutdown::Shutdown;
 use ferry_compio::{Compio, Driver};
-use ferry_proto::{Answer, parse_answer};
+use ferry_engine::{Answer, parse_answer};
 
 #[test]
 fn its_own_client_fetches_from_its_own_server() {
     let share = Share::new();
-    let listener = ferry_cli::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let listener = ferry_app::net::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
     let addr = listener.local_addr().expect("addr");
     let (config, shutdown) = (share.config(addr), Shutdown::new());
     let serving = shutdown.clone();

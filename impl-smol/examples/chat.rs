@@ -9,12 +9,12 @@
 //! ```
 //!
 //! Each side types its turns on stdin; the end of stdin says "bye". What
-//! the two sides say, and when they stop, is `ferry_cli::chat`'s.
+//! the two sides say, and when they stop, is `ferry_app::chat`'s.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
 use anyhow::Context;
-use ferry_cli::chat::{self, BYE, GREETING, MAX_LINE};
+use ferry_app::chat::{self, BYE, GREETING, MAX_LINE};
 use smol::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use smol::{Async, Unblock};
 

@@ -1,4 +1,4 @@
-//! The client: [`ferry_cli::Session`]'s steps on smol.
+//! The client: [`ferry_engine::client::Session`]'s steps on smol.
 //!
 //! The session decides every step of the conversation and what each result
 //! means; `Session::run_async` (called from `runtime.rs`) asks for the steps
@@ -13,10 +13,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use ferry_cli::Tally;
-use ferry_cli::conn::{BodyError, LineError, ParseLine};
-use ferry_cli::spool::{Spool, Written, write_out};
-use ferry_cli::{AsyncSteps, Dest, Item, NotReceived, Received, SaveError};
+use ferry_app::Item;
+use ferry_app::Tally;
+use ferry_app::spool::{Spool, Written, write_out};
+use ferry_engine::body::BodyError;
+use ferry_engine::client::{AsyncSteps, NotReceived, Received, SaveError};
+use ferry_engine::frame::{LineError, ParseLine};
 use smol::io::AsyncWriteExt;
 use smol::{Task, unblock};
 
@@ -32,6 +34,7 @@ pub struct Client {
 }
 
 impl AsyncSteps for Client {
+    type Item = Item;
     type File = Sink;
 
     async fn line<T, E>(&mut self, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
@@ -63,7 +66,8 @@ impl AsyncSteps for Client {
         self.connection.read_body(len, &mut smol::io::sink(), |_| {}, self.timeout).await
     }
 
-    async fn commit(&mut self, dest: &Dest, mut file: Sink, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
+    async fn commit(&mut self, item: &Item, mut file: Sink, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
+        let dest = &item.dest;
         let committing = dest.clone();
         let file =
             file.0.take_file().ok_or_else(|| SaveError::io(dest.name(), io::Error::other("a write was lost")))?;

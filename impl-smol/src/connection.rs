@@ -1,6 +1,6 @@
 //! A TCP stream and its receive buffer, used by both server and client.
 //!
-//! Lines are parsed by `ferry-proto` from the front of the buffer; bytes
+//! Lines are parsed by `ferry-engine` from the front of the buffer; bytes
 //! beyond the line stay for the next call (pipelined requests, or the start
 //! of a body). The socket is an `Async<TcpStream>`: a plain std socket,
 //! made non-blocking and registered with smol's reactor, so every wait is a
@@ -11,16 +11,17 @@ use std::convert::Infallible;
 use std::io;
 use std::net::{Shutdown, TcpStream};
 use std::ops::Range;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry_cli::ClientError;
-use ferry_cli::conn::{
-    BODY_BUFFER, BodyError, Incoming, LINE_READ, LINGER, LINGER_BYTES, LineError, ParseLine, SEND_WINDOW, Spare,
-    stopped_reading, take_line,
-};
-use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
-use ferry_proto::{Refusal, Request, parse_pipelined};
+use ferry_app::dial::Dial;
+use ferry_engine::body::{BODY_BUFFER, BodyError, Incoming, SEND_WINDOW};
+use ferry_engine::client::ClientError;
+use ferry_engine::frame::{LINE_READ, LineError, ParseLine, Spare, stopped_reading, take_line};
+use ferry_engine::server::{LINGER, LINGER_BYTES};
+use ferry_engine::{Refusal, Request, parse_pipelined};
+use ferry_share::{BATCH_REQUESTS, Batch, FileBody, Part};
 use rustix::io::Errno;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Async, Timer, future};
@@ -47,10 +48,10 @@ impl Connection {
         Connection { stream, buffer: Vec::with_capacity(LINE_READ) }
     }
 
-    /// A duplicate of the socket's descriptor, for a check on the peer from
-    /// a blocking thread while heavy work runs.
-    pub fn socket(&self) -> io::Result<std::os::fd::OwnedFd> {
-        std::os::fd::AsFd::as_fd(self.stream.get_ref()).try_clone_to_owned()
+    /// The socket's descriptor, for a check on the peer from a blocking
+    /// thread while heavy work runs (`ferry_app::serve` duplicates it).
+    pub fn socket(&self) -> BorrowedFd<'_> {
+        self.stream.get_ref().as_fd()
     }
 
     /// Reads request lines (server side) into `pending`, which must be
@@ -111,12 +112,12 @@ impl Connection {
         mut on_chunk: impl FnMut(&[u8]),
         timeout: Duration,
     ) -> Result<(), BodyError> {
-        let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer);
+        let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer, Instant::now());
         sink.write_all(&first).await.map_err(|e| body.sink_failed(first.len(), e))?;
         on_chunk(&first);
         let mut chunk = vec![0; BODY_BUFFER];
         while let Some(want) = body.want(chunk.len()) {
-            let n = body.on_read(until(body.deadline(), self.stream.read(&mut chunk[..want])).await)?;
+            let n = body.on_read(until(body.deadline(), self.stream.read(&mut chunk[..want])).await, Instant::now())?;
             sink.write_all(&chunk[..n]).await.map_err(|e| body.sink_failed(n, e))?;
             on_chunk(&chunk[..n]);
         }
@@ -207,7 +208,7 @@ impl Connection {
     }
 
     /// Sends a window the kernel does not have in memory: `unblock` reads
-    /// it on smol's blocking pool, [`COLD_READ`](ferry_fs::COLD_READ) bytes
+    /// it on smol's blocking pool, [`COLD_READ`](ferry_share::COLD_READ) bytes
     /// at a time, and this thread writes what was read. The disk's wait is
     /// a pool thread's.
     async fn send_cold(&self, body: &Arc<FileBody>, window: Range<u64>) -> io::Result<()> {
@@ -245,14 +246,11 @@ pub async fn until<T>(deadline: Instant, work: impl Future<Output = T>) -> Optio
 
 /// The first address `addr` resolves to that accepts a connection.
 async fn connect_stream(addr: &str, limit: Duration) -> Result<Async<TcpStream>, ClientError> {
-    let fail = |source| ClientError::Connect { addr: addr.to_owned(), source };
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address");
-    for resolved in smol::net::resolve(addr).await.map_err(fail)? {
-        match until(Instant::now() + limit, Async::<TcpStream>::connect(resolved)).await {
-            Some(Ok(stream)) => return Ok(stream),
-            Some(Err(error)) => last = error,
-            None => last = io::Error::new(io::ErrorKind::TimedOut, "connecting timed out"),
+    let mut dial = Dial::new(addr);
+    for resolved in smol::net::resolve(addr).await.map_err(|e| dial.unresolved(e))? {
+        if let Some(stream) = dial.attempt(until(Instant::now() + limit, Async::<TcpStream>::connect(resolved)).await) {
+            return Ok(stream);
         }
     }
-    Err(fail(last))
+    Err(dial.failed())
 }

@@ -8,15 +8,18 @@
 //!   lines and bodies under deadlines, writing answers and file bodies,
 //!   closing gracefully.
 //! - [`server`]: the accept loop, the connection limit, and [`server`]'s
-//!   `handle`, which does the steps of [`ferry_cli::serving::Serving`].
-//! - [`client`]: the steps of a [`ferry_cli::Session`] (greeting, requests,
+//!   `handle`, which does the steps of [`ferry_engine::server::Serving`].
+//! - [`client`]: the steps of a [`ferry_engine::client::Session`] (greeting, requests,
 //!   answers, bodies into files, commits).
-//! - [`shutdown`]: Ctrl-C and SIGTERM.
+//! - [`shutdown`]: the shutdown switch, which Ctrl-C and SIGTERM turn on
+//!   (`ferry_app::signals`).
 //! - `runtime.rs`: plugs this runtime into the shared command line.
 //!
-//! The protocol's decisions live in `ferry-cli` (`Session`, `Serving`) and
-//! `ferry-fs` (answers, batches, the limits on heavy work); this crate only
-//! moves bytes, waits, times out and shuts down. README.md's concept index
+//! The protocol's decisions live in `ferry-engine` (`Session`, `Serving`),
+//! the share's in `ferry-share` (answers, batches, the limits on heavy
+//! work), and the policies every server and client keep in `ferry-app`
+//! (where a batch is answered, the dialer, signals, the grace period); this
+//! crate only moves bytes, waits, times out and shuts down. README.md's concept index
 //! names the function that shows each concept here and on the other
 //! runtimes, and its benchmarks section has the measurements.
 //!
@@ -28,7 +31,7 @@
 //!   reactor; `write_with` runs any non-blocking call (here `sendfile`)
 //!   and waits for readiness when it would block. `sendfile` also reads
 //!   the file, on the executor thread, so a window of a body the kernel
-//!   does not have in memory ([`ferry_fs::FileBody::resident`]) is read
+//!   does not have in memory ([`ferry_share::FileBody::resident`]) is read
 //!   under `unblock` instead and written from the executor
 //!   (`connection.rs: send_cold`). Executor threads are `smol-loop-N`,
 //!   smol's pool threads `blocking-N`.
@@ -38,7 +41,7 @@
 //!   `Drop`, however the read ends.
 //! - **Blocking work.** GETs of files the kernel has in memory are answered
 //!   on the executor with calls that cannot block
-//!   ([`ferry_fs::Root::batch_cached`]); the rest of a batch of pipelined
+//!   ([`ferry_share::Root::batch_cached`]); the rest of a batch of pipelined
 //!   requests under `smol::unblock`, one trip per batch; a heavy batch waits
 //!   for its permit on the executor first. The client hands what it
 //!   receives to `unblock` in owned 1 MiB buffers (`client.rs: Sink`)

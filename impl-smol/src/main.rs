@@ -4,5 +4,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    ferry_cli::main::<ferry_smol::Smol>()
+    ferry_app::main::<ferry_smol::Smol>()
 }

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::thread;
 
 use anyhow::Context;
-use ferry_cli::{ClientConfig, ClientError, Plan, Report, Runtime, ServeConfig, Session};
-use ferry_proto::{Entry, WirePath};
+use ferry_app::{Plan, Report, Runtime, ServeConfig};
+use ferry_engine::client::{ClientConfig, ClientError, Session};
+use ferry_engine::{Entry, WirePath};
 
 use smol::{Async, Executor, block_on};
 
@@ -42,13 +43,13 @@ impl Runtime for Smol {
                     .context("cannot start an executor thread")?;
             }
             let served = block_on(executor.run(async {
-                let listener = ferry_cli::listen(config.listen)
+                let listener = ferry_app::net::listen(config.listen)
                     .and_then(Async::new)
                     .with_context(|| format!("cannot listen on {}", config.listen))?;
                 let shutdown = Shutdown::new();
                 let switch = shutdown.clone();
-                ferry_cli::signals::on_signals(move || switch.trigger()).context("cannot install signal handlers")?;
-                ferry_cli::announce(listener.get_ref().local_addr()?);
+                ferry_app::signals::on_signals(move || switch.trigger()).context("cannot install signal handlers")?;
+                ferry_app::net::announce(listener.get_ref().local_addr()?);
                 server::run(&executor, listener, config, shutdown).await?;
                 anyhow::Ok(())
             }));
@@ -58,7 +59,12 @@ impl Runtime for Smol {
     }
 
     fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
-        block_on(async { Session::get(plan, config).run_async(&mut connect(config).await?, report).await.map(drop) })
+        block_on(async {
+            Session::get(&plan.items, plan.verify, config)
+                .run_async(&mut connect(config).await?, report)
+                .await
+                .map(drop)
+        })
     }
 
     fn ls(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError> {

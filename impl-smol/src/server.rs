@@ -7,7 +7,7 @@
 //! greeting. Each task also holds a clone of a channel sender, so that
 //! shutdown can wait for the last one to finish by waiting for the channel
 //! to close — smol's way to join a set of detached tasks. What a
-//! connection does, step by step, is [`ferry_cli::serving::Serving`]'s to
+//! connection does, step by step, is [`ferry_engine::server::Serving`]'s to
 //! decide; `handle` does each step the smol way.
 
 use std::io;
@@ -15,11 +15,12 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ferry_cli::conn::{AcceptErrors, peer_left};
-use ferry_cli::serving::{Next, Pending, Serving};
-use ferry_cli::{Runtime, ServeConfig};
-use ferry_fs::{Batch, heavy_permits};
-use smol::lock::{Semaphore, SemaphoreGuardArc};
+use ferry_app::net::AcceptErrors;
+use ferry_app::serve::Route;
+use ferry_app::{Runtime, ServeConfig};
+use ferry_engine::server::{Next, Serving};
+use ferry_share::{Batch, heavy_permits};
+use smol::lock::Semaphore;
 use smol::{Async, Executor, Timer, future};
 
 use crate::Smol;
@@ -59,8 +60,8 @@ pub async fn run(
         // A client past the limit is answered BUSY by a task of its own, so
         // a stuck one never holds up the accept loop.
         let (permit, serving) = match limit.try_acquire_arc() {
-            Some(permit) => (Some(permit), Serving::new(peer, Smol::NAME, config.idle_timeout)),
-            None => (None, Serving::busy(peer, config.max_connections)),
+            Some(permit) => (Some(permit), Serving::new(peer, Smol::NAME, config.idle_timeout, Instant::now())),
+            None => (None, Serving::busy(peer, config.max_connections, Instant::now())),
         };
         let (config, shutdown, open, heavy) = (Arc::clone(&config), shutdown.clone(), open.clone(), Arc::clone(&heavy));
         // Detached: the task ends with its connection; at shutdown, `run`
@@ -77,47 +78,19 @@ pub async fn run(
     }
     drop(listener);
     drop(open);
-    tracing::info!(open = all_closed.sender_count(), "stopped accepting; waiting for transfers in flight");
+    ferry_app::serve::draining(all_closed.sender_count());
     // Nothing is sent on the channel: `recv` returns once every sender,
     // one per connection, is gone.
     if until(Instant::now() + config.grace, all_closed.recv()).await.is_none() {
-        tracing::warn!(open = all_closed.sender_count(), "grace period over; exiting with transfers unfinished");
+        ferry_app::serve::grace_over(all_closed.sender_count());
     }
     Ok(())
-}
-
-/// Answers `pending`: the GETs of files the kernel has in memory here, on
-/// the executor, where they cannot block; the rest with `smol::unblock`,
-/// where opening and reading files cannot stall the executor. One trip answers a
-/// whole batch, and the batch holds `permit` (heavy work) until it is
-/// answered.
-async fn answer(
-    connection: &Connection,
-    mut pending: Pending,
-    permit: Option<SemaphoreGuardArc>,
-    deadline: Instant,
-    config: &Arc<ServeConfig>,
-    shutdown: &Shutdown,
-) -> io::Result<(Batch, Pending)> {
-    // Hot files cannot block: answered here, without the trip to the pool.
-    if let Some(batch) = config.answer_cached(&mut pending, permit.is_some()) {
-        return Ok((batch, pending));
-    }
-    // Heavy work asks between chunks whether the client has left, on a
-    // duplicate of the socket's descriptor that the blocking thread owns.
-    let socket = permit.as_ref().map(|_| connection.socket()).transpose()?;
-    let (shared, watching) = (Arc::clone(config), shutdown.clone());
-    let answered = smol::unblock(move || {
-        let _permit = permit;
-        shared.answer_blocking(pending, deadline, || watching.is_triggered() || socket.as_ref().is_some_and(peer_left))
-    });
-    Ok(answered.await)
 }
 
 /// Serves one connection: does what `serving` says until it is done.
 async fn handle(
     stream: Async<TcpStream>,
-    mut serving: Serving,
+    mut serving: Serving<Batch>,
     config: &Arc<ServeConfig>,
     shutdown: &Shutdown,
     heavy: &Arc<Semaphore>,
@@ -126,8 +99,10 @@ async fn handle(
     stream.get_ref().set_nodelay(true)?;
     let mut connection = Connection::new(stream);
     loop {
-        match serving.next(shutdown.is_triggered()) {
-            Next::Write { batch, within } => serving.on_written(connection.write_batch(batch, within).await)?,
+        match serving.next(Instant::now(), shutdown.is_triggered()) {
+            Next::Write { batch, within } => {
+                serving.on_written(connection.write_batch(batch, within).await, Instant::now())?
+            }
             Next::Read { deadline } => {
                 // A read that is dropped has taken no bytes, so shutdown
                 // loses nothing but the wait.
@@ -140,7 +115,6 @@ async fn handle(
                 serving.on_read(read)?;
             }
             Next::Answer { heavy: needs_permit, deadline } => {
-                let pending = serving.take_pending();
                 // A heavy batch first waits, here on the executor and not in
                 // the blocking pool, for one of the server's permits, at most
                 // until its deadline (without one it is answered TIMEOUT).
@@ -154,7 +128,15 @@ async fn handle(
                 else {
                     return Ok(());
                 };
-                serving.on_answered(answer(&connection, pending, permit, deadline, config, shutdown).await?);
+                // Hot files are answered here, where they cannot block; the
+                // rest under `smol::unblock`, one trip for the whole batch.
+                let pending = serving.take_pending();
+                let route = config.route(pending, permit, deadline, connection.socket(), shutdown.watcher())?;
+                let answered = match route {
+                    Route::Ready(batch, rest) => (batch, rest),
+                    Route::Blocking(work) => smol::unblock(move || work.run()).await,
+                };
+                serving.on_answered(answered);
             }
             Next::Close => break,
             Next::Stop => return Ok(()),

@@ -3,5 +3,5 @@
 
 #[test]
 fn chat_both_ways() {
-    ferry_cli::testing::chat("chat-smol");
+    ferry_app::testing::chat("chat-smol");
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferry_cli::conn::LineError;
-use ferry_cli::testing::Share;
-use ferry_proto::{Answer, parse_answer};
+use ferry_app::testing::Share;
+use ferry_engine::frame::LineError;
+use ferry_engine::{Answer, parse_answer};
 use ferry_smol::Smol;
 use ferry_smol::connection::{Connection, until};
 use ferry_smol::server;
@@ -20,7 +20,7 @@ use smol::{Async, Executor};
 #[test]
 fn its_own_client_fetches_from_its_own_server() {
     let share = Share::new();
-    let listener = ferry_cli::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let listener = ferry_app::net::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
     let addr = listener.local_addr().expect("addr");
     let listener = Async::new(listener).expect("adopt");
     let (config, shutdown) = (share.config(addr), Shutdown::new());

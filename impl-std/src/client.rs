@@ -1,4 +1,4 @@
-//! The client: [`ferry_cli::Session`]'s steps on blocking std I/O.
+//! The client: [`ferry_engine::client::Session`]'s steps on blocking std I/O.
 //!
 //! The session decides every step of the conversation and what each result
 //! means; `Session::run` (called from `runtime.rs`) asks for the steps and
@@ -10,9 +10,10 @@ use std::fs::File;
 use std::io;
 use std::time::{Duration, Instant};
 
-use ferry_cli::conn::{BodyError, LineError, ParseLine};
-use ferry_cli::{Dest, Item, NotReceived, Received, SaveError};
-use ferry_cli::{Steps, Tally};
+use ferry_app::{Item, Tally};
+use ferry_engine::body::BodyError;
+use ferry_engine::client::{NotReceived, Received, SaveError, Steps};
+use ferry_engine::frame::{LineError, ParseLine};
 
 use crate::connection::Connection;
 
@@ -26,6 +27,7 @@ pub struct Client {
 }
 
 impl Steps for Client {
+    type Item = Item;
     type File = File;
 
     fn line<T, E>(&mut self, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
@@ -52,7 +54,8 @@ impl Steps for Client {
         self.connection.read_body(len, &mut io::sink(), |_| {}, self.timeout)
     }
 
-    fn commit(&mut self, dest: &Dest, file: File, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
+    fn commit(&mut self, item: &Item, file: File, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
+        let dest = &item.dest;
         dest.commit(file, digest.as_ref())
     }
 }

@@ -1,6 +1,6 @@
 //! A TCP stream and its receive buffer, used by both server and client.
 //!
-//! Lines are parsed by `ferry-proto` from the front of the buffer; bytes
+//! Lines are parsed by `ferry-engine` from the front of the buffer; bytes
 //! beyond the line stay for the next call (pipelined requests, or the start
 //! of a body). Reads wait at most until a deadline: `set_read_timeout` is set
 //! to the time left before every read, because it bounds one call, not the
@@ -11,16 +11,17 @@ use std::convert::Infallible;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::ops::Range;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry_cli::ClientError;
-use ferry_cli::conn::{
-    BODY_BUFFER, BodyError, Incoming, LINE_READ, LINGER, LINGER_BYTES, LineError, ParseLine, SEND_WINDOW, is_timeout,
-    stopped_reading, take_line,
-};
-use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
-use ferry_proto::{Refusal, Request, parse_pipelined};
+use ferry_app::dial::Dial;
+use ferry_engine::body::{BODY_BUFFER, BodyError, Incoming, SEND_WINDOW};
+use ferry_engine::client::ClientError;
+use ferry_engine::frame::{LINE_READ, LineError, ParseLine, is_timeout, stopped_reading, take_line};
+use ferry_engine::server::{LINGER, LINGER_BYTES};
+use ferry_engine::{Refusal, Request, parse_pipelined};
+use ferry_share::{BATCH_REQUESTS, Batch, FileBody, Part};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 
@@ -51,9 +52,10 @@ impl Connection {
         Connection { stream: stream.into(), buffer: Vec::with_capacity(LINE_READ), write_limit: None }
     }
 
-    /// The socket, shared, for a check on the peer while heavy work runs.
-    pub fn socket(&self) -> Arc<TcpStream> {
-        Arc::clone(&self.stream)
+    /// The socket's descriptor, for a check on the peer while heavy work
+    /// runs (`ferry_app::serve` duplicates it).
+    pub fn socket(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
     }
 
     /// Reads request lines (server side) into `pending`, which must be
@@ -109,7 +111,7 @@ impl Connection {
         mut on_chunk: impl FnMut(&[u8]),
         timeout: Duration,
     ) -> Result<(), BodyError> {
-        let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer);
+        let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer, Instant::now());
         sink.write_all(&first).map_err(|e| body.sink_failed(first.len(), e))?;
         on_chunk(&first);
         // One read waits at most `timeout`: set once, not before every read
@@ -118,7 +120,7 @@ impl Connection {
         self.stream.set_read_timeout(Some(timeout)).map_err(|e| BodyError::socket(0, e))?;
         let mut chunk = vec![0; BODY_BUFFER];
         while let Some(want) = body.want(chunk.len()) {
-            let n = body.on_read(Some((&*self.stream).read(&mut chunk[..want])))?;
+            let n = body.on_read(Some((&*self.stream).read(&mut chunk[..want])), Instant::now())?;
             sink.write_all(&chunk[..n]).map_err(|e| body.sink_failed(n, e))?;
             on_chunk(&chunk[..n]);
         }
@@ -221,13 +223,15 @@ impl Connection {
 
 /// The first address `addr` resolves to that accepts a connection.
 fn connect_stream(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
-    let fail = |source| ClientError::Connect { addr: addr.to_owned(), source };
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address");
-    for resolved in addr.to_socket_addrs().map_err(fail)? {
-        match TcpStream::connect_timeout(&resolved, timeout) {
-            Ok(stream) => return Ok(stream),
-            Err(error) => last = error,
+    let mut dial = Dial::new(addr);
+    for resolved in addr.to_socket_addrs().map_err(|e| dial.unresolved(e))? {
+        let connected = match TcpStream::connect_timeout(&resolved, timeout) {
+            Err(error) if error.kind() == io::ErrorKind::TimedOut => None,
+            connected => Some(connected),
+        };
+        if let Some(stream) = dial.attempt(connected) {
+            return Ok(stream);
         }
     }
-    Err(fail(last))
+    Err(dial.failed())
 }

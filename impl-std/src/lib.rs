@@ -9,15 +9,20 @@
 //!   lines and bodies under deadlines, writing answers and file bodies,
 //!   closing gracefully.
 //! - [`server`]: the accept loop, the connection limit, and [`server`]'s
-//!   `handle`, which does the steps of [`ferry_cli::serving::Serving`].
-//! - [`client`]: the steps of a [`ferry_cli::Session`] (greeting, requests,
+//!   `handle`, which does the steps of [`ferry_engine::server::Serving`].
+//! - [`client`]: the steps of a [`ferry_engine::client::Session`] (greeting, requests,
 //!   answers, bodies into files, commits).
-//! - [`shutdown`]: Ctrl-C and SIGTERM.
+//! - [`shutdown`]: the shutdown switch, which Ctrl-C and SIGTERM turn on
+//!   (`ferry_app::signals`).
 //! - `runtime.rs`: plugs this runtime into the shared command line.
+//! - `sync.rs` (std only): the registry of open connections and the heavy
+//!   permits, from a `Mutex` and a `Condvar`.
 //!
-//! The protocol's decisions live in `ferry-cli` (`Session`, `Serving`) and
-//! `ferry-fs` (answers, batches, the limits on heavy work); this crate only
-//! moves bytes, waits, times out and shuts down. README.md's concept index
+//! The protocol's decisions live in `ferry-engine` (`Session`, `Serving`),
+//! the share's in `ferry-share` (answers, batches, the limits on heavy
+//! work), and the policies every server and client keep in `ferry-app`
+//! (where a batch is answered, the dialer, signals, the grace period); this
+//! crate only moves bytes, waits, times out and shuts down. README.md's concept index
 //! names the function that shows each concept here and on the other
 //! runtimes, and its benchmarks section has the measurements.
 //!
@@ -46,5 +51,6 @@ pub mod server;
 pub mod shutdown;
 
 mod runtime;
+mod sync;
 
 pub use runtime::Std;

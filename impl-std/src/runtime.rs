@@ -1,8 +1,9 @@
 //! Plugs this runtime into the shared command line.
 
 use anyhow::Context;
-use ferry_cli::{ClientConfig, ClientError, Plan, Report, Runtime, ServeConfig, Session};
-use ferry_proto::{Entry, WirePath};
+use ferry_app::{Plan, Report, Runtime, ServeConfig};
+use ferry_engine::client::{ClientConfig, ClientError, Session};
+use ferry_engine::{Entry, WirePath};
 
 use crate::client::Client;
 use crate::connection::Connection;
@@ -19,17 +20,17 @@ impl Runtime for Std {
 
     fn serve(config: ServeConfig) -> anyhow::Result<()> {
         let listener =
-            ferry_cli::listen(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
+            ferry_app::net::listen(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
         let shutdown = Shutdown::new();
         let switch = shutdown.clone();
-        ferry_cli::signals::on_signals(move || switch.trigger()).context("cannot install signal handlers")?;
-        ferry_cli::announce(listener.local_addr()?);
+        ferry_app::signals::on_signals(move || switch.trigger()).context("cannot install signal handlers")?;
+        ferry_app::net::announce(listener.local_addr()?);
         server::run(listener, config, shutdown)?;
         Ok(())
     }
 
     fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
-        Session::get(plan, config).run(&mut connect(config)?, report).map(drop)
+        Session::get(&plan.items, plan.verify, config).run(&mut connect(config)?, report).map(drop)
     }
 
     fn ls(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError> {

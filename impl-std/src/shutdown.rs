@@ -1,5 +1,5 @@
 //! The shutdown switch, as a flag that threads can test and wait for;
-//! Ctrl-C and SIGTERM turn it on ([`ferry_cli::signals`]).
+//! Ctrl-C and SIGTERM turn it on ([`ferry_app::signals`]).
 
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -20,6 +20,13 @@ impl Shutdown {
         let (flag, changed) = &*self.inner;
         *flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
         changed.notify_all();
+    }
+
+    /// A test of the switch that another thread can own: what heavy work
+    /// asks between chunks.
+    pub fn watcher(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let switch = self.clone();
+        move || switch.is_triggered()
     }
 
     /// Whether the switch is on.

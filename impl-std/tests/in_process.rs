@@ -4,7 +4,7 @@
 
 use std::thread;
 
-use ferry_cli::testing::Share;
+use ferry_app::testing::Share;
 use ferry_std::Std;
 use ferry_std::server;
 use ferry_std::shutdown::Shutdown;
@@ -12,7 +12,7 @@ use ferry_std::shutdown::Shutdown;
 #[test]
 fn its_own_client_fetches_from_its_own_server() {
     let share = Share::new();
-    let listener = ferry_cli::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let listener = ferry_app::net::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
     let addr = listener.local_addr().expect("addr");
     let (config, shutdown) = (share.config(addr), Shutdown::new());
     let serving = shutdown.clone();

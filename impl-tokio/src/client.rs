@@ -1,4 +1,4 @@
-//! The client: [`ferry_cli::Session`]'s steps on tokio.
+//! The client: [`ferry_engine::client::Session`]'s steps on tokio.
 //!
 //! The session decides every step of the conversation and what each result
 //! means; `Session::run_async` (called from `runtime.rs`) asks for the steps
@@ -13,10 +13,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use ferry_cli::Tally;
-use ferry_cli::conn::{BodyError, LineError, ParseLine};
-use ferry_cli::spool::{Spool, Written, write_out};
-use ferry_cli::{AsyncSteps, Dest, Item, NotReceived, Received, SaveError};
+use ferry_app::Tally;
+use ferry_app::spool::{Spool, Written, write_out};
+use ferry_app::{Dest, Item};
+use ferry_engine::body::BodyError;
+use ferry_engine::client::{AsyncSteps, NotReceived, Received, SaveError};
+use ferry_engine::frame::{LineError, ParseLine};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::task::{JoinHandle, spawn_blocking};
 use tokio::time::Instant;
@@ -33,6 +35,7 @@ pub struct Client {
 }
 
 impl AsyncSteps for Client {
+    type Item = Item;
     type File = Sink;
 
     async fn line<T, E>(&mut self, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
@@ -64,7 +67,8 @@ impl AsyncSteps for Client {
         self.connection.read_body(len, &mut tokio::io::sink(), |_| {}, self.timeout).await
     }
 
-    async fn commit(&mut self, dest: &Dest, mut file: Sink, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
+    async fn commit(&mut self, item: &Item, mut file: Sink, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
+        let dest = &item.dest;
         let committing = dest.clone();
         let file =
             file.0.take_file().ok_or_else(|| SaveError::io(dest.name(), io::Error::other("a write was lost")))?;

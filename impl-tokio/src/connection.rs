@@ -1,6 +1,6 @@
 //! A TCP stream and its receive buffer, used by both server and client.
 //!
-//! Lines are parsed by `ferry-proto` from the front of the buffer; bytes
+//! Lines are parsed by `ferry-engine` from the front of the buffer; bytes
 //! beyond the line stay for the next call (pipelined requests, or the start
 //! of a body). Every wait is a future under `tokio::time::timeout_at`, so a
 //! deadline for a whole line is one call around the loop, not a setting
@@ -10,16 +10,17 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::io;
 use std::ops::Range;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_cli::ClientError;
-use ferry_cli::conn::{
-    BODY_BUFFER, BodyError, Incoming, LINE_READ, LINGER, LINGER_BYTES, LineError, ParseLine, SEND_WINDOW,
-    stopped_reading, take_line,
-};
-use ferry_fs::{BATCH_REQUESTS, Batch, FileBody, Part};
-use ferry_proto::{Refusal, Request, parse_pipelined};
+use ferry_app::dial::Dial;
+use ferry_engine::body::{BODY_BUFFER, BodyError, Incoming, SEND_WINDOW};
+use ferry_engine::client::ClientError;
+use ferry_engine::frame::{LINE_READ, LineError, ParseLine, stopped_reading, take_line};
+use ferry_engine::server::{LINGER, LINGER_BYTES};
+use ferry_engine::{Refusal, Request, parse_pipelined};
+use ferry_share::{BATCH_REQUESTS, Batch, FileBody, Part};
 use rustix::io::Errno;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
@@ -47,10 +48,10 @@ impl Connection {
         Connection { stream, buffer: Vec::with_capacity(LINE_READ) }
     }
 
-    /// A duplicate of the socket's descriptor, for a check on the peer from
-    /// a blocking thread while heavy work runs.
-    pub fn socket(&self) -> io::Result<std::os::fd::OwnedFd> {
-        std::os::fd::AsFd::as_fd(&self.stream).try_clone_to_owned()
+    /// The socket's descriptor, for a check on the peer from a blocking
+    /// thread while heavy work runs (`ferry_app::serve` duplicates it).
+    pub fn socket(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
     }
 
     /// Reads request lines (server side) into `pending`, which must be
@@ -100,13 +101,13 @@ impl Connection {
         mut on_chunk: impl FnMut(&[u8]),
         timeout: Duration,
     ) -> Result<(), BodyError> {
-        let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer);
+        let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer, std::time::Instant::now());
         sink.write_all(&first).await.map_err(|e| body.sink_failed(first.len(), e))?;
         on_chunk(&first);
         let mut chunk = vec![0; BODY_BUFFER];
         while let Some(want) = body.want(chunk.len()) {
             let read = timeout_at(Instant::from_std(body.deadline()), self.stream.read(&mut chunk[..want])).await;
-            let n = body.on_read(read.ok())?;
+            let n = body.on_read(read.ok(), std::time::Instant::now())?;
             sink.write_all(&chunk[..n]).await.map_err(|e| body.sink_failed(n, e))?;
             on_chunk(&chunk[..n]);
         }
@@ -197,7 +198,7 @@ impl Connection {
     }
 
     /// Sends a window the kernel does not have in memory: the blocking pool
-    /// reads it, [`COLD_READ`](ferry_fs::COLD_READ) bytes at a time, and the
+    /// reads it, [`COLD_READ`](ferry_share::COLD_READ) bytes at a time, and the
     /// worker writes what was read. The disk's wait is a pool thread's.
     async fn send_cold(&mut self, body: &Arc<FileBody>, window: Range<u64>) -> io::Result<()> {
         let mut at = window.start;
@@ -226,14 +227,11 @@ impl Connection {
 
 /// The first address `addr` resolves to that accepts a connection.
 async fn connect_stream(addr: &str, limit: Duration) -> Result<TcpStream, ClientError> {
-    let fail = |source| ClientError::Connect { addr: addr.to_owned(), source };
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address");
-    for resolved in tokio::net::lookup_host(addr).await.map_err(fail)? {
-        match timeout(limit, TcpStream::connect(resolved)).await {
-            Ok(Ok(stream)) => return Ok(stream),
-            Ok(Err(error)) => last = error,
-            Err(_elapsed) => last = io::Error::new(io::ErrorKind::TimedOut, "connecting timed out"),
+    let mut dial = Dial::new(addr);
+    for resolved in tokio::net::lookup_host(addr).await.map_err(|e| dial.unresolved(e))? {
+        if let Some(stream) = dial.attempt(timeout(limit, TcpStream::connect(resolved)).await.ok()) {
+            return Ok(stream);
         }
     }
-    Err(fail(last))
+    Err(dial.failed())
 }

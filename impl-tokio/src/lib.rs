@@ -7,15 +7,18 @@
 //!   lines and bodies under deadlines, writing answers and file bodies,
 //!   closing gracefully.
 //! - [`server`]: the accept loop, the connection limit, and [`server`]'s
-//!   `handle`, which does the steps of [`ferry_cli::serving::Serving`].
-//! - [`client`]: the steps of a [`ferry_cli::Session`] (greeting, requests,
+//!   `handle`, which does the steps of [`ferry_engine::server::Serving`].
+//! - [`client`]: the steps of a [`ferry_engine::client::Session`] (greeting, requests,
 //!   answers, bodies into files, commits).
-//! - [`shutdown`]: Ctrl-C and SIGTERM.
+//! - [`shutdown`]: the shutdown switch, which Ctrl-C and SIGTERM turn on
+//!   (`ferry_app::signals`).
 //! - `runtime.rs`: plugs this runtime into the shared command line.
 //!
-//! The protocol's decisions live in `ferry-cli` (`Session`, `Serving`) and
-//! `ferry-fs` (answers, batches, the limits on heavy work); this crate only
-//! moves bytes, waits, times out and shuts down. README.md's concept index
+//! The protocol's decisions live in `ferry-engine` (`Session`, `Serving`),
+//! the share's in `ferry-share` (answers, batches, the limits on heavy
+//! work), and the policies every server and client keep in `ferry-app`
+//! (where a batch is answered, the dialer, signals, the grace period); this
+//! crate only moves bytes, waits, times out and shuts down. README.md's concept index
 //! names the function that shows each concept here and on the other
 //! runtimes, and its benchmarks section has the measurements.
 //!
@@ -29,8 +32,8 @@
 //! - **Blocking work.** Resolving a path and opening a file can block on a
 //!   cold disk. A GET of a file the kernel already has in memory is answered
 //!   on the worker, with calls that fail rather than wait
-//!   ([`ferry_fs::Root::batch_cached`]); everything else is answered in
-//!   batches ([`ferry_fs::Batch`]) under `spawn_blocking`, one trip per
+//!   ([`ferry_share::Root::batch_cached`]); everything else is answered in
+//!   batches ([`ferry_share::Batch`]) under `spawn_blocking`, one trip per
 //!   batch, so that a cold disk or a network mount cannot stall a worker. A
 //!   heavy batch waits for its permit on the worker, not in the pool, so no
 //!   flood of SUMs can fill the pool. The client's writes go to the pool 1
@@ -40,7 +43,7 @@
 //!   `try_io` on the non-blocking socket): file pages go to the socket
 //!   without a copy through this process, and a slow client blocks no
 //!   worker. But `sendfile` reads the file on the worker, so each window
-//!   of a body is first probed ([`ferry_fs::FileBody::resident`]); one
+//!   of a body is first probed ([`ferry_share::FileBody::resident`]); one
 //!   the kernel does not have in memory is read under `spawn_blocking`
 //!   and written from the worker (`connection.rs: send_cold`), so a slow
 //!   disk holds a pool thread, never a worker.

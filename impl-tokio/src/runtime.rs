@@ -5,8 +5,9 @@
 //! runtime and spends no threads it cannot use.
 
 use anyhow::Context;
-use ferry_cli::{ClientConfig, ClientError, Plan, Report, Runtime, ServeConfig, Session};
-use ferry_proto::{Entry, WirePath};
+use ferry_app::{Plan, Report, Runtime, ServeConfig};
+use ferry_engine::client::{ClientConfig, ClientError, Session};
+use ferry_engine::{Entry, WirePath};
 use tokio::net::TcpListener;
 use tokio::runtime::Builder;
 
@@ -31,12 +32,12 @@ impl Runtime for Tokio {
         // disk are allowed.
         let runtime = Builder::new_multi_thread()
             .thread_name("tokio-pool")
-            .on_thread_park(|| ferry_cli::name_this_thread("tokio-loop"))
+            .on_thread_park(|| ferry_app::net::name_this_thread("tokio-loop"))
             .enable_all()
             .build()
             .context("cannot start the tokio runtime")?;
         let served = runtime.block_on(async {
-            let listener = ferry_cli::listen(config.listen)
+            let listener = ferry_app::net::listen(config.listen)
                 .and_then(|listener| {
                     listener.set_nonblocking(true)?;
                     TcpListener::from_std(listener)
@@ -44,8 +45,8 @@ impl Runtime for Tokio {
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
             let shutdown = Shutdown::new();
             let switch = shutdown.clone();
-            ferry_cli::signals::on_signals(move || switch.trigger()).context("cannot install signal handlers")?;
-            ferry_cli::announce(listener.local_addr()?);
+            ferry_app::signals::on_signals(move || switch.trigger()).context("cannot install signal handlers")?;
+            ferry_app::net::announce(listener.local_addr()?);
             server::run(listener, config, shutdown).await?;
             anyhow::Ok(())
         });
@@ -58,7 +59,10 @@ impl Runtime for Tokio {
 
     fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
         client_runtime(config)?.block_on(async {
-            Session::get(plan, config).run_async(&mut connect(config).await?, report).await.map(drop)
+            Session::get(&plan.items, plan.verify, config)
+                .run_async(&mut connect(config).await?, report)
+                .await
+                .map(drop)
         })
     }
 

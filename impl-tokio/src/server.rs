@@ -3,18 +3,20 @@
 //! Tasks are cheap, so the limit exists to bound file descriptors and
 //! memory, not threads. It is a `Semaphore`: each task holds a permit, and a
 //! client that finds none gets `ERR BUSY` instead of the greeting. What a
-//! connection does, step by step, is [`ferry_cli::serving::Serving`]'s to
+//! connection does, step by step, is [`ferry_engine::server::Serving`]'s to
 //! decide; `handle` does each step the tokio way.
 
 use std::io;
 use std::sync::Arc;
 
-use ferry_cli::conn::{AcceptErrors, peer_left};
-use ferry_cli::serving::{Next, Pending, Serving};
-use ferry_cli::{Runtime, ServeConfig};
-use ferry_fs::{Batch, heavy_permits};
+use ferry_app::net::AcceptErrors;
+use ferry_app::serve::Route;
+use ferry_app::{Runtime, ServeConfig};
+use ferry_engine::server::{Next, Serving};
+use ferry_share::{Batch, heavy_permits};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
+use tokio::task::spawn_blocking;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::task::TaskTracker;
 
@@ -48,8 +50,10 @@ pub async fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown)
         // A client past the limit is answered BUSY by a task of its own, so
         // a stuck one never holds up the accept loop.
         let (permit, serving) = match Arc::clone(&limit).try_acquire_owned() {
-            Ok(permit) => (Some(permit), Serving::new(peer, Tokio::NAME, config.idle_timeout)),
-            Err(_) => (None, Serving::busy(peer, config.max_connections)),
+            Ok(permit) => {
+                (Some(permit), Serving::new(peer, Tokio::NAME, config.idle_timeout, std::time::Instant::now()))
+            }
+            Err(_) => (None, Serving::busy(peer, config.max_connections, std::time::Instant::now())),
         };
         let (config, shutdown, heavy) = (Arc::clone(&config), shutdown.clone(), Arc::clone(&heavy));
         tasks.spawn(async move {
@@ -61,45 +65,17 @@ pub async fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown)
     }
     drop(listener);
     tasks.close();
-    tracing::info!(open = tasks.len(), "stopped accepting; waiting for transfers in flight");
+    ferry_app::serve::draining(tasks.len());
     if timeout(config.grace, tasks.wait()).await.is_err() {
-        tracing::warn!(open = tasks.len(), "grace period over; exiting with transfers unfinished");
+        ferry_app::serve::grace_over(tasks.len());
     }
     Ok(())
-}
-
-/// Answers `pending`: the GETs of files the kernel has in memory here, on
-/// a worker, where they cannot block; the rest with the blocking pool,
-/// where opening and reading files cannot stall a worker. One trip answers a
-/// whole batch, and the batch holds `permit` (heavy work) until it is
-/// answered.
-async fn answer(
-    connection: &Connection,
-    mut pending: Pending,
-    permit: Option<OwnedSemaphorePermit>,
-    deadline: std::time::Instant,
-    config: &Arc<ServeConfig>,
-    shutdown: &Shutdown,
-) -> io::Result<(Batch, Pending)> {
-    // Hot files cannot block: answered here, without the trip to the pool.
-    if let Some(batch) = config.answer_cached(&mut pending, permit.is_some()) {
-        return Ok((batch, pending));
-    }
-    // Heavy work asks between chunks whether the client has left, on a
-    // duplicate of the socket's descriptor that the blocking thread owns.
-    let socket = permit.as_ref().map(|_| connection.socket()).transpose()?;
-    let (shared, watching) = (Arc::clone(config), shutdown.clone());
-    let answered = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        shared.answer_blocking(pending, deadline, || watching.is_triggered() || socket.as_ref().is_some_and(peer_left))
-    });
-    answered.await.map_err(io::Error::other)
 }
 
 /// Serves one connection: does what `serving` says until it is done.
 async fn handle(
     stream: TcpStream,
-    mut serving: Serving,
+    mut serving: Serving<Batch>,
     config: &Arc<ServeConfig>,
     shutdown: &Shutdown,
     heavy: &Arc<Semaphore>,
@@ -108,8 +84,10 @@ async fn handle(
     stream.set_nodelay(true)?;
     let mut connection = Connection::new(stream);
     loop {
-        match serving.next(shutdown.is_triggered()) {
-            Next::Write { batch, within } => serving.on_written(connection.write_batch(batch, within).await)?,
+        match serving.next(std::time::Instant::now(), shutdown.is_triggered()) {
+            Next::Write { batch, within } => {
+                serving.on_written(connection.write_batch(batch, within).await, std::time::Instant::now())?
+            }
             Next::Read { deadline } => {
                 // Reading is cancel-safe, so shutdown loses nothing but the wait.
                 let read = tokio::select! {
@@ -119,7 +97,6 @@ async fn handle(
                 serving.on_read(read)?;
             }
             Next::Answer { heavy: needs_permit, deadline } => {
-                let pending = serving.take_pending();
                 // A heavy batch first waits, here on the worker and not in
                 // the blocking pool, for one of the server's permits, at most
                 // until its deadline (without one it is answered TIMEOUT).
@@ -131,7 +108,15 @@ async fn handle(
                         permit = acquire => permit.ok().and_then(Result::ok),
                     },
                 };
-                serving.on_answered(answer(&connection, pending, permit, deadline, config, shutdown).await?);
+                // Hot files are answered here, where they cannot block; the
+                // rest under `spawn_blocking`, one trip for the whole batch.
+                let pending = serving.take_pending();
+                let route = config.route(pending, permit, deadline, connection.socket(), shutdown.watcher())?;
+                let answered = match route {
+                    Route::Ready(batch, rest) => (batch, rest),
+                    Route::Blocking(work) => spawn_blocking(move || work.run()).await.map_err(io::Error::other)?,
+                };
+                serving.on_answered(answered);
             }
             Next::Close => break,
             Next::Stop => return Ok(()),

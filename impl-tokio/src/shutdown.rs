@@ -1,6 +1,6 @@
 //! The shutdown switch, as a cancellation token that tasks can test and
 //! await, in the manner of tokio's mini-redis; Ctrl-C and SIGTERM turn it
-//! on ([`ferry_cli::signals`]).
+//! on ([`ferry_app::signals`]).
 
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +19,13 @@ impl Shutdown {
     /// Turns the switch on and wakes every waiter.
     pub fn trigger(&self) {
         self.token.cancel();
+    }
+
+    /// A test of the switch that another thread can own: what heavy work
+    /// asks between chunks.
+    pub fn watcher(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let switch = self.clone();
+        move || switch.is_triggered()
     }
 
     /// Whether the switch is on.

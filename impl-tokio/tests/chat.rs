@@ -3,5 +3,5 @@
 
 #[test]
 fn chat_both_ways() {
-    ferry_cli::testing::chat("chat-tokio");
+    ferry_app::testing::chat("chat-tokio");
 }

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use ferry_cli::conn::LineError;
-use ferry_cli::testing::Share;
-use ferry_proto::{Answer, parse_answer};
+use ferry_app::testing::Share;
+use ferry_engine::frame::LineError;
+use ferry_engine::{Answer, parse_answer};
 use ferry_tokio::Tokio;
 use ferry_tokio::connection::Connection;
 use ferry_tokio::server;
@@ -18,7 +18,7 @@ use tokio::time::{Instant, timeout};
 fn its_own_client_fetches_from_its_own_server() {
     let share = Share::new();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let listener = ferry_cli::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let listener = ferry_app::net::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
     let addr = listener.local_addr().expect("addr");
     listener.set_nonblocking(true).expect("non-blocking");
     let listener = runtime.block_on(async { tokio::net::TcpListener::from_std(listener) }).expect("adopt");

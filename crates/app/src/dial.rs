@@ -1,0 +1,76 @@
+//! How a client reaches a server, the same on every runtime: the address
+//! as the user wrote it is resolved, and each address it resolves to is
+//! tried in turn, each within the client's `--timeout`, until one accepts;
+//! if none does, the error is the last address's, in the user's words. A
+//! driver only says how its runtime resolves, connects and times out:
+//!
+//! ```text
+//! let mut dial = Dial::new(addr);
+//! for resolved in resolve(addr).await.map_err(|e| dial.unresolved(e))? {
+//!     if let Some(stream) = dial.attempt(within(timeout, connect(resolved)).await) {
+//!         return Ok(stream);
+//!     }
+//! }
+//! Err(dial.failed())
+//! ```
+
+use std::io;
+
+use ferry_engine::client::ClientError;
+
+/// One attempt to reach `addr`, address after address.
+#[derive(Debug)]
+pub struct Dial<'a> {
+    addr: &'a str,
+    last: io::Error,
+}
+
+impl<'a> Dial<'a> {
+    /// Starts reaching `addr` (`host:port`, as the user wrote it).
+    pub fn new(addr: &'a str) -> Dial<'a> {
+        Dial { addr, last: io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address") }
+    }
+
+    /// The name could not be resolved.
+    pub fn unresolved(&self, error: io::Error) -> ClientError {
+        ClientError::Connect { addr: self.addr.to_owned(), source: error }
+    }
+
+    /// What one address gave: the connection (then use it), an error, or
+    /// `None` when the timeout ran out first (then try the next).
+    pub fn attempt<S>(&mut self, connected: Option<io::Result<S>>) -> Option<S> {
+        match connected {
+            Some(Ok(stream)) => Some(stream),
+            Some(Err(error)) => {
+                self.last = error;
+                None
+            }
+            None => {
+                self.last = io::Error::new(io::ErrorKind::TimedOut, "connecting timed out");
+                None
+            }
+        }
+    }
+
+    /// No address accepted: why, as the last one said.
+    pub fn failed(self) -> ClientError {
+        ClientError::Connect { addr: self.addr.to_owned(), source: self.last }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_address_that_accepts_wins_and_otherwise_the_last_error_is_told() {
+        let mut dial = Dial::new("example:7878");
+        assert!(dial.attempt::<()>(Some(Err(io::Error::from(io::ErrorKind::ConnectionRefused)))).is_none());
+        assert!(dial.attempt::<()>(None).is_none());
+        let error = dial.failed().to_string();
+        assert_eq!(error, "cannot connect to example:7878: connecting timed out");
+        let mut dial = Dial::new("h:1");
+        assert_eq!(dial.attempt(Some(Ok(7))), Some(7));
+        assert_eq!(Dial::new("h:1").failed().to_string(), "cannot connect to h:1: the name resolved to no address");
+    }
+}

@@ -1,0 +1,224 @@
+//! The program every binary runs: the command line parsed, the command run
+//! on the implementation's [`Runtime`], and the result turned into words and
+//! an exit code.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+use ferry_engine::client::{ClientConfig, ClientError};
+use ferry_engine::show;
+use ferry_engine::{Kind, WirePath};
+use ferry_share::Root;
+
+use crate::args::{self, Cli, Command, GetArgs, LsArgs, ServeArgs};
+use crate::runtime::{Runtime, ServeConfig};
+use crate::save::{Plan, PlanError, Report};
+use crate::{progress, say};
+
+/// The whole program: parse the command line, run it on `R`, and turn the
+/// result into an exit code (0 done, 1 failed, 2 usage error).
+pub fn main<R: Runtime>() -> ExitCode {
+    let command = Cli::command()
+        .name(R::BINARY)
+        .bin_name(R::BINARY)
+        .long_about(format!(
+            "{}\n\nEvery implementation (ferry-std, ferry-tokio, ferry-smol, ferry-async-std, ferry-compio) takes \
+             exactly this command line and speaks the same protocol, so any client works with any server. This one runs on {}.",
+            args::ABOUT,
+            R::NAME
+        ))
+        .after_help(examples(R::BINARY));
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    init_logging(cli.verbose, cli.quiet, matches!(cli.command, Command::Serve(_)));
+    let result = match cli.command {
+        Command::Serve(args) => serve::<R>(args),
+        Command::Get(args) => get::<R>(args),
+        Command::Ls(args) => ls::<R>(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure::Usage(message)) => {
+            say!("error: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Run(error)) => {
+            say!("error: {}", message(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The examples at the end of `--help`, naming the binary that prints them.
+fn examples(binary: &str) -> String {
+    let lines = [
+        ("serve ~/shared", "share a folder on 127.0.0.1:7878"),
+        ("ls 127.0.0.1:7878", "list what it shares"),
+        ("get 127.0.0.1:7878 docs/a.pdf", "fetch a file (asks where to save it)"),
+        ("get HOST a b c -o dl/", "fetch several files into a folder (port 7878)"),
+        ("get HOST big.iso -o /dev/null", "fetch and discard (devices are written directly)"),
+    ];
+    let width = lines.iter().map(|(command, _)| command.len()).max().unwrap_or(0) + binary.len() + 3;
+    let mut out = String::from("Examples:");
+    for (command, what) in lines {
+        out.push_str(&format!("\n  {:<width$}{what}", format!("{binary} {command}")));
+    }
+    out
+}
+
+/// An error and its causes on one line, each cause once: most of ferry's
+/// errors already name their cause, and `anyhow`'s `{:#}` would repeat it.
+fn message(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+/// Why a command failed: the user's words, or the run.
+enum Failure {
+    Usage(String),
+    Run(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure::Run(error.into())
+    }
+}
+
+fn serve<R: Runtime>(args: ServeArgs) -> Result<ExitCode, Failure> {
+    let root = Root::open(&args.root)?;
+    tracing::info!(root = %root.path().display(), implementation = R::NAME, "sharing");
+    warn_if_too_much(root.path());
+    R::serve(ServeConfig {
+        root,
+        listen: args.listen,
+        max_connections: fit_descriptors(
+            args.max_connections,
+            R::DESCRIPTORS_PER_CONNECTION,
+            R::reserved_descriptors(),
+        ),
+        idle_timeout: args.idle_timeout.0,
+        grace: args.grace.0,
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// FERRY/1 has no authentication: sharing `/` or a home folder hands every
+/// file in it to anyone who can connect. Allowed, but said.
+fn warn_if_too_much(root: &std::path::Path) {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).and_then(|home| home.canonicalize().ok());
+    if root == std::path::Path::new("/") || home.as_deref() == Some(root) {
+        tracing::warn!(
+            root = %root.display(),
+            "sharing a whole system or home folder: anyone who can connect can fetch every file in it"
+        );
+    }
+}
+
+/// Descriptors a server keeps for itself besides its connections: the
+/// listener, the event loop's, standard streams, a `BUSY` answer being
+/// written, libraries' own.
+const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// Raises the soft limit on open descriptors to the hard one, and lowers
+/// `max_connections` if it still cannot fit: each connection may hold two
+/// (its socket and a file it sends). Past the limit clients are answered
+/// `ERR BUSY`, which is better than `ERR INTERNAL Too many open files` for
+/// the clients already admitted, or silence for the ones in the queue.
+fn fit_descriptors(max_connections: usize, per_connection: u64, runtime_reserved: u64) -> usize {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if setrlimit(Resource::Nofile, limit).is_err() {
+            limit = getrlimit(Resource::Nofile);
+        }
+    }
+    let Some(available) = limit.current else { return max_connections };
+    let reserved = RESERVED_DESCRIPTORS + runtime_reserved;
+    let fits = usize::try_from(available.saturating_sub(reserved) / per_connection).unwrap_or(usize::MAX).max(1);
+    if fits < max_connections {
+        tracing::warn!(
+            max_connections,
+            fits,
+            open_files = available,
+            per_connection,
+            reserved,
+            "--max-connections lowered: descriptors for each connection, plus those reserved, must fit under the \
+             open-file limit (raise it with ulimit -n)"
+        );
+        return fits;
+    }
+    max_connections
+}
+
+fn get<R: Runtime>(args: GetArgs) -> Result<ExitCode, Failure> {
+    let mut plan = Plan::new(&args).map_err(|error| match error {
+        PlanError::Usage(message) => Failure::Usage(message),
+        PlanError::Save(error) => Failure::Run(error.into()),
+    })?;
+    let config = ClientConfig { addr: args.addr.clone(), timeout: args.timeout.0 };
+    let mut report = Report::new(plan.items.len() + plan.refused.len());
+    // Files whose destination is in the way fail alone, each named, before
+    // the others are fetched.
+    for refused in std::mem::take(&mut plan.refused) {
+        report.failed(&ClientError::Save(refused));
+    }
+    if !plan.items.is_empty()
+        && let Err(error) = R::get(&config, &plan, &mut report)
+    {
+        report.connection_failed(&error);
+    }
+    Ok(report.exit_code())
+}
+
+fn ls<R: Runtime>(args: LsArgs) -> Result<ExitCode, Failure> {
+    let path = WirePath::new(&args.path).map_err(|refusal| Failure::Usage(format!("{}: {refusal}", args.path)))?;
+    let config = ClientConfig { addr: args.addr, timeout: args.timeout.0 };
+    let entries = R::ls(&config, &path)?;
+    let mut out = std::io::stdout().lock();
+    for entry in entries {
+        let (kind, size) = match entry.kind {
+            Kind::File if args.bytes => ("file", entry.size.to_string()),
+            Kind::File => ("file", progress::human_bytes(entry.size)),
+            Kind::Directory => ("dir", "-".to_owned()),
+        };
+        let name = show::escaped(&entry.name);
+        let slash = if entry.kind == Kind::Directory { "/" } else { "" };
+        writeln!(out, "{kind:<4} {size:>14}  {name}{slash}")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs go to stderr, so stdout stays clean for `listening on` and for
+/// `get -o -`. `RUST_LOG` wins over `-v` and `-q`.
+fn init_logging(verbose: u8, quiet: bool, serving: bool) {
+    let level = match (verbose, serving) {
+        _ if quiet => "warn",
+        (0, true) => "info",
+        (0, false) => "warn",
+        (1, _) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(say::LogWriter)
+        .log_internal_errors(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

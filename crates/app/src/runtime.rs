@@ -1,0 +1,60 @@
+//! What an implementation supplies ([`Runtime`]: how its runtime serves,
+//! fetches and lists) and what a server is told ([`ServeConfig`]).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ferry_engine::client::{ClientConfig, ClientError};
+use ferry_engine::{Entry, WirePath};
+use ferry_share::Root;
+
+use crate::save::{Plan, Report};
+
+/// Everything a server needs, decided from the command line.
+#[derive(Debug)]
+pub struct ServeConfig {
+    /// The shared folder, already opened.
+    pub root: Root,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Connections served at once; further ones are answered `ERR BUSY`.
+    pub max_connections: usize,
+    /// How long a connection may take to send a whole request line, and how
+    /// long a client may stop reading before it is dropped.
+    pub idle_timeout: Duration,
+    /// How long transfers in flight may continue after a shutdown signal.
+    pub grace: Duration,
+}
+
+/// One implementation of ferry: how its runtime serves and fetches.
+pub trait Runtime {
+    /// The implementation's name: the token in its greeting (`std`, ...).
+    const NAME: &'static str;
+
+    /// The binary's name (`ferry-std`, ...), for `--help` and messages.
+    const BINARY: &'static str;
+
+    /// How many descriptors a connection may hold at once: its socket and
+    /// the file it sends, on most runtimes. The server lowers
+    /// `--max-connections` to what the open-file limit allows at this rate.
+    const DESCRIPTORS_PER_CONNECTION: u64 = 2;
+
+    /// Descriptors the runtime keeps besides its connections' (a pool of
+    /// pipes, say), set aside before connections are fitted under the
+    /// open-file limit.
+    fn reserved_descriptors() -> u64 {
+        0
+    }
+
+    /// Serves `config.root` until Ctrl-C or SIGTERM. Calls [`crate::net::announce`] once
+    /// it listens.
+    fn serve(config: ServeConfig) -> anyhow::Result<()>;
+
+    /// Fetches every item of `plan` over one connection, pipelined.
+    /// Refusals of single items go to `report`; an error that ends the
+    /// connection is returned.
+    fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError>;
+
+    /// Lists a directory.
+    fn ls(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError>;
+}

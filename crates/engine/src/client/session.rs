@@ -1,0 +1,465 @@
+//! The client's side of FERRY/1 as steps, without I/O.
+//!
+//! In the manner of quinn-proto beside quinn: a driver asks
+//! [`Session::step`] what to do next, does it with its runtime (write the
+//! request lines, read a header, receive a body into a file, commit it), and
+//! hands the result back with the matching `on_*` method. The session makes
+//! every protocol decision, once for every runtime: the greeting, the
+//! pipelining window and the request lines to send, what each answer means
+//! for the file in hand (a body of `n` bytes to receive, a digest to
+//! compare, a refusal to report, an answer to read and drop to stay in
+//! step), and QUIT and BYE. It never touches a socket, a file or a clock.
+//!
+//! Errors come in two kinds, and the types say which: what fails one file
+//! (an `ERR`, a digest that does not match, a destination that cannot be
+//! opened) becomes that file's [`Step::Report`] and the next file goes on;
+//! what leaves part of an answer unread, or breaks FERRY/1, is the `Err` of
+//! an `on_*` method and ends the connection.
+//!
+//! The loop that asks for steps and hands back results is written once, in
+//! [`super::steps`], for blocking and for async drivers.
+//!
+//! `I` is the application's description of one file to fetch ([`Fetch`]:
+//! its path, offset and where its bytes go); `F` is the driver's open
+//! `.part` (a `std::fs::File`, a `Sink` over a pool). The session holds both
+//! without looking inside.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::error::{ClientError, SaveError};
+use super::{ClientConfig, Fetch};
+use crate::body::{BodyError, MAX_SMALL_BODY};
+use crate::frame::LineError;
+use crate::{Answer, AnswerError, Entry, Greeting, GreetingError, Request, WirePath, parse_digest, parse_listing};
+
+/// How many items' requests a client keeps ahead of the answers it has read.
+///
+/// Pipelining hides the round trip per file; a bounded window keeps a client
+/// with thousands of paths from writing requests while the server, blocked
+/// on writing answers nobody reads yet, stops reading them: a deadlock.
+pub const PIPELINE_WINDOW: usize = 32;
+
+/// The length of a SUM body: 64 hex digits.
+pub const DIGEST_HEX: usize = 64;
+
+/// One conversation with a server: a `get` of some files, or an `ls`.
+#[derive(Debug)]
+pub struct Session<'p, I, F> {
+    job: Job<'p, I>,
+    config: ClientConfig,
+    /// Items whose requests are written, plus one once QUIT is.
+    sent: usize,
+    /// The item whose answers are being read.
+    current: usize,
+    phase: Phase<F>,
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug)]
+enum Job<'p, I> {
+    Get { items: &'p [I], verify: bool },
+    List(&'p WirePath),
+}
+
+// Not derived: a derive would ask `I: Copy`, and only the references are copied.
+impl<I> Clone for Job<'_, I> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<I> Copy for Job<'_, I> {}
+
+/// Where the conversation is. The phases a driver owes a call back from
+/// (`Waiting`) hold nothing.
+#[derive(Debug)]
+enum Phase<F> {
+    Greeting,
+    Start,
+    /// The answer to the current item's GET.
+    Get,
+    /// A body of `len` bytes to receive.
+    Body {
+        len: u64,
+    },
+    /// Receiving it.
+    Receiving {
+        len: u64,
+    },
+    /// The body arrived whole; the SUM's answer comes next.
+    Sum {
+        received: Received<F>,
+    },
+    /// The SUM said OK: its digest comes next.
+    Digest {
+        received: Received<F>,
+    },
+    /// Ready to commit.
+    Commit {
+        received: Received<F>,
+        digest: Option<[u8; 32]>,
+    },
+    /// Committing, with the digest it was checked against.
+    Committing {
+        digest: Option<[u8; 32]>,
+    },
+    /// The body of a file that failed before it was received, to drop.
+    Discard {
+        len: u64,
+        failure: ClientError,
+    },
+    /// The file failed; its SUM's answer is still to be read and dropped.
+    SkipSum {
+        failure: ClientError,
+    },
+    /// That answer's body, to drop.
+    SkipBody {
+        len: u64,
+        failure: ClientError,
+    },
+    /// The current item's outcome, to report.
+    Report(Result<Option<[u8; 32]>, ClientError>),
+    /// LIST: its answer, then its body.
+    ListAnswer,
+    ListBody {
+        len: usize,
+    },
+    /// QUIT was sent and everything answered: the BYE comes next.
+    Bye,
+    /// The driver owes the session the result of the last step.
+    Waiting,
+    Done,
+}
+
+/// Why a [`Step::Receive`] did not bring a whole body.
+#[derive(Debug)]
+pub enum NotReceived {
+    /// The destination could not be opened; nothing was read.
+    Unopened(SaveError),
+    /// The body was cut short (or could not be written).
+    Cut(BodyError),
+}
+
+/// A body that arrived whole, before it is committed.
+#[derive(Debug)]
+pub enum Received<F> {
+    /// Streamed to stdout or a device; its digest, when verifying.
+    Stream(Option<blake3::Hash>),
+    /// In the `.part`, still open and locked.
+    File(F),
+}
+
+/// What the driver does next.
+#[derive(Debug)]
+pub enum Step<'p, I, F> {
+    /// Read the server's first line; pass it to [`Session::on_greeting`].
+    ReadGreeting,
+    /// Write these request lines, then ask again.
+    Send(Vec<u8>),
+    /// Read the next answer header; pass it to [`Session::on_answer`].
+    ReadAnswer,
+    /// Receive `len` body bytes for `item` into its destination, opened
+    /// for the purpose, counting them (and hashing them when `hash`); pass
+    /// the result to [`Session::on_received`].
+    Receive {
+        /// The file.
+        item: &'p I,
+        /// The body's length.
+        len: u64,
+        /// Whether to hash the bytes on their way (a stream being verified).
+        hash: bool,
+    },
+    /// Read `len` bytes into memory; pass them to [`Session::on_small`].
+    ReadSmall(usize),
+    /// Read and drop `len` body bytes, then ask again.
+    Discard(u64),
+    /// Make `file` the destination of `item`; pass the result to
+    /// [`Session::on_committed`].
+    Commit {
+        /// The file it is.
+        item: &'p I,
+        /// The complete `.part`.
+        file: F,
+        /// The server's digest to check it against, when verifying.
+        digest: Option<[u8; 32]>,
+    },
+    /// An item is done: tell the user ([`super::Outcomes::record`]).
+    Report {
+        /// The file.
+        item: &'p I,
+        /// Saved (with the digest it was verified against), or why not.
+        outcome: Result<Option<[u8; 32]>, ClientError>,
+    },
+    /// The conversation is over.
+    Done,
+}
+
+impl<'p, I: Fetch, F> Session<'p, I, F> {
+    /// A session that fetches `items` from the server, in order, each
+    /// followed by its SUM when `verify`.
+    pub fn get(items: &'p [I], verify: bool, config: &ClientConfig) -> Self {
+        Session::new(Job::Get { items, verify }, config)
+    }
+
+    /// A session that lists the folder `path` on the server.
+    pub fn list(path: &'p WirePath, config: &ClientConfig) -> Self {
+        Session::new(Job::List(path), config)
+    }
+
+    fn new(job: Job<'p, I>, config: &ClientConfig) -> Self {
+        Session { job, config: config.clone(), sent: 0, current: 0, phase: Phase::Greeting, entries: Vec::new() }
+    }
+
+    /// The entries a finished `list` session read.
+    pub fn into_entries(self) -> Vec<Entry> {
+        self.entries
+    }
+
+    /// What to do next.
+    pub fn step(&mut self) -> Step<'p, I, F> {
+        loop {
+            if let Some(requests) = self.refill() {
+                return Step::Send(requests);
+            }
+            let verify = self.verify();
+            // Each phase gives the next one and, unless it needs nothing
+            // from the driver (`None`), the step to return.
+            let phase = std::mem::replace(&mut self.phase, Phase::Waiting);
+            let (next, step) = match phase {
+                Phase::Greeting => (Phase::Waiting, Some(Step::ReadGreeting)),
+                Phase::Start => match self.job {
+                    Job::Get { items: [], .. } => (Phase::Bye, None),
+                    Job::Get { .. } => (Phase::Get, None),
+                    Job::List(path) => {
+                        let mut requests = Vec::new();
+                        Request::List { path: path.clone() }.encode(&mut requests);
+                        Request::Quit.encode(&mut requests);
+                        (Phase::ListAnswer, Some(Step::Send(requests)))
+                    }
+                },
+                Phase::Get | Phase::Sum { .. } | Phase::SkipSum { .. } | Phase::ListAnswer | Phase::Bye => {
+                    // Still waiting for that answer: put the phase back.
+                    (phase, Some(Step::ReadAnswer))
+                }
+                Phase::Body { len } => {
+                    let item = self.item();
+                    let hash = verify && item.streams();
+                    (Phase::Receiving { len }, Some(Step::Receive { item, len, hash }))
+                }
+                Phase::Digest { received } => (Phase::Digest { received }, Some(Step::ReadSmall(DIGEST_HEX))),
+                Phase::ListBody { len } => (Phase::ListBody { len }, Some(Step::ReadSmall(len))),
+                Phase::Commit { received: Received::File(file), digest } => {
+                    (Phase::Committing { digest }, Some(Step::Commit { item: self.item(), file, digest }))
+                }
+                Phase::Commit { received: Received::Stream(local), digest } => {
+                    let checked = match (local, digest) {
+                        (Some(local), Some(remote)) => check_stream(self.item().sink(), &local, &remote),
+                        _ => Ok(()),
+                    };
+                    (Phase::Report(checked.map(|()| digest).map_err(ClientError::from)), None)
+                }
+                Phase::Discard { len, failure } => {
+                    let next = if verify { Phase::SkipSum { failure } } else { Phase::Report(Err(failure)) };
+                    (next, Some(Step::Discard(len)))
+                }
+                Phase::SkipBody { len, failure } => (Phase::Report(Err(failure)), Some(Step::Discard(len))),
+                Phase::Report(outcome) => {
+                    let item = self.item();
+                    self.current += 1;
+                    let next = if self.current < self.items().len() { Phase::Get } else { Phase::Bye };
+                    (next, Some(Step::Report { item, outcome }))
+                }
+                // A driver that asks again without the call back it owes
+                // ends the conversation rather than guess.
+                Phase::Receiving { .. } | Phase::Committing { .. } | Phase::Waiting | Phase::Done => {
+                    (Phase::Done, Some(Step::Done))
+                }
+            };
+            self.phase = next;
+            if let Some(step) = step {
+                return step;
+            }
+        }
+    }
+
+    /// The server's first line, as the driver read it (or why it could not).
+    pub fn on_greeting(&mut self, greeting: Result<Greeting, LineError<GreetingError>>) -> Result<(), ClientError> {
+        let (addr, timeout) = (&self.config.addr, self.config.timeout);
+        match greeting.map_err(|e| e.into_client(addr, timeout))? {
+            Greeting::Ferry { implementation } => {
+                tracing::debug!(%addr, %implementation, "connected");
+                self.phase = Phase::Start;
+                Ok(())
+            }
+            Greeting::Busy { message } => Err(ClientError::Busy { addr: addr.clone(), message }),
+        }
+    }
+
+    /// How a [`Step::Send`] went.
+    pub fn on_sent(&self, sent: io::Result<()>) -> Result<(), ClientError> {
+        sent.map_err(|e| ClientError::io(&self.config.addr, self.config.timeout, e))
+    }
+
+    /// An answer header, as the driver read it (or why it could not).
+    pub fn on_answer(&mut self, answer: Result<Answer, LineError<AnswerError>>) -> Result<(), ClientError> {
+        let answer = answer.map_err(|e| e.into_client(&self.config.addr, self.config.timeout));
+        let phase = std::mem::replace(&mut self.phase, Phase::Waiting);
+        if let Phase::Bye = phase {
+            // Every file is saved or reported already, so a server that
+            // closes without its BYE costs nothing.
+            if let Err(error) = answer {
+                tracing::debug!(%error, "no BYE");
+            }
+            self.phase = Phase::Done;
+            return Ok(());
+        }
+        let answer = answer?;
+        let refused = |refusal| ClientError::Refused { path: self.path().to_owned(), refusal };
+        self.phase = match (phase, answer) {
+            (Phase::Get, Answer::Ok { len }) => Phase::Body { len },
+            (Phase::Get, Answer::Err(refusal)) if self.verify() => Phase::SkipSum { failure: refused(refusal) },
+            (Phase::Get, Answer::Err(refusal)) => Phase::Report(Err(refused(refusal))),
+            (Phase::Sum { received }, Answer::Ok { len }) if len == DIGEST_HEX as u64 => Phase::Digest { received },
+            (Phase::Sum { .. }, Answer::Ok { len }) => {
+                return Err(self.broke(&format!("SUM body of {len} bytes, not {DIGEST_HEX}")));
+            }
+            (Phase::Sum { .. }, Answer::Err(refusal)) => Phase::Report(Err(refused(refusal))),
+            (Phase::SkipSum { failure }, Answer::Ok { len }) => {
+                Phase::SkipBody { len: self.small(len)? as u64, failure }
+            }
+            (Phase::SkipSum { failure }, Answer::Err(_)) => Phase::Report(Err(failure)),
+            (Phase::ListAnswer, Answer::Ok { len }) => Phase::ListBody { len: self.small(len)? },
+            (Phase::ListAnswer, Answer::Err(refusal)) => return Err(refused(refusal)),
+            (_, Answer::Bye) => return Err(self.broke("BYE before every request was answered")),
+            (_, _) => return Err(self.broke("an answer where none was expected")),
+        };
+        Ok(())
+    }
+
+    /// What became of a [`Step::Receive`]: the body arrived whole; or the
+    /// destination could not be opened, so the body is dropped and the file
+    /// fails alone; or the body was cut short, which ends the connection.
+    pub fn on_received(&mut self, received: Result<Received<F>, NotReceived>) -> Result<(), ClientError> {
+        let Phase::Receiving { len } = self.phase else { return Ok(()) };
+        self.phase = match received {
+            Ok(received) if self.verify() => Phase::Sum { received },
+            Ok(received) => Phase::Commit { received, digest: None },
+            Err(NotReceived::Unopened(error)) => Phase::Discard { len, failure: error.into() },
+            Err(NotReceived::Cut(error)) => {
+                let item = self.item();
+                return Err(error.into_client(item.path().as_str(), len, item.sink(), self.config.timeout));
+            }
+        };
+        Ok(())
+    }
+
+    /// How a [`Step::Discard`] went.
+    pub fn on_discarded(&self, discarded: Result<(), BodyError>) -> Result<(), ClientError> {
+        discarded.map_err(|e| self.cut(e))
+    }
+
+    /// The bytes of a [`Step::ReadSmall`], or why they did not all come.
+    pub fn on_small(&mut self, body: Result<Vec<u8>, BodyError>) -> Result<(), ClientError> {
+        let body = body.map_err(|e| self.cut(e))?;
+        self.phase = match std::mem::replace(&mut self.phase, Phase::Waiting) {
+            Phase::Digest { received } => {
+                let digest =
+                    parse_digest(&body).ok_or_else(|| self.broke("SUM body is not 64 lower-case hex digits"))?;
+                Phase::Commit { received, digest: Some(digest) }
+            }
+            Phase::ListBody { .. } => {
+                self.entries = parse_listing(&body).map_err(|e| self.broke(&e.to_string()))?;
+                Phase::Bye
+            }
+            other => other,
+        };
+        Ok(())
+    }
+
+    /// What became of a [`Step::Commit`].
+    pub fn on_committed(&mut self, committed: Result<(), SaveError>) {
+        if let Phase::Committing { digest } = self.phase {
+            self.phase = Phase::Report(committed.map(|()| digest).map_err(ClientError::from));
+        }
+    }
+
+    /// The request lines that keep [`PIPELINE_WINDOW`] items in flight,
+    /// and QUIT after the last, so the server closes once it has answered
+    /// everything; `None` when there is nothing new to send.
+    fn refill(&mut self) -> Option<Vec<u8>> {
+        let Job::Get { items, verify } = self.job else { return None };
+        if matches!(self.phase, Phase::Greeting) || self.sent > items.len() {
+            return None;
+        }
+        let mut out = Vec::new();
+        let until = (self.current + PIPELINE_WINDOW).min(items.len());
+        while self.sent < until {
+            let item = &items[self.sent];
+            Request::Get { path: item.path().clone(), offset: item.offset(), length: None }.encode(&mut out);
+            if verify {
+                Request::Sum { path: item.path().clone() }.encode(&mut out);
+            }
+            self.sent += 1;
+        }
+        if self.sent == items.len() {
+            Request::Quit.encode(&mut out);
+            self.sent += 1;
+        }
+        (!out.is_empty()).then_some(out)
+    }
+
+    fn items(&self) -> &'p [I] {
+        match self.job {
+            Job::Get { items, .. } => items,
+            Job::List(_) => &[],
+        }
+    }
+
+    fn item(&self) -> &'p I {
+        &self.items()[self.current]
+    }
+
+    fn verify(&self) -> bool {
+        matches!(self.job, Job::Get { verify: true, .. })
+    }
+
+    /// The path the answer being read is about.
+    fn path(&self) -> &str {
+        match self.job {
+            Job::Get { .. } => self.item().path().as_str(),
+            Job::List(path) => path.as_str(),
+        }
+    }
+
+    /// Checks that a body meant for memory (LIST, SUM) is of a sane size.
+    fn small(&self, len: u64) -> Result<usize, ClientError> {
+        usize::try_from(len)
+            .ok()
+            .filter(|_| len <= MAX_SMALL_BODY)
+            .ok_or_else(|| self.broke(&format!("a body of {len} bytes where at most {MAX_SMALL_BODY} fit")))
+    }
+
+    /// The server sent something FERRY/1 does not allow.
+    fn broke(&self, detail: &str) -> ClientError {
+        ClientError::Protocol { addr: self.config.addr.clone(), detail: detail.to_owned() }
+    }
+
+    /// A body read into memory or dropped did not arrive whole.
+    fn cut(&self, error: BodyError) -> ClientError {
+        error.into_client(&self.config.addr, 0, Path::new("memory"), self.config.timeout)
+    }
+}
+
+/// Checks the digest of bytes that were streamed to `sink` (computed on
+/// their way out, since they cannot be read back) against the server's.
+fn check_stream(sink: &Path, local: &blake3::Hash, remote: &[u8; 32]) -> Result<(), SaveError> {
+    if local.as_bytes() == remote {
+        return Ok(());
+    }
+    Err(SaveError::StreamMismatch {
+        name: PathBuf::from(sink),
+        local: local.to_hex().to_string(),
+        remote: blake3::Hash::from_bytes(*remote).to_hex().to_string(),
+    })
+}

@@ -1,0 +1,112 @@
+//! The loop that does a [`Session`]'s steps, written once for blocking
+//! drivers ([`Session::run`] over [`Steps`]) and once for async ones
+//! ([`Session::run_async`] over [`AsyncSteps`]), the way quinn drives
+//! quinn-proto over a runtime trait: each `impl-*/src/client.rs` is the
+//! trait's implementation, every method a runtime call.
+
+use std::io;
+
+use crate::{parse_answer, parse_greeting};
+
+use super::Fetch;
+use super::error::{ClientError, SaveError};
+use super::session::{NotReceived, Received, Session, Step};
+use crate::body::BodyError;
+use crate::frame::{LineError, ParseLine};
+
+/// Where a session tells how each file went: the application's report.
+pub trait Outcomes<I> {
+    /// `item` was saved (with the server's digest it was verified against),
+    /// or failed alone with `outcome`'s error; the others go on.
+    fn record(&mut self, item: &I, outcome: Result<Option<[u8; 32]>, ClientError>);
+}
+
+/// How a blocking driver does each step of a [`Session`].
+pub trait Steps {
+    /// What the application says of one file to fetch.
+    type Item: Fetch;
+    /// The driver's open file.
+    type File;
+    /// Reads one line with `parse` (the greeting, an answer header), within
+    /// the client's timeout.
+    fn line<T, E>(&mut self, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>>;
+    /// Writes request lines ([`Step::Send`]).
+    fn send(&mut self, requests: &[u8]) -> io::Result<()>;
+    /// Receives a body into its destination ([`Step::Receive`]).
+    fn receive(&mut self, item: &Self::Item, len: u64, hash: bool) -> Result<Received<Self::File>, NotReceived>;
+    /// Reads a body into memory ([`Step::ReadSmall`]).
+    fn small(&mut self, len: usize) -> Result<Vec<u8>, BodyError>;
+    /// Reads and drops a body ([`Step::Discard`]).
+    fn discard(&mut self, len: u64) -> Result<(), BodyError>;
+    /// Commits a received file ([`Step::Commit`]).
+    fn commit(&mut self, item: &Self::Item, file: Self::File, digest: Option<[u8; 32]>) -> Result<(), SaveError>;
+}
+
+/// How an async driver does each step of a [`Session`]: [`Steps`], awaited.
+// The futures are awaited where they are made, on the client's own
+// single-threaded executor, so no `Send` bound is needed on them.
+#[allow(async_fn_in_trait)]
+pub trait AsyncSteps {
+    /// What the application says of one file to fetch.
+    type Item: Fetch;
+    /// The driver's open file.
+    type File;
+    /// Reads one line with `parse` (the greeting, an answer header), within
+    /// the client's timeout.
+    async fn line<T, E>(&mut self, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>>;
+    /// Writes request lines ([`Step::Send`]).
+    async fn send(&mut self, requests: &[u8]) -> io::Result<()>;
+    /// Receives a body into its destination ([`Step::Receive`]).
+    async fn receive(&mut self, item: &Self::Item, len: u64, hash: bool) -> Result<Received<Self::File>, NotReceived>;
+    /// Reads a body into memory ([`Step::ReadSmall`]).
+    async fn small(&mut self, len: usize) -> Result<Vec<u8>, BodyError>;
+    /// Reads and drops a body ([`Step::Discard`]).
+    async fn discard(&mut self, len: u64) -> Result<(), BodyError>;
+    /// Commits a received file ([`Step::Commit`]).
+    async fn commit(&mut self, item: &Self::Item, file: Self::File, digest: Option<[u8; 32]>) -> Result<(), SaveError>;
+}
+
+impl<'p, I: Fetch, F> Session<'p, I, F> {
+    /// Does the steps with a blocking `driver` until the conversation is
+    /// over, telling `report` how each file went.
+    pub fn run(
+        mut self,
+        driver: &mut impl Steps<Item = I, File = F>,
+        report: &mut impl Outcomes<I>,
+    ) -> Result<Self, ClientError> {
+        loop {
+            match self.step() {
+                Step::ReadGreeting => self.on_greeting(driver.line(parse_greeting))?,
+                Step::Send(requests) => self.on_sent(driver.send(&requests))?,
+                Step::ReadAnswer => self.on_answer(driver.line(parse_answer))?,
+                Step::Receive { item, len, hash } => self.on_received(driver.receive(item, len, hash))?,
+                Step::ReadSmall(len) => self.on_small(driver.small(len))?,
+                Step::Discard(len) => self.on_discarded(driver.discard(len))?,
+                Step::Commit { item, file, digest } => self.on_committed(driver.commit(item, file, digest)),
+                Step::Report { item, outcome } => report.record(item, outcome),
+                Step::Done => return Ok(self),
+            }
+        }
+    }
+
+    /// [`Session::run`], with an async `driver`.
+    pub async fn run_async(
+        mut self,
+        driver: &mut impl AsyncSteps<Item = I, File = F>,
+        report: &mut impl Outcomes<I>,
+    ) -> Result<Self, ClientError> {
+        loop {
+            match self.step() {
+                Step::ReadGreeting => self.on_greeting(driver.line(parse_greeting).await)?,
+                Step::Send(requests) => self.on_sent(driver.send(&requests).await)?,
+                Step::ReadAnswer => self.on_answer(driver.line(parse_answer).await)?,
+                Step::Receive { item, len, hash } => self.on_received(driver.receive(item, len, hash).await)?,
+                Step::ReadSmall(len) => self.on_small(driver.small(len).await)?,
+                Step::Discard(len) => self.on_discarded(driver.discard(len).await)?,
+                Step::Commit { item, file, digest } => self.on_committed(driver.commit(item, file, digest).await),
+                Step::Report { item, outcome } => report.record(item, outcome),
+                Step::Done => return Ok(self),
+            }
+        }
+    }
+}
