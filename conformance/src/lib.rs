@@ -1,5 +1,8 @@
 //! Black-box conformance for FERRY/1.
 //!
+//! **Layer:** beside the house, not in it: it depends on no ferry crate (it
+//! reads SPEC.md for itself) and drives real binaries over loopback.
+//!
 //! The suite knows FERRY/1 only from SPEC.md: it speaks raw bytes over
 //! loopback TCP to real server binaries ([`cases::server`]) and plays
 //! scripted servers, well- and ill-behaved, to real client binaries

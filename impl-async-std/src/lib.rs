@@ -1,5 +1,9 @@
 //! FERRY/1 on async-std: one task per connection on its global executor.
 //!
+//! **Layer:** a driver, the top of the house: it depends on `ferry-engine`,
+//! `ferry-share` and `ferry-app`, and nothing depends on it but its binary,
+//! its tests and the benches.
+//!
 //! **async-std is discontinued upstream** ("use smol instead"), and RustSec
 //! lists it as unmaintained: RUSTSEC-2025-0052. This crate is kept for
 //! comparison and for the migration it teaches: `diff` it against

@@ -1,6 +1,10 @@
 //! FERRY/1 on compio: completion-based I/O (io_uring on Linux) and a thread
 //! per core.
 //!
+//! **Layer:** a driver, the top of the house: it depends on `ferry-engine`,
+//! `ferry-share` and `ferry-app`, and nothing depends on it but its binary,
+//! its tests and the benches.
+//!
 //! The same program as `ferry-std`, `ferry-tokio` and `ferry-smol`, file
 //! for file and function for function; `diff` them to see what the runtime
 //! changes. Here it changes the most.

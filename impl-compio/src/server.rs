@@ -5,30 +5,32 @@
 //! memory, not threads. It is a semaphore shared by the threads
 //! (`async-lock`'s, which works on any runtime): each task holds a permit,
 //! and a client that finds none gets `ERR BUSY` instead of the greeting.
-//! Each task also holds a clone of its thread's channel sender, so that
-//! shutdown can wait for the last one to finish by waiting for the channel
-//! to close, as on smol. What a connection does, step by step, is
-//! [`ferry_engine::server::Serving`]'s to decide; `handle` does each step the
-//! compio way.
+//! Each task also holds a token of its thread's [`Tasks`], so that
+//! shutdown can wait for the last one to finish, as on smol. What a
+//! connection does, step by step, is
+//! [`Serving`](ferry_engine::server::Serving)'s to decide, and
+//! [`serve_async`] asks for each step; `Steps` does each the compio way.
 
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use async_lock::Semaphore;
+use async_lock::{Semaphore, SemaphoreGuardArc};
 use compio::net::{TcpListener, TcpStream};
 use compio::time::{sleep, timeout_at};
 use ferry_app::net::AcceptErrors;
-use ferry_app::serve::Route;
+use ferry_app::serve::{AsyncServe, Blocking, Read, serve_async};
+use ferry_app::switch::Tasks;
 use ferry_app::{Runtime, ServeConfig};
 use ferry_engine::frame::LineError;
-use ferry_engine::server::{Next, Serving};
+use ferry_engine::server::Pending;
 use ferry_share::{Batch, heavy_permits};
 
 use crate::Compio;
 use crate::connection::Connection;
 use crate::pool::blocking;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, local, unless};
 
 /// What the threads share: the connection limit and the permits for heavy
 /// work.
@@ -55,96 +57,90 @@ pub async fn run(
     limits: Limits,
     shutdown: Shutdown,
 ) -> io::Result<()> {
-    let shutdown = shutdown.local();
-    let (open, all_closed) = async_channel::bounded::<()>(1);
+    let shutdown = local(&shutdown);
+    let tasks = Tasks::new();
 
     let mut accept_errors = AcceptErrors::default();
     loop {
-        let Some(accepted) = shutdown.unless(listener.accept()).await else { break };
-        let (stream, peer) = match accepted {
+        let Some(accepted) = unless(&shutdown, listener.accept()).await else { break };
+        let (stream, peer) = match accept_errors.check(accepted) {
             Ok(accepted) => accepted,
-            Err(error) => {
-                if let Some(pause) = accept_errors.record(&error) {
-                    sleep(pause).await;
-                }
+            Err(pause) => {
+                sleep(pause).await;
                 continue;
             }
         };
         // A client past the limit is answered BUSY by a task of its own, so
         // a stuck one never holds up the accept loop.
-        let (permit, serving) = match limits.connections.try_acquire_arc() {
-            Some(permit) => (Some(permit), Serving::new(peer, Compio::NAME, config.idle_timeout, Instant::now())),
-            None => (None, Serving::busy(peer, config.max_connections, Instant::now())),
-        };
-        let (config, shutdown, open, heavy) =
-            (Arc::clone(&config), shutdown.clone(), open.clone(), Arc::clone(&limits.heavy));
+        let (permit, serving) = config.admit(peer, limits.connections.try_acquire_arc(), Compio::NAME);
+        let (config, shutdown, heavy, tracked) =
+            (Arc::clone(&config), shutdown.clone(), Arc::clone(&limits.heavy), tasks.track());
         // Detached: the task ends with its connection; at shutdown, `run`
-        // waits for it through `open` for the grace period.
+        // waits for it through `tasks` for the grace period.
         compio::runtime::spawn(async move {
-            let _permit = permit;
-            let _open = open;
-            if let Err(error) = handle(stream, serving, &config, &shutdown, &heavy).await {
+            let (_permit, _tracked) = (permit, tracked);
+            let served = match Steps::new(stream, &shutdown, &heavy) {
+                Ok(steps) => serve_async(&config, serving, steps, shutdown.watcher()).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = served {
                 tracing::debug!(%error, "connection ended");
             }
         })
         .detach();
     }
     drop(listener);
-    drop(open);
-    ferry_app::serve::draining(all_closed.sender_count());
-    // Nothing is sent on the channel: `recv` returns once every sender,
-    // one per connection, is gone.
-    if timeout_at(Instant::now() + config.grace, all_closed.recv()).await.is_err() {
-        ferry_app::serve::grace_over(all_closed.sender_count());
+    let closing = tasks.close();
+    if timeout_at(Instant::now() + config.grace, closing.done()).await.is_err() {
+        closing.unfinished();
     }
     Ok(())
 }
 
-/// Serves one connection: does what `serving` says until it is done.
-async fn handle(
-    stream: TcpStream,
-    mut serving: Serving<Batch>,
-    config: &Arc<ServeConfig>,
-    shutdown: &Shutdown,
-    heavy: &Arc<Semaphore>,
-) -> io::Result<()> {
-    // Answers are written whole; waiting to coalesce them only adds latency.
-    stream.set_nodelay(true)?;
-    let mut connection = Connection::new(stream);
-    loop {
-        match serving.next(Instant::now(), shutdown.is_triggered()) {
-            Next::Write { batch, within } => {
-                serving.on_written(connection.write_batch(batch, within).await, Instant::now())?
-            }
-            Next::Read { deadline } => {
-                let read = connection.read_requests(deadline, || shutdown.wait(), serving.pending()).await;
-                // A wait ended by shutdown is no timeout: the connection just stops.
-                let stopped = shutdown.is_triggered() && matches!(read, Err(LineError::TimedOut));
-                serving.on_read((!stopped).then_some(read))?;
-            }
-            Next::Answer { heavy: needs_permit, deadline } => {
-                // A heavy batch first waits, here on the thread and not in
-                // the blocking pool, for one of the server's permits, at most
-                // until its deadline (without one it is answered TIMEOUT).
-                let acquire =
-                    async { if needs_permit { timeout_at(deadline, heavy.acquire_arc()).await.ok() } else { None } };
-                let Some(permit) = shutdown.unless(acquire).await else {
-                    return Ok(());
-                };
-                // Hot files are answered here, where they cannot block; the
-                // rest on compio's blocking pool, one trip for the whole batch.
-                let pending = serving.take_pending();
-                let route = config.route(pending, permit, deadline, connection.socket(), shutdown.watcher())?;
-                let answered = match route {
-                    Route::Ready(batch, rest) => (batch, rest),
-                    Route::Blocking(work) => blocking(move || work.run()).await,
-                };
-                serving.on_answered(answered);
-            }
-            Next::Close => break,
-            Next::Stop => return Ok(()),
-        }
+/// One connection's steps, the compio way; the order is `Serving`'s, the
+/// loop [`serve_async`]'s.
+struct Steps<'a> {
+    connection: Connection,
+    shutdown: &'a Shutdown,
+    heavy: &'a Arc<Semaphore>,
+}
+
+impl<'a> Steps<'a> {
+    fn new(stream: TcpStream, shutdown: &'a Shutdown, heavy: &'a Arc<Semaphore>) -> io::Result<Steps<'a>> {
+        // Answers are written whole; waiting to coalesce them only adds latency.
+        stream.set_nodelay(true)?;
+        Ok(Steps { connection: Connection::new(stream), shutdown, heavy })
     }
-    connection.close().await;
-    Ok(())
+}
+
+impl AsyncServe for Steps<'_> {
+    type Permit = SemaphoreGuardArc;
+
+    async fn write(&mut self, batch: Batch, within: Duration) -> io::Result<()> {
+        self.connection.write_batch(batch, within).await
+    }
+
+    async fn read(&mut self, deadline: Instant, pending: &mut Pending) -> Option<Read> {
+        // The read is raced inside, where a cut cannot lose received bytes.
+        let read = self.connection.read_requests(deadline, || self.shutdown.wait(), pending).await;
+        // A wait ended by shutdown is no timeout: the connection just stops.
+        let stopped = self.shutdown.is_triggered() && matches!(read, Err(LineError::TimedOut));
+        (!stopped).then_some(read)
+    }
+
+    async fn permit(&mut self, deadline: Instant) -> Option<Option<SemaphoreGuardArc>> {
+        unless(self.shutdown, async { timeout_at(deadline, self.heavy.acquire_arc()).await.ok() }).await
+    }
+
+    async fn blocking(&mut self, work: Blocking) -> io::Result<(Batch, Pending)> {
+        Ok(blocking(move || work.run()).await)
+    }
+
+    fn socket(&self) -> BorrowedFd<'_> {
+        self.connection.socket()
+    }
+
+    async fn close(self) {
+        self.connection.close().await;
+    }
 }

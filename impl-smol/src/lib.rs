@@ -1,6 +1,10 @@
 //! FERRY/1 on smol: one task per connection on an executor run by one
 //! thread a core.
 //!
+//! **Layer:** a driver, the top of the house: it depends on `ferry-engine`,
+//! `ferry-share` and `ferry-app`, and nothing depends on it but its binary,
+//! its tests and the benches.
+//!
 //! The same program as `ferry-std` and `ferry-tokio`, file for file and
 //! function for function; `diff` them to see what the runtime changes.
 //!

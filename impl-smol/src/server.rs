@@ -4,23 +4,25 @@
 //! Tasks are cheap, so the limit exists to bound file descriptors and
 //! memory, not threads. It is a semaphore from `smol::lock`: each task holds
 //! a permit, and a client that finds none gets `ERR BUSY` instead of the
-//! greeting. Each task also holds a clone of a channel sender, so that
-//! shutdown can wait for the last one to finish by waiting for the channel
-//! to close — smol's way to join a set of detached tasks. What a
-//! connection does, step by step, is [`ferry_engine::server::Serving`]'s to
-//! decide; `handle` does each step the smol way.
+//! greeting. Each task also holds a token of [`Tasks`], a channel sender,
+//! so that shutdown can wait for the last one to finish by waiting for the
+//! channel to close — smol's way to join a set of detached tasks. What a
+//! connection does, step by step, is [`Serving`](ferry_engine::server::Serving)'s to decide, and
+//! [`serve_async`] asks for each step; `Steps` does each the smol way.
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ferry_app::net::AcceptErrors;
-use ferry_app::serve::Route;
+use ferry_app::serve::{AsyncServe, Blocking, Read, serve_async};
+use ferry_app::switch::Tasks;
 use ferry_app::{Runtime, ServeConfig};
-use ferry_engine::server::{Next, Serving};
+use ferry_engine::server::Pending;
 use ferry_share::{Batch, heavy_permits};
-use smol::lock::Semaphore;
+use smol::lock::{Semaphore, SemaphoreGuardArc};
 use smol::{Async, Executor, Timer, future};
 
 use crate::Smol;
@@ -38,7 +40,7 @@ pub async fn run(
     let config = Arc::new(config);
     let limit = Arc::new(Semaphore::new(config.max_connections));
     let heavy = Arc::new(Semaphore::new(heavy_permits()));
-    let (open, all_closed) = smol::channel::bounded::<()>(1);
+    let tasks = Tasks::new();
 
     let mut accept_errors = AcceptErrors::default();
     loop {
@@ -48,100 +50,93 @@ pub async fn run(
         })
         .await;
         let Some(accepted) = accepted else { break };
-        let (stream, peer) = match accepted {
+        let (stream, peer) = match accept_errors.check(accepted) {
             Ok(accepted) => accepted,
-            Err(error) => {
-                if let Some(pause) = accept_errors.record(&error) {
-                    Timer::after(pause).await;
-                }
+            Err(pause) => {
+                Timer::after(pause).await;
                 continue;
             }
         };
         // A client past the limit is answered BUSY by a task of its own, so
         // a stuck one never holds up the accept loop.
-        let (permit, serving) = match limit.try_acquire_arc() {
-            Some(permit) => (Some(permit), Serving::new(peer, Smol::NAME, config.idle_timeout, Instant::now())),
-            None => (None, Serving::busy(peer, config.max_connections, Instant::now())),
-        };
-        let (config, shutdown, open, heavy) = (Arc::clone(&config), shutdown.clone(), open.clone(), Arc::clone(&heavy));
+        let (permit, serving) = config.admit(peer, limit.try_acquire_arc(), Smol::NAME);
+        let (config, shutdown, heavy, tracked) =
+            (Arc::clone(&config), shutdown.clone(), Arc::clone(&heavy), tasks.track());
         // Detached: the task ends with its connection; at shutdown, `run`
-        // waits for it through `open` for the grace period.
+        // waits for it through `tasks` for the grace period.
         executor
             .spawn(async move {
-                let _permit = permit;
-                let _open = open;
-                if let Err(error) = handle(stream, serving, &config, &shutdown, &heavy).await {
+                let (_permit, _tracked) = (permit, tracked);
+                let served = match Steps::new(stream, &shutdown, &heavy) {
+                    Ok(steps) => serve_async(&config, serving, steps, shutdown.watcher()).await,
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = served {
                     tracing::debug!(%error, "connection ended");
                 }
             })
             .detach();
     }
     drop(listener);
-    drop(open);
-    ferry_app::serve::draining(all_closed.sender_count());
-    // Nothing is sent on the channel: `recv` returns once every sender,
-    // one per connection, is gone.
-    if until(Instant::now() + config.grace, all_closed.recv()).await.is_none() {
-        ferry_app::serve::grace_over(all_closed.sender_count());
+    let closing = tasks.close();
+    if until(Instant::now() + config.grace, closing.done()).await.is_none() {
+        closing.unfinished();
     }
     Ok(())
 }
 
-/// Serves one connection: does what `serving` says until it is done.
-async fn handle(
-    stream: Async<TcpStream>,
-    mut serving: Serving<Batch>,
-    config: &Arc<ServeConfig>,
-    shutdown: &Shutdown,
-    heavy: &Arc<Semaphore>,
-) -> io::Result<()> {
-    // Answers are written whole; waiting to coalesce them only adds latency.
-    stream.get_ref().set_nodelay(true)?;
-    let mut connection = Connection::new(stream);
-    loop {
-        match serving.next(Instant::now(), shutdown.is_triggered()) {
-            Next::Write { batch, within } => {
-                serving.on_written(connection.write_batch(batch, within).await, Instant::now())?
-            }
-            Next::Read { deadline } => {
-                // A read that is dropped has taken no bytes, so shutdown
-                // loses nothing but the wait.
-                let reading = async { Some(connection.read_requests(deadline, serving.pending()).await) };
-                let read = future::or(reading, async {
-                    shutdown.wait().await;
-                    None
-                })
-                .await;
-                serving.on_read(read)?;
-            }
-            Next::Answer { heavy: needs_permit, deadline } => {
-                // A heavy batch first waits, here on the executor and not in
-                // the blocking pool, for one of the server's permits, at most
-                // until its deadline (without one it is answered TIMEOUT).
-                let acquire =
-                    async { Some(if needs_permit { until(deadline, heavy.acquire_arc()).await } else { None }) };
-                let Some(permit) = future::or(acquire, async {
-                    shutdown.wait().await;
-                    None
-                })
-                .await
-                else {
-                    return Ok(());
-                };
-                // Hot files are answered here, where they cannot block; the
-                // rest under `smol::unblock`, one trip for the whole batch.
-                let pending = serving.take_pending();
-                let route = config.route(pending, permit, deadline, connection.socket(), shutdown.watcher())?;
-                let answered = match route {
-                    Route::Ready(batch, rest) => (batch, rest),
-                    Route::Blocking(work) => smol::unblock(move || work.run()).await,
-                };
-                serving.on_answered(answered);
-            }
-            Next::Close => break,
-            Next::Stop => return Ok(()),
-        }
+/// One connection's steps, the smol way; the order is `Serving`'s, the
+/// loop [`serve_async`]'s.
+struct Steps<'a> {
+    connection: Connection,
+    shutdown: &'a Shutdown,
+    heavy: &'a Arc<Semaphore>,
+}
+
+impl<'a> Steps<'a> {
+    fn new(stream: Async<TcpStream>, shutdown: &'a Shutdown, heavy: &'a Arc<Semaphore>) -> io::Result<Steps<'a>> {
+        // Answers are written whole; waiting to coalesce them only adds latency.
+        stream.get_ref().set_nodelay(true)?;
+        Ok(Steps { connection: Connection::new(stream), shutdown, heavy })
     }
-    connection.close().await;
-    Ok(())
+}
+
+impl AsyncServe for Steps<'_> {
+    type Permit = SemaphoreGuardArc;
+
+    async fn write(&mut self, batch: Batch, within: Duration) -> io::Result<()> {
+        self.connection.write_batch(batch, within).await
+    }
+
+    async fn read(&mut self, deadline: Instant, pending: &mut Pending) -> Option<Read> {
+        // A read that is dropped has taken no bytes, so shutdown loses
+        // nothing but the wait.
+        let reading = async { Some(self.connection.read_requests(deadline, pending).await) };
+        future::or(reading, async {
+            self.shutdown.wait().await;
+            None
+        })
+        .await
+    }
+
+    async fn permit(&mut self, deadline: Instant) -> Option<Option<SemaphoreGuardArc>> {
+        let acquire = async { Some(until(deadline, self.heavy.acquire_arc()).await) };
+        future::or(acquire, async {
+            self.shutdown.wait().await;
+            None
+        })
+        .await
+    }
+
+    async fn blocking(&mut self, work: Blocking) -> io::Result<(Batch, Pending)> {
+        Ok(smol::unblock(move || work.run()).await)
+    }
+
+    fn socket(&self) -> BorrowedFd<'_> {
+        self.connection.socket()
+    }
+
+    async fn close(self) {
+        self.connection.close().await;
+    }
 }

@@ -1,5 +1,9 @@
 //! FERRY/1 on blocking std I/O: one thread per connection.
 //!
+//! **Layer:** a driver, the top of the house: it depends on `ferry-engine`,
+//! `ferry-share` and `ferry-app`, and nothing depends on it but its binary,
+//! its tests and the benches.
+//!
 //! The reference implementation, and the plainest: every wait is a blocking
 //! system call on the thread that needs the answer. Compare it with
 //! `ferry-tokio` and `ferry-smol`, whose files and functions have the same

@@ -3,22 +3,28 @@
 //! Threads are cheap enough for the default limit of 1024 connections; the
 //! limit is what keeps a flood of clients from exhausting threads and file
 //! descriptors. A client past it gets `ERR BUSY` instead of the greeting.
+//! What a connection does, step by step, is
+//! [`Serving`](ferry_engine::server::Serving)'s to decide, and
+//! [`serve`] asks for each step; `Steps` does each on the connection's own
+//! thread, where every wait is a blocking call.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ferry_app::net::{AcceptErrors, wake_addr};
+use ferry_app::serve::{Read, Serve, serve};
 use ferry_app::{Runtime, ServeConfig};
-use ferry_engine::server::{Next, Serving};
+use ferry_engine::server::Pending;
 use ferry_share::{Batch, heavy_permits};
 
 use crate::Std;
 use crate::connection::Connection;
 use crate::shutdown::Shutdown;
-use crate::sync::{Acquired, Connections, Permits};
+use crate::sync::{Acquired, Connections, Permit, Permits};
 
 /// Serves on `listener` until `shutdown` is triggered, then lets
 /// connections finish the answer they are sending for up to `config.grace`.
@@ -35,27 +41,27 @@ pub fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown) -> io
         if shutdown.is_triggered() {
             break;
         }
-        let (stream, peer) = match accepted {
+        let (stream, peer) = match accept_errors.check(accepted) {
             Ok((stream, peer)) => (Arc::new(stream), peer),
-            Err(error) => {
-                if let Some(pause) = accept_errors.record(&error) {
-                    thread::sleep(pause);
-                }
+            Err(pause) => {
+                thread::sleep(pause);
                 continue;
             }
         };
-        let Some(slot) = connections.admit(&stream) else {
+        let (slot, serving) = config.admit(peer, connections.admit(&stream), Std::NAME);
+        let steps = Steps { connection: Connection::new(Arc::clone(&stream)), heavy: Arc::clone(&heavy) };
+        if slot.is_none() {
             // Answered here, on the accept loop: the answer fits in a fresh
             // socket's buffer, and the write may take a second at most.
-            let _ =
-                handle(stream, Serving::busy(peer, config.max_connections, Instant::now()), &config, &shutdown, &heavy);
+            let _ = serve(&config, serving, steps, shutdown.watcher());
             continue;
-        };
-        let serving = Serving::new(peer, Std::NAME, config.idle_timeout, Instant::now());
-        let (config, shutdown, heavy) = (Arc::clone(&config), shutdown.clone(), Arc::clone(&heavy));
+        }
+        let (config, watcher) = (Arc::clone(&config), shutdown.watcher());
         let spawned = thread::Builder::new().name("connection".into()).spawn(move || {
             let _slot = slot;
-            if let Err(error) = handle(stream, serving, &config, &shutdown, &heavy) {
+            // Answers are written whole; waiting to coalesce them only adds latency.
+            let served = stream.set_nodelay(true).and_then(|()| serve(&config, serving, steps, watcher));
+            if let Err(error) = served {
                 tracing::debug!(%error, "connection ended");
             }
         });
@@ -90,49 +96,39 @@ fn spawn_watcher(
     Ok(())
 }
 
-/// Serves one connection: does what `serving` says until it is done.
-fn handle(
-    stream: Arc<TcpStream>,
-    mut serving: Serving<Batch>,
-    config: &Arc<ServeConfig>,
-    shutdown: &Shutdown,
-    heavy: &Arc<Permits>,
-) -> io::Result<()> {
-    // Answers are written whole; waiting to coalesce them only adds latency.
-    stream.set_nodelay(true)?;
-    let mut connection = Connection::new(stream);
-    loop {
-        match serving.next(Instant::now(), shutdown.is_triggered()) {
-            Next::Write { batch, within } => {
-                serving.on_written(connection.write_batch(batch, within), Instant::now())?
-            }
-            Next::Read { deadline } => {
-                // A blocked read cannot be cancelled: at shutdown the
-                // watcher shuts the read side, and the read sees the end.
-                let read = connection.read_requests(deadline, serving.pending());
-                serving.on_read(Some(read))?;
-            }
-            Next::Answer { heavy: needs_permit, deadline } => {
-                // A heavy batch waits for one of the server's permits, at
-                // most until its deadline (without one it is answered
-                // TIMEOUT); shutdown ends the wait, as on every runtime.
-                let permit = match needs_permit {
-                    false => None,
-                    true => match heavy.acquire(deadline) {
-                        Acquired::Permit(permit) => Some(permit),
-                        Acquired::TimedOut => None,
-                        Acquired::ShuttingDown => return Ok(()),
-                    },
-                };
-                // This thread may block: the whole batch is answered here.
-                let pending = serving.take_pending();
-                let work = config.blocking(pending, permit, deadline, connection.socket(), shutdown.watcher())?;
-                serving.on_answered(work.run());
-            }
-            Next::Close => break,
-            Next::Stop => return Ok(()),
+/// One connection's steps on its own thread; the order is `Serving`'s,
+/// the loop [`serve`]'s.
+struct Steps {
+    connection: Connection,
+    heavy: Arc<Permits>,
+}
+
+impl Serve for Steps {
+    type Permit = Permit;
+
+    fn write(&mut self, batch: Batch, within: Duration) -> io::Result<()> {
+        self.connection.write_batch(batch, within)
+    }
+
+    fn read(&mut self, deadline: Instant, pending: &mut Pending) -> Read {
+        // A blocked read cannot be cancelled: at shutdown the watcher shuts
+        // the read side, and the read sees the end.
+        self.connection.read_requests(deadline, pending)
+    }
+
+    fn permit(&mut self, deadline: Instant) -> Option<Option<Permit>> {
+        match self.heavy.acquire(deadline) {
+            Acquired::Permit(permit) => Some(Some(permit)),
+            Acquired::TimedOut => Some(None),
+            Acquired::ShuttingDown => None,
         }
     }
-    connection.close();
-    Ok(())
+
+    fn socket(&self) -> BorrowedFd<'_> {
+        self.connection.socket()
+    }
+
+    fn close(self) {
+        self.connection.close();
+    }
 }

@@ -24,7 +24,7 @@ impl Shutdown {
 
     /// A test of the switch that another thread can own: what heavy work
     /// asks between chunks.
-    pub fn watcher(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+    pub fn watcher(&self) -> impl Fn() -> bool + Clone + Send + Sync + 'static {
         let switch = self.clone();
         move || switch.is_triggered()
     }

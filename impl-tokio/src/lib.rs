@@ -1,5 +1,9 @@
 //! FERRY/1 on tokio: one task per connection on the multi-threaded runtime.
 //!
+//! **Layer:** a driver, the top of the house: it depends on `ferry-engine`,
+//! `ferry-share` and `ferry-app`, and nothing depends on it but its binary,
+//! its tests and the benches.
+//!
 //! The same program as `ferry-std`, file for file and function for
 //! function; `diff` the two to see what the runtime changes.
 //!

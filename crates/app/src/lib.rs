@@ -20,7 +20,9 @@
 //!   [`tally`] and [`progress`]: a body's bytes counted and shown.
 //! - [`spool`]: received bytes on their way to a file through a blocking
 //!   pool, 1 MiB at a time (the tokio and smol clients).
-//! - [`signals`]: Ctrl-C and SIGTERM, the same for every runtime.
+//! - [`signals`]: Ctrl-C and SIGTERM, the same for every runtime;
+//!   [`switch`]: the shutdown switch and the connections in flight, for the
+//!   runtimes whose futures run on any executor.
 //! - [`say`]: messages on stderr that cannot fail the program.
 //! - [`chat`]: the chat examples' shared rules.
 
@@ -36,6 +38,7 @@ pub mod say;
 pub mod serve;
 pub mod signals;
 pub mod spool;
+pub mod switch;
 pub mod tally;
 #[cfg(feature = "testing")]
 pub mod testing;

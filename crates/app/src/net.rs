@@ -97,16 +97,22 @@ pub struct AcceptErrors {
     held_back: u64,
 }
 impl AcceptErrors {
-    /// Records a failed accept; logs it if a second has passed since the
-    /// last one logged. Returns how long the accept loop should pause
-    /// before trying again (none for a connection that was simply reset).
-    pub fn record(&mut self, error: &io::Error) -> Option<Duration> {
+    /// The connection an accept gave, or, when it failed, how long the
+    /// accept loop should pause before trying again: none for a connection
+    /// that was simply reset, 100 ms otherwise (running out of descriptors
+    /// fails every accept at once). Logs a failure at most once a second,
+    /// with a count of the ones it held back.
+    pub fn check<T>(&mut self, accepted: io::Result<T>) -> Result<T, Duration> {
+        let error = match accepted {
+            Ok(accepted) => return Ok(accepted),
+            Err(error) => error,
+        };
         if matches!(
             error.kind(),
             io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
         ) {
             tracing::debug!(%error, "accept");
-            return None;
+            return Err(Duration::ZERO);
         }
         let now = Instant::now();
         if self.last.is_none_or(|last| now.duration_since(last) >= Duration::from_secs(1)) {
@@ -116,7 +122,7 @@ impl AcceptErrors {
         } else {
             self.held_back += 1;
         }
-        Some(Duration::from_millis(100))
+        Err(Duration::from_millis(100))
     }
 }
 
