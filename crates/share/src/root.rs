@@ -1,12 +1,12 @@
 //! The shared folder: every path opened beneath it and nowhere else, and
 //! the answer to each request (GET, SUM, LIST) from what is on disk.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, Metadata, OpenOptions, OpenOptionsExt};
@@ -31,7 +31,10 @@ pub struct RootError {
 pub struct Root {
     dir: Dir,
     path: PathBuf,
-    pub(crate) digests: Mutex<HashMap<Identity, [u8; 32]>>,
+    pub(crate) digests: Mutex<DigestCache>,
+    /// How far in the past a file's times must be for its digest to be
+    /// cached ([`crate::digest::SETTLED`]; tests shorten it).
+    pub(crate) settled: Duration,
     /// Whether GETs may be answered without blocking ([`Root::get_cached`]):
     /// the folder is on a file system that answers open and stat from
     /// memory, and the kernel takes `RESOLVE_CACHED`; cleared the first time
@@ -47,7 +50,7 @@ impl Root {
         // Resolve once, for the log line that tells the user what is shared.
         let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
         let cached = AtomicBool::new(answers_from_memory(&dir));
-        Ok(Root { dir, path, digests: Mutex::default(), cached })
+        Ok(Root { dir, path, digests: Mutex::default(), settled: SETTLED, cached })
     }
 
     /// The shared folder, as the server's user named it (canonicalised).
@@ -164,10 +167,12 @@ impl Root {
         let (mut file, _) = self.open_file(path)?;
         let metadata = file.metadata().map_err(|e| internal(path, &e))?;
         let identity = Identity::of(&metadata);
-        let cached = self.digests.lock().unwrap_or_else(|e| e.into_inner()).get(&identity).copied();
+        let cached = self.digests.lock().unwrap_or_else(|e| e.into_inner()).get(&identity);
         let digest = match cached {
             Some(digest) => digest,
             None => {
+                // Decided (and the file written back) before it is read.
+                let keep = cacheable(&file, &metadata, self.settled);
                 let mut hasher = blake3::Hasher::new();
                 let mut chunk = vec![0; SUM_CHUNK];
                 loop {
@@ -181,12 +186,8 @@ impl Root {
                 }
                 let digest = *hasher.finalize().as_bytes();
                 // Keep it only if the file did not change while being read.
-                if file.metadata().is_ok_and(|after| Identity::of(&after) == identity) {
-                    let mut digests = self.digests.lock().unwrap_or_else(|e| e.into_inner());
-                    if digests.len() >= DIGEST_CACHE {
-                        digests.clear();
-                    }
-                    digests.insert(identity, digest);
+                if keep && file.metadata().is_ok_and(|after| Identity::of(&after) == identity) {
+                    self.digests.lock().unwrap_or_else(|e| e.into_inner()).insert(identity, digest);
                 }
                 digest
             }

@@ -213,14 +213,39 @@ fn heavy_work_stops_when_told_and_times_out() {
 }
 
 #[test]
-fn a_repeated_sum_of_an_unchanged_file_comes_from_the_cache() {
-    let (top, root) = fixture();
-    let expected = format!("OK 64\n{}", blake3::hash(b"hello, world").to_hex());
-    assert_eq!(answer(&root, "SUM hello.txt"), expected);
-    assert_eq!(answer(&root, "SUM hello.txt"), expected);
+fn a_repeated_sum_of_an_unchanged_large_file_comes_from_the_cache() {
+    let (top, mut root) = fixture();
+    root.settled = Duration::ZERO;
+    let big = vec![7u8; 2 << 20];
+    std::fs::write(top.path().join("root/big"), &big).expect("write");
+    let expected = format!("OK 64\n{}", blake3::hash(&big).to_hex());
+    assert_eq!(answer(&root, "SUM big"), expected);
+    assert_eq!(answer(&root, "SUM big"), expected);
     assert_eq!(root.digests.lock().expect("lock").len(), 1);
-    std::fs::write(top.path().join("root/hello.txt"), b"changed!").expect("write");
-    assert_eq!(answer(&root, "SUM hello.txt"), format!("OK 64\n{}", blake3::hash(b"changed!").to_hex()));
+    std::fs::write(top.path().join("root/big"), b"changed!").expect("write");
+    assert_eq!(answer(&root, "SUM big"), format!("OK 64\n{}", blake3::hash(b"changed!").to_hex()));
+}
+
+#[test]
+fn small_files_are_never_cached_so_they_cannot_push_a_large_one_out() {
+    let (top, mut root) = fixture();
+    root.settled = Duration::ZERO;
+    std::fs::write(top.path().join("root/big"), vec![1u8; 2 << 20]).expect("write");
+    answer(&root, "SUM big");
+    for n in 0..(crate::digest::DIGEST_CACHE + 10) {
+        std::fs::write(top.path().join(format!("root/small-{n}")), n.to_string()).expect("write");
+        assert!(answer(&root, &format!("SUM small-{n}")).starts_with("OK 64\n"));
+    }
+    assert_eq!(root.digests.lock().expect("lock").len(), 1, "only the large file's digest is kept");
+}
+
+#[test]
+fn a_file_written_moments_ago_is_hashed_every_time() {
+    // Its times may not yet show a write in the same clock tick.
+    let (top, root) = fixture();
+    std::fs::write(top.path().join("root/fresh"), vec![2u8; 2 << 20]).expect("write");
+    assert!(answer(&root, "SUM fresh").starts_with("OK 64\n"));
+    assert_eq!(root.digests.lock().expect("lock").len(), 0);
 }
 
 #[test]
