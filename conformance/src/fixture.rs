@@ -21,6 +21,20 @@ pub const HUGE: &str = "big/huge.sparse";
 /// Its length.
 pub const HUGE_LEN: u64 = 1 << 40;
 
+/// A folder of many files with long names, whose listing (3 MB) is larger
+/// than a server sends with its header, and than a slow client reads in one
+/// idle timeout.
+pub const MANY: &str = "big/many";
+
+/// How many files [`MANY`] holds.
+pub const MANY_COUNT: usize = 12_000;
+
+/// The name of the `n`th file in [`MANY`], in listing order: ASCII, so its
+/// listing line needs no encoding, and 246 bytes long.
+pub fn many_name(n: usize) -> String {
+    format!("{n:05}-{}", "long-name-".repeat(24))
+}
+
 /// Files with names that test path encoding.
 pub const ODD_NAMES: [&str; 3] = ["with space/naïve café.txt", "a/b/c/nested.txt", "sub/é.txt"];
 
@@ -86,6 +100,10 @@ impl Fixture {
         symlink(root.join("one-byte"), root.join("sub/abs-in"))?;
         std::fs::create_dir_all(root.join("big"))?;
         std::fs::File::create(root.join(HUGE))?.set_len(HUGE_LEN)?;
+        std::fs::create_dir_all(root.join(MANY))?;
+        for n in 0..MANY_COUNT {
+            std::fs::File::create(root.join(MANY).join(many_name(n)))?;
+        }
         Ok(Fixture { _dir: dir, root, files })
     }
 

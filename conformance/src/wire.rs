@@ -131,6 +131,13 @@ impl Wire {
         Ok(Wire { stream, buffer: Vec::new(), recorded })
     }
 
+    /// Shrinks this side's receive buffer to about `bytes`, so that what
+    /// the kernel holds for a reader that is slow is small, as across a real
+    /// network, and not the megabytes loopback grows to.
+    pub fn small_receive_buffer(&self, bytes: usize) -> Check {
+        rustix::net::sockopt::set_socket_recv_buffer_size(&self.stream, bytes).map_err(|e| format!("SO_RCVBUF: {e}"))
+    }
+
     /// Wraps a connection a scripted server accepted.
     pub fn accepted(stream: TcpStream) -> Result<Wire, String> {
         stream.set_read_timeout(Some(WAIT)).map_err(|e| e.to_string())?;

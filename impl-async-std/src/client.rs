@@ -49,7 +49,7 @@ impl AsyncSteps for Client {
 
     async fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Result<Received<BufWriter<File>>, NotReceived> {
         let (dest, offset) = (item.dest.clone(), item.offset);
-        let opened = spawn_blocking(move || dest.open(offset)).await;
+        let opened = spawn_blocking(move || dest.open(offset, len)).await;
         let mut sink = BufWriter::with_capacity(SPOOL_BUFFER, File::from(opened.map_err(NotReceived::Unopened)?));
         let mut tally = Tally::new(item, len, hash);
         let read = self.connection.read_body(len, &mut sink, |chunk| tally.chunk(chunk), self.timeout).await;

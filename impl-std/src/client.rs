@@ -39,7 +39,7 @@ impl Steps for Client {
     }
 
     fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Result<Received<File>, NotReceived> {
-        let mut sink = item.dest.open(item.offset).map_err(NotReceived::Unopened)?;
+        let mut sink = item.dest.open(item.offset, len).map_err(NotReceived::Unopened)?;
         let mut tally = Tally::new(item, len, hash);
         let read = self.connection.read_body(len, &mut sink, |chunk| tally.chunk(chunk), self.timeout);
         // Written straight to the file: there is nothing to flush.

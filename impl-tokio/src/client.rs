@@ -48,7 +48,7 @@ impl AsyncSteps for Client {
 
     async fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Result<Received<Sink>, NotReceived> {
         let (dest, offset) = (item.dest.clone(), item.offset);
-        let opened = spawn_blocking(move || dest.open(offset)).await.unwrap_or_else(|e| Err(lost(&item.dest, e)));
+        let opened = spawn_blocking(move || dest.open(offset, len)).await.unwrap_or_else(|e| Err(lost(&item.dest, e)));
         let mut sink = Sink(Spool::new(opened.map_err(NotReceived::Unopened)?));
         let mut tally = Tally::new(item, len, hash);
         let read = self.connection.read_body(len, &mut sink, |chunk| tally.chunk(chunk), self.timeout).await;

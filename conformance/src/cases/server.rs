@@ -8,7 +8,7 @@ use rustix::process::Signal;
 
 use super::{Case, Needs, Run, ServerContext, encode, ensure};
 use crate::Check;
-use crate::fixture::{HUGE, SECRET};
+use crate::fixture::{HUGE, MANY, MANY_COUNT, SECRET, many_name};
 use crate::process::Log;
 use crate::wire::{Header, WAIT, Wire, same_bytes, shown};
 
@@ -42,6 +42,12 @@ pub const CASES: &[Case] = &[
     case!("get.leading-slash", "§5", "a leading `/` and `.`/empty components mean the same file", get_normalised),
     case!("get.crlf", "§1", "a request line ending in CR LF is accepted", get_crlf),
     case!("get.missing", "§4", "a missing file gives NOT_FOUND naming it; the connection goes on", get_missing),
+    case!(
+        "err.bidi-escaped",
+        "§3",
+        "an ERR message naming a path with a right-to-left override shows it escaped, never raw",
+        err_bidi
+    ),
     case!("get.range.inside", "§2", "`GET p offset` sends from offset to the end", range_inside),
     case!("get.range.length", "§2", "`GET p offset length` sends at most length bytes", range_length),
     case!("get.range.at-end", "§3", "offset equal to the size gives `OK 0`", range_at_end),
@@ -56,6 +62,33 @@ pub const CASES: &[Case] = &[
     ),
     case!("list.root", "§3", "LIST / lists the root, sorted, encoded, links outside left out", list_root),
     case!("list.subfolder", "§3", "LIST of a folder follows links inside the root only", list_subfolder),
+    case!(
+        "list.large",
+        "§3",
+        "a listing of 12,000 entries (3 MB) arrives whole, sorted, each line as in §3",
+        list_large
+    ),
+    case!(
+        "list.slow-reader.kept",
+        "§6",
+        "a client that reads large listings slowly but steadily (0.75 MiB/s, for many idle timeouts) gets all of them",
+        Needs::ServerOptions,
+        list_slow_reader
+    ),
+    case!(
+        "list.trickle.dropped",
+        "§6",
+        "a client that trickles large listings in (16 KiB/s, below 1 MiB per idle timeout) is dropped, as from a body",
+        Needs::ServerOptions,
+        list_trickle
+    ),
+    case!(
+        "list.unread.dropped",
+        "§6",
+        "large LISTs pipelined and never read: the client is dropped after the idle timeout, like a stalled body",
+        Needs::ServerOptions,
+        list_unread
+    ),
     case!("list.file", "§4", "LIST of a file gives NOT_A_DIRECTORY", |c| refused(
         c,
         "LIST one-byte",
@@ -300,6 +333,13 @@ fn listing(context: &ServerContext<'_>, path: &str) -> Result<String, String> {
     String::from_utf8(wire.ok_body()?).map_err(|e| format!("listing is not UTF-8: {e}"))
 }
 
+fn err_bidi(context: &ServerContext<'_>) -> Check {
+    // U+202E, percent-encoded: a name that would display reversed.
+    let mut wire = request(context, "GET evil%E2%80%AEtxt.exe")?;
+    let message = wire.expect_err("NOT_FOUND")?;
+    ensure(!message.contains('\u{202e}'), || format!("the message holds a raw U+202E: {}", shown(message.as_bytes())))
+}
+
 fn list_root(context: &ServerContext<'_>) -> Check {
     let got = listing(context, "/")?;
     let size = |name: &str| context.fixture.bytes(name).len();
@@ -310,6 +350,86 @@ fn list_root(context: &ServerContext<'_>) -> Check {
         size("sixty-four-m.bin"),
     );
     ensure(got == expected, || format!("LIST / gave\n{got}expected\n{expected}"))
+}
+
+fn list_large(context: &ServerContext<'_>) -> Check {
+    let got = listing(context, MANY)?;
+    let expected: String = (0..MANY_COUNT).map(|n| format!("f 0 {}\n", many_name(n))).collect();
+    ensure(got == expected, || {
+        let first = got.lines().zip(expected.lines()).position(|(a, b)| a != b);
+        format!("LIST {MANY} gave {} bytes, expected {}; first difference at line {first:?}", got.len(), expected.len())
+    })
+}
+
+fn list_slow_reader(context: &ServerContext<'_>) -> Check {
+    // Two seconds: time for a busy server to make each listing, too.
+    let server = context.start(&["--idle-timeout", "2"])?;
+    let mut wire = context.connect_to(server.addr)?;
+    // Little kept in flight, as on a slow link: the server's writes wait for
+    // the reader, and two listings (6 MB) outlast what it buffers.
+    wire.small_receive_buffer(64 << 10)?;
+    let listings = 2;
+    wire.send(format!("LIST {MANY}\n").repeat(listings).as_bytes())?;
+    // 0.75 MiB a second: above what a body must bring (1 MiB per idle
+    // timeout of 2 s), below what it would take to send a listing in one.
+    let (rate, started) = (0.75 * f64::from(1 << 20), Instant::now());
+    let expected: String = (0..MANY_COUNT).map(|n| format!("f 0 {}\n", many_name(n))).collect();
+    let mut read = 0;
+    for listing in 1..=listings {
+        let Header::Ok(len) = wire.header()? else { return Err(format!("listing {listing}: expected OK")) };
+        let mut got = Vec::new();
+        while (got.len() as u64) < len {
+            got.extend(wire.body((len - got.len() as u64).min(64 << 10))?);
+            let due = started + Duration::from_secs_f64((read + got.len()) as f64 / rate);
+            thread::sleep(due.saturating_duration_since(Instant::now()));
+        }
+        read += got.len();
+        ensure(got == expected.as_bytes(), || {
+            format!("listing {listing}: {} bytes, expected {}", got.len(), expected.len())
+        })?;
+    }
+    Ok(())
+}
+
+fn list_trickle(context: &ServerContext<'_>) -> Check {
+    let server = context.start(&["--idle-timeout", SHORT_IDLE])?;
+    let mut wire = context.connect_to(server.addr)?;
+    wire.small_receive_buffer(64 << 10)?;
+    // More than the kernel buffers on both sides, so the server must wait
+    // on this reader.
+    let listings = 3;
+    wire.send(format!("LIST {MANY}\n").repeat(listings).as_bytes())?;
+    // Four idle timeouts at 16 KiB/s: every write makes a little progress,
+    // far below the 1 MiB per idle timeout a body must make.
+    let (rate, started) = (16.0 * 1024.0, Instant::now());
+    let mut got = 0u64;
+    while started.elapsed() < Duration::from_secs(4) {
+        let Ok(bytes) = wire.body(4 << 10) else { return Ok(()) };
+        got += bytes.len() as u64;
+        let due = started + Duration::from_secs_f64(got as f64 / rate);
+        thread::sleep(due.saturating_duration_since(Instant::now()));
+    }
+    let whole = listings as u64 * (MANY_COUNT as u64) * (many_name(0).len() as u64 + 5);
+    let received = got + wire.drain(whole + (1 << 20))?;
+    ensure(received < whole, || "every listing arrived: a trickling reader kept the server waiting on it".into())
+}
+
+fn list_unread(context: &ServerContext<'_>) -> Check {
+    let server = context.start(&["--idle-timeout", SHORT_IDLE])?;
+    let mut wire = context.connect_to(server.addr)?;
+    // Far more than socket buffers hold: the server's writes must stall.
+    let pipelined = 48;
+    wire.send(format!("LIST {MANY}\n").repeat(pipelined).as_bytes())?;
+    // Stop reading for three idle timeouts: the server must give up on this
+    // client as it would on one that stopped reading a file's body.
+    thread::sleep(Duration::from_secs(3));
+    let whole = pipelined as u64 * (MANY_COUNT as u64) * (many_name(0).len() as u64 + 5);
+    let received = wire.drain(whole + (1 << 20))?;
+    ensure(received < whole, || "every listing arrived: the server never gave up on the stalled reader".into())?;
+    // It serves others meanwhile and afterwards.
+    let mut other = context.connect_to(server.addr)?;
+    other.send(b"GET one-byte\n")?;
+    same_bytes("one-byte", &other.ok_body()?, context.fixture.bytes("one-byte"))
 }
 
 fn list_subfolder(context: &ServerContext<'_>) -> Check {

@@ -117,6 +117,10 @@ pub struct GetArgs {
     /// Create the folder -o names (or DEST's folder) if it is missing.
     #[arg(long)]
     pub create_dirs: bool,
+    /// Refuse a file larger than SIZE (bytes, or with K, M, G, T: 500M,
+    /// 4G), as the server announces it, before writing any of it.
+    #[arg(long, value_name = "SIZE")]
+    pub max_size: Option<Size>,
     /// Seconds to wait for the connection and for each answer; a body must
     /// also bring at least 1 KiB in every such period, or it is given up on.
     #[arg(long, value_name = "SECS", default_value = "30")]
@@ -177,6 +181,33 @@ fn positive(text: &str) -> Result<usize, String> {
     }
 }
 
+/// A number of bytes: plain, or with a binary unit (`K`, `M`, `G`, `T`,
+/// optionally followed by `iB` or `B`: `500M`, `4GiB`).
+#[derive(Debug, Clone, Copy)]
+pub struct Size(pub u64);
+
+impl FromStr for Size {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let trimmed = text.trim().trim_end_matches("iB").trim_end_matches('B');
+        let (number, unit) = match trimmed.find(|c: char| !c.is_ascii_digit()) {
+            Some(at) => trimmed.split_at(at),
+            None => (trimmed, ""),
+        };
+        let shift = match unit.to_ascii_uppercase().as_str() {
+            "" => 0,
+            "K" => 10,
+            "M" => 20,
+            "G" => 30,
+            "T" => 40,
+            _ => return Err(format!("{text:?} is not a size (a number of bytes, or with K, M, G or T: 500M)")),
+        };
+        let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a size (e.g. 4096, 500M, 4G)"))?;
+        n.checked_mul(1 << shift).map(Size).ok_or_else(|| format!("{text} is more bytes than can be counted"))
+    }
+}
+
 /// A positive number of seconds, fractions allowed (`30`, `0.5`).
 #[derive(Debug, Clone, Copy)]
 pub struct Seconds(pub Duration);
@@ -198,6 +229,17 @@ mod tests {
     use clap::CommandFactory;
 
     use super::*;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        let size = |text: &str| text.parse::<Size>().map(|size| size.0);
+        assert_eq!(size("4096"), Ok(4096));
+        assert_eq!(size("500M"), Ok(500 << 20));
+        assert_eq!(size("4GiB"), Ok(4 << 30));
+        assert_eq!(size("2k"), Ok(2048));
+        assert!(size("12Q").is_err());
+        assert!(size("99999999999T").is_err());
+    }
 
     #[test]
     fn the_command_line_is_consistent() {

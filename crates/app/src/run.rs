@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 use ferry_engine::client::{ClientConfig, ClientError};
 use ferry_engine::show;
-use ferry_engine::{Kind, WirePath};
+use ferry_engine::{Entry, Kind, WirePath};
 use ferry_share::Root;
 
 use crate::args::{self, Cli, Command, GetArgs, LsArgs, ServeArgs};
@@ -169,7 +169,8 @@ fn get<R: Runtime>(args: GetArgs) -> Result<ExitCode, Failure> {
         PlanError::Usage(message) => Failure::Usage(message),
         PlanError::Save(error) => Failure::Run(error.into()),
     })?;
-    let config = ClientConfig { addr: args.addr.clone(), timeout: args.timeout.0 };
+    let config =
+        ClientConfig { addr: args.addr.clone(), timeout: args.timeout.0, max_size: args.max_size.map(|size| size.0) };
     let mut report = Report::new(plan.items.len() + plan.refused.len());
     // Files whose destination is in the way fail alone, each named, before
     // the others are fetched.
@@ -186,21 +187,30 @@ fn get<R: Runtime>(args: GetArgs) -> Result<ExitCode, Failure> {
 
 fn ls<R: Runtime>(args: LsArgs) -> Result<ExitCode, Failure> {
     let path = WirePath::new(&args.path).map_err(|refusal| Failure::Usage(format!("{}: {refusal}", args.path)))?;
-    let config = ClientConfig { addr: args.addr, timeout: args.timeout.0 };
+    let config = ClientConfig { addr: args.addr, timeout: args.timeout.0, max_size: None };
     let entries = R::ls(&config, &path)?;
     let mut out = std::io::stdout().lock();
-    for entry in entries {
-        let (kind, size) = match entry.kind {
-            Kind::File if args.bytes => ("file", entry.size.to_string()),
-            Kind::File => ("file", progress::human_bytes(entry.size)),
-            Kind::Directory => ("dir", "-".to_owned()),
-        };
-        let name = show::escaped(&entry.name);
-        let slash = if entry.kind == Kind::Directory { "/" } else { "" };
-        writeln!(out, "{kind:<4} {size:>14}  {name}{slash}")?;
+    let written = entries.iter().try_for_each(|entry| writeln!(out, "{}", ls_line(entry, args.bytes)));
+    match written.and_then(|()| out.flush()) {
+        // `ls | head`: the reader has all it wanted; nothing went wrong.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        written => written.map(|()| ExitCode::SUCCESS).map_err(Failure::from),
     }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+}
+
+/// One line of `ls`: kind, size (bytes, or human), and the name, escaped
+/// for the terminal, with a `/` after a folder's.
+fn ls_line(entry: &Entry, bytes: bool) -> String {
+    let (kind, size) = match entry.kind {
+        Kind::File if bytes => ("file", entry.size.to_string()),
+        Kind::File => ("file", progress::human_bytes(entry.size)),
+        Kind::Directory => ("dir", "-".to_owned()),
+    };
+    // A name holding `/` (which no file system's entry can) is a hostile
+    // server's: shown encoded, so that it cannot pass for a path.
+    let name = show::escaped(&entry.name.replace('/', "%2F")).into_owned();
+    let slash = if entry.kind == Kind::Directory { "/" } else { "" };
+    format!("{kind:<4} {size:>14}  {name}{slash}")
 }
 
 /// Logs go to stderr, so stdout stays clean for `listening on` and for
@@ -221,4 +231,19 @@ fn init_logging(verbose: u8, quiet: bool, serving: bool) {
         .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listed_name_cannot_pass_for_a_path_or_move_the_terminal() {
+        let entry = |name: &str| Entry { kind: Kind::File, size: 3, name: name.to_owned() };
+        assert_eq!(ls_line(&entry("a.txt"), true), "file              3  a.txt");
+        assert!(ls_line(&entry("../../etc/passwd"), true).ends_with("  ..%2F..%2Fetc%2Fpasswd"));
+        assert!(ls_line(&entry("evil\u{202e}txt"), true).ends_with("  evil\\u{202e}txt"));
+        let folder = Entry { kind: Kind::Directory, size: 0, name: "docs".to_owned() };
+        assert_eq!(ls_line(&folder, false), "dir               -  docs/");
+    }
 }

@@ -78,7 +78,7 @@ impl Share {
     /// `--verify`, and lists the folder; panics unless every byte is right.
     pub fn round_trip<R: Runtime>(&self, addr: SocketAddr) {
         let saved = self.dir.path().join("saved");
-        let config = ClientConfig { addr: addr.to_string(), timeout: Duration::from_secs(10) };
+        let config = ClientConfig { addr: addr.to_string(), timeout: Duration::from_secs(10), max_size: None };
         let mut args = vec!["ferry".to_owned(), "get".to_owned(), config.addr.clone()];
         args.extend(FILES.iter().map(|(name, _)| (*name).to_owned()));
         args.extend(["-o".to_owned(), saved.display().to_string(), "--verify".to_owned()]);

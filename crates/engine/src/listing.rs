@@ -29,14 +29,25 @@ pub struct Entry {
 /// Appends a LIST body for `entries` to `out`, sorting them as SPEC.md
 /// requires so that every implementation lists a folder identically.
 pub fn encode_listing(mut entries: Vec<Entry>, out: &mut Vec<u8>) {
-    entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-    for entry in entries {
-        let (kind, size) = match entry.kind {
-            Kind::File => ('f', entry.size),
-            Kind::Directory => ('d', 0),
-        };
-        out.extend_from_slice(format!("{kind} {size} {}\n", encode_name(&entry.name)).as_bytes());
+    sort_listing(&mut entries);
+    for entry in &entries {
+        encode_entry(entry, out);
     }
+}
+
+/// Puts entries in the order a listing has them: by name, byte by byte.
+pub fn sort_listing(entries: &mut [Entry]) {
+    entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+}
+
+/// Appends one entry's line of a listing, for a server that writes a
+/// listing piece by piece ([`encode_listing`] writes it whole).
+pub fn encode_entry(entry: &Entry, out: &mut Vec<u8>) {
+    let (kind, size) = match entry.kind {
+        Kind::File => ('f', entry.size),
+        Kind::Directory => ('d', 0),
+    };
+    out.extend_from_slice(format!("{kind} {size} {}\n", encode_name(&entry.name)).as_bytes());
 }
 
 /// A LIST body that does not follow SPEC.md.

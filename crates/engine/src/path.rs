@@ -141,11 +141,13 @@ impl fmt::Display for WirePath {
     }
 }
 
-/// Replaces control characters with `%XX` so text fits on one line.
+/// Replaces control characters, and the bidirectional controls that would
+/// reorder what a terminal shows, with `%XX` so text fits on one line and
+/// reads as it is ([`crate::show`] decides which characters those are).
 pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() {
+        if crate::show::needs_escape(c) {
             let mut buf = [0; 4];
             for byte in c.encode_utf8(&mut buf).bytes() {
                 out.push_str(&format!("%{byte:02X}"));
@@ -160,6 +162,13 @@ pub(crate) fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_show_controls_and_bidirectional_overrides_escaped() {
+        assert_eq!(escape("a\nb"), "a%0Ab");
+        assert_eq!(escape("evil\u{202e}txt.exe"), "evil%E2%80%AEtxt.exe");
+        assert_eq!(escape("naïve café"), "naïve café");
+    }
 
     fn code(raw: &[u8]) -> ErrorCode {
         WirePath::decode(raw).expect_err("should be refused").code

@@ -38,7 +38,7 @@ pub fn escaped(text: &str) -> Cow<'_, str> {
 }
 
 /// Whether a terminal could act on `c` rather than print it.
-fn needs_escape(c: char) -> bool {
+pub(crate) fn needs_escape(c: char) -> bool {
     c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 

@@ -31,6 +31,9 @@ pub struct FileBody {
     pub offset: u64,
     /// How many bytes to send: exactly what the header promised.
     pub len: u64,
+    /// For a listing spooled to a temporary file, its share of the
+    /// server's budget for listings in flight, held until the body is dropped.
+    pub spooled: Option<crate::spool::Spooled>,
 }
 
 impl FileBody {

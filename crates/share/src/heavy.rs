@@ -57,6 +57,7 @@ impl Work<'_> {
 }
 
 /// Why a request was not answered as asked.
+#[derive(Debug)]
 pub(crate) enum Halt {
     /// With a refusal.
     Refused(Refusal),

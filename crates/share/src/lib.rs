@@ -69,6 +69,7 @@ mod digest;
 mod heavy;
 mod reply;
 mod root;
+mod spool;
 #[cfg(test)]
 mod tests;
 
@@ -79,3 +80,4 @@ use heavy::*;
 pub use heavy::{Work, heavy_permits};
 pub use reply::Reply;
 pub use root::{Root, RootError};
+pub use spool::{LISTINGS_IN_FLIGHT, Spooled};

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, Metadata, OpenOptions, OpenOptionsExt};
-use ferry_engine::{Answer, Entry, ErrorCode, Kind, Refusal, Request, WirePath, encode_listing};
+use ferry_engine::{Answer, Entry, ErrorCode, Kind, Refusal, Request, WirePath};
 use thiserror::Error;
 
 use crate::*;
@@ -32,6 +32,8 @@ pub struct Root {
     dir: Dir,
     path: PathBuf,
     pub(crate) digests: Mutex<DigestCache>,
+    /// The bytes of spooled listings in flight, server-wide.
+    listings: crate::spool::Budget,
     /// How far in the past a file's times must be for its digest to be
     /// cached ([`crate::digest::SETTLED`]; tests shorten it).
     pub(crate) settled: Duration,
@@ -50,7 +52,7 @@ impl Root {
         // Resolve once, for the log line that tells the user what is shared.
         let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
         let cached = AtomicBool::new(answers_from_memory(&dir));
-        Ok(Root { dir, path, digests: Mutex::default(), settled: SETTLED, cached })
+        Ok(Root { dir, path, digests: Mutex::default(), listings: Default::default(), settled: SETTLED, cached })
     }
 
     /// The shared folder, as the server's user named it (canonicalised).
@@ -98,7 +100,7 @@ impl Root {
             file.read_exact(&mut header[start..]).map_err(|e| internal(path, &e))?;
             return Ok(Reply::Bytes { bytes: header, closes: false });
         }
-        Ok(Reply::File { header, body: FileBody { file, offset, len } })
+        Ok(Reply::File { header, body: FileBody { file, offset, len, spooled: None } })
     }
 
     /// The reply to `GET path offset length` if it can be made without
@@ -145,7 +147,7 @@ impl Root {
             // Positioned for drivers that read rather than send from an
             // offset; seeking does not wait for the disk.
             file.seek(SeekFrom::Start(offset)).ok()?;
-            return Some(Reply::File { header, body: FileBody { file, offset, len } });
+            return Some(Reply::File { header, body: FileBody { file, offset, len, spooled: None } });
         }
         let start = header.len();
         header.resize(start + len as usize, 0);
@@ -203,7 +205,7 @@ impl Root {
             return Err(Refusal::new(ErrorCode::NotADirectory, format!("{path} is not a directory")).into());
         }
         let dir = self.dir.open_dir(&relative).map_err(|e| refusal(path, &e))?;
-        let mut entries = Vec::new();
+        let mut listing = crate::spool::Listing::new(path);
         for (n, entry) in dir.entries().map_err(|e| refusal(path, &e))?.enumerate() {
             if n % LIST_CHUNK == LIST_CHUNK - 1 {
                 work.check("LIST", path)?;
@@ -216,12 +218,10 @@ impl Root {
             // outside, dangle, or cannot be read are left out.
             let Ok(target) = self.dir.metadata(relative.join(&name)) else { continue };
             if let Some(kind) = kind(&target) {
-                entries.push(Entry { kind, size: target.len(), name });
+                listing.push(Entry { kind, size: target.len(), name })?;
             }
         }
-        let mut body = Vec::new();
-        encode_listing(entries, &mut body);
-        Ok(Reply::body(&body))
+        listing.answer(&self.listings, work)
     }
 
     /// Opens a regular file for reading; returns it with its size, taken from

@@ -132,7 +132,7 @@ fn a_batch_from_the_caches_stops_where_the_blocking_path_must_answer() {
 
 #[test]
 fn a_body_is_sent_in_windows() {
-    let body = FileBody { file: tempfile::tempfile().expect("file"), offset: 2, len: 10 };
+    let body = FileBody { file: tempfile::tempfile().expect("file"), offset: 2, len: 10, spooled: None };
     assert_eq!(body.windows(4).collect::<Vec<_>>(), [2..6, 6..10, 10..12]);
     assert_eq!(body.windows(100).collect::<Vec<_>>(), vec![2..12]);
     assert_eq!(FileBody { len: 0, ..body }.windows(4).count(), 0);
@@ -263,4 +263,29 @@ fn a_fifo_is_not_a_file_and_does_not_block() {
     rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, 0o600.into(), 0).expect("mkfifo");
     assert_eq!(answer(&root, "GET pipe"), "ERR NOT_A_FILE pipe is not a regular file\n");
     assert!(!answer(&root, "LIST /").contains("pipe"));
+}
+
+#[test]
+fn a_large_listing_is_spooled_to_a_file_and_a_small_one_is_not() {
+    let (top, root) = fixture();
+    let many = top.path().join("root/many");
+    std::fs::create_dir(&many).expect("mkdir");
+    let mut entries = Vec::new();
+    for n in 0..3000 {
+        let name = format!("{n:05}-{}", "x".repeat(40));
+        std::fs::write(many.join(&name), b"").expect("write");
+        entries.push(ferry_engine::Entry { kind: ferry_engine::Kind::File, size: 0, name });
+    }
+    let mut expected = Vec::new();
+    ferry_engine::encode_listing(entries, &mut expected);
+    assert!(expected.len() as u64 > INLINE_BODY);
+    let Reply::File { header, mut body } = root.reply(&request("LIST many"), &Work::unbounded()) else {
+        panic!("a large listing is sent from a file")
+    };
+    assert_eq!(header, format!("OK {}\n", expected.len()).into_bytes());
+    assert!(body.spooled.is_some(), "counted against the budget for listings in flight");
+    let mut got = Vec::new();
+    body.file.read_to_end(&mut got).expect("read");
+    assert_eq!(got, expected);
+    assert!(matches!(root.reply(&request("LIST sub"), &Work::unbounded()), Reply::Bytes { .. }));
 }

@@ -21,7 +21,8 @@ fn a_dropped_window_is_not_resident_and_a_read_brings_it_back() {
     file.sync_all().expect("sync");
     drop(file);
 
-    let body = FileBody { file: std::fs::File::open(&path).expect("open"), offset: 0, len: bytes.len() as u64 };
+    let body =
+        FileBody { file: std::fs::File::open(&path).expect("open"), offset: 0, len: bytes.len() as u64, spooled: None };
     let window = (1 << 20)..(2 << 20);
     assert!(body.resident(&window), "a file just written is in the page cache");
 
@@ -46,7 +47,7 @@ fn a_file_that_shrank_is_neither_resident_nor_read() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("body.bin");
     std::fs::write(&path, vec![7u8; 200_000]).expect("write");
-    let body = FileBody { file: std::fs::File::open(&path).expect("open"), offset: 0, len: 200_000 };
+    let body = FileBody { file: std::fs::File::open(&path).expect("open"), offset: 0, len: 200_000, spooled: None };
     std::fs::File::options().write(true).open(&path).expect("open").set_len(100_000).expect("truncate");
     assert!(body.resident(&(0..100_000)));
     assert!(!body.resident(&(0..200_000)), "the last byte is gone");

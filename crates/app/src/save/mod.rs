@@ -281,12 +281,17 @@ impl Dest {
         }
     }
 
-    /// Opens where a body goes: the stream, or the `.part`, locked (see
-    /// [`Target::open_part`]), resumed at `offset`. Blocking.
-    pub fn open(&self, offset: u64) -> Result<File, SaveError> {
+    /// Opens where a body of `len` more bytes goes: the stream, or the
+    /// `.part`, locked (see [`Target::open_part`]), resumed at `offset`,
+    /// once it is clear that the bytes fit in the space free there (a file
+    /// that cannot fit fails before its `.part` exists). Blocking.
+    pub fn open(&self, offset: u64, len: u64) -> Result<File, SaveError> {
         match self {
             Dest::Stream(stream) => stream.open(),
-            Dest::File(target) => target.open_part(offset),
+            Dest::File(target) => {
+                target.check_room(len)?;
+                target.open_part(offset)
+            }
         }
     }
 

@@ -42,6 +42,19 @@ impl Target {
         }
     }
 
+    /// Refuses `len` bytes that would not fit in the space free (for this
+    /// user) in the folder the `.part` goes into. Where that cannot be
+    /// told, the writes will say.
+    pub fn check_room(&self, len: u64) -> Result<(), SaveError> {
+        let folder = parent(&self.part);
+        let Ok(stat) = rustix::fs::statvfs(folder) else { return Ok(()) };
+        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+        if len > free {
+            return Err(SaveError::NoSpace { dest: self.dest.clone(), folder: folder.to_owned(), need: len, free });
+        }
+        Ok(())
+    }
+
     /// Opens the `.part` for the body, locked for as long as the file is
     /// open: created new for a fresh download (emptied first with `--force`),
     /// or appended to at `offset` for a resumed one. Never through a link.

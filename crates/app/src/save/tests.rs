@@ -204,3 +204,14 @@ fn commit_is_atomic_and_checks_the_digest() {
     assert!(matches!(target.commit(file, None), Err(SaveError::Exists { .. })));
     assert_eq!(std::fs::read(&target.dest).expect("read"), b"hello");
 }
+
+#[test]
+fn a_body_that_cannot_fit_fails_before_its_part_exists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = Target::new(dir.path().join("huge.iso"), false);
+    let refused = Dest::File(target.clone()).open(0, u64::MAX).expect_err("16 EiB do not fit");
+    assert!(matches!(refused, SaveError::NoSpace { need: u64::MAX, .. }), "{refused}");
+    assert!(refused.to_string().contains("huge.iso: the server would send"), "{refused}");
+    assert!(!target.part.exists(), "nothing is left behind");
+    Dest::File(target).open(0, 10).expect("10 bytes fit");
+}

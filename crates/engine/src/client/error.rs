@@ -64,6 +64,16 @@ pub enum ClientError {
         /// What ended it.
         why: String,
     },
+    /// The server announced a body larger than `--max-size`.
+    #[error("{}: the server would send {len} bytes, more than --max-size {max}; nothing was written", escaped(path))]
+    TooLarge {
+        /// The path being fetched.
+        path: String,
+        /// The announced length.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
     /// The server sent nothing for the whole timeout.
     #[error("{addr}: no data for {:.1} s; giving up", timeout.as_secs_f64())]
     Timeout {
@@ -158,6 +168,23 @@ pub enum SaveError {
         dest: PathBuf,
         /// The `.part` it holds locked.
         part: PathBuf,
+    },
+    /// The body would not fit in the space free where it goes.
+    #[error(
+        "{}: the server would send {need} bytes, and only {free} are free in {}; nothing was written \
+         (free some space, or save elsewhere with -o)",
+        shown(dest),
+        shown(folder)
+    )]
+    NoSpace {
+        /// The file the user asked for.
+        dest: PathBuf,
+        /// The folder it goes into.
+        folder: PathBuf,
+        /// The bytes still to come.
+        need: u64,
+        /// The bytes free for this user there.
+        free: u64,
     },
     /// The folder a download would go into does not exist.
     #[error("{}: no such folder; use --create-dirs to create it", shown(path))]

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use error::{ClientError, SaveError, without_os_code};
-pub use session::{DIGEST_HEX, NotReceived, PIPELINE_WINDOW, Received, Session, Step};
+pub use session::{DIGEST_HEX, DISCARD_MOST, NotReceived, PIPELINE_WINDOW, Received, Session, Step};
 pub use steps::{AsyncSteps, Outcomes, Steps};
 
 use crate::WirePath;
@@ -25,6 +25,9 @@ pub struct ClientConfig {
     pub addr: String,
     /// How long to wait for a connection, and for each read.
     pub timeout: Duration,
+    /// The largest body a `get` accepts (`--max-size`); larger ones fail
+    /// before anything is written.
+    pub max_size: Option<u64>,
 }
 
 /// One file a [`Session`] fetches, as the session needs to know it. The

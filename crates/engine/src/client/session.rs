@@ -40,6 +40,11 @@ use crate::{Answer, AnswerError, Entry, Greeting, GreetingError, Request, WirePa
 /// on writing answers nobody reads yet, stops reading them: a deadlock.
 pub const PIPELINE_WINDOW: usize = 32;
 
+/// The largest body of a file that failed (its destination refused it)
+/// that a client reads and drops to stay in step with the pipeline; past
+/// it, ending the connection costs less than reading on.
+pub const DISCARD_MOST: u64 = 16 << 20;
+
 /// The length of a SUM body: 64 hex digits.
 pub const DIGEST_HEX: usize = 64;
 
@@ -317,6 +322,10 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
         let answer = answer?;
         let refused = |refusal| ClientError::Refused { path: self.path().to_owned(), refusal };
         self.phase = match (phase, answer) {
+            (Phase::Get, Answer::Ok { len }) if self.config.max_size.is_some_and(|max| len > max) => {
+                let (path, max) = (self.path().to_owned(), self.config.max_size.unwrap_or(len));
+                self.drop_body(len, ClientError::TooLarge { path, len, max })?
+            }
             (Phase::Get, Answer::Ok { len }) => Phase::Body { len },
             (Phase::Get, Answer::Err(refusal)) if self.verify() => Phase::SkipSum { failure: refused(refusal) },
             (Phase::Get, Answer::Err(refusal)) => Phase::Report(Err(refused(refusal))),
@@ -345,7 +354,7 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
         self.phase = match received {
             Ok(received) if self.verify() => Phase::Sum { received },
             Ok(received) => Phase::Commit { received, digest: None },
-            Err(NotReceived::Unopened(error)) => Phase::Discard { len, failure: error.into() },
+            Err(NotReceived::Unopened(error)) => self.drop_body(len, error.into())?,
             Err(NotReceived::Cut(error)) => {
                 let item = self.item();
                 return Err(error.into_client(item.path().as_str(), len, item.sink(), self.config.timeout));
@@ -438,6 +447,17 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
             .ok()
             .filter(|_| len <= MAX_SMALL_BODY)
             .ok_or_else(|| self.broke(&format!("a body of {len} bytes where at most {MAX_SMALL_BODY} fit")))
+    }
+
+    /// The current file fails with `failure` before its body of `len` bytes
+    /// is read: the body is read and dropped, to go on with the next file,
+    /// unless it is too large to be worth it ([`DISCARD_MOST`]): then the
+    /// connection ends, and the files after it fail with it.
+    fn drop_body(&self, len: u64, failure: ClientError) -> Result<Phase<F>, ClientError> {
+        if len > DISCARD_MOST {
+            return Err(failure);
+        }
+        Ok(Phase::Discard { len, failure })
     }
 
     /// The server sent something FERRY/1 does not allow.

@@ -35,7 +35,7 @@ fn files(paths: &[&str]) -> Vec<File> {
 }
 
 fn config() -> ClientConfig {
-    ClientConfig { addr: "h:1".to_owned(), timeout: Duration::from_secs(1) }
+    ClientConfig { addr: "h:1".to_owned(), timeout: Duration::from_secs(1), max_size: None }
 }
 
 type Test<'p> = Session<'p, File, ()>;
@@ -204,4 +204,35 @@ fn a_streamed_body_is_checked_against_the_servers_digest() {
     session.on_small(Ok(other)).expect("digest");
     let Step::Report { outcome: Err(error), .. } = session.step() else { panic!("not a failure") };
     assert!(error.to_string().starts_with("stdout: BLAKE3 digest"), "{error}");
+}
+
+#[test]
+fn a_body_over_max_size_fails_its_file_and_a_huge_one_ends_the_connection() {
+    let items = files(&["a", "b"]);
+    let config = ClientConfig { max_size: Some(100), ..config() };
+    let mut session = Test::get(&items, false, &config);
+    greeted(&mut session);
+    session.step();
+    session.step();
+    session.on_answer(ok(1000)).expect("a small excess is read and dropped");
+    assert!(matches!(session.step(), Step::Discard(1000)));
+    let Step::Report { outcome: Err(error), .. } = session.step() else { panic!("not a failure") };
+    assert!(error.to_string().contains("more than --max-size 100"), "{error}");
+    assert!(matches!(session.step(), Step::ReadAnswer));
+    let ended = session.on_answer(ok(u64::MAX)).expect_err("16 EiB are not read to be dropped");
+    assert!(matches!(ended, ClientError::TooLarge { len: u64::MAX, .. }));
+}
+
+#[test]
+fn a_huge_body_whose_destination_refused_it_ends_the_connection() {
+    let items = files(&["a"]);
+    let mut session = Test::get(&items, false, &config());
+    greeted(&mut session);
+    session.step();
+    session.step();
+    session.on_answer(ok(DISCARD_MOST + 1)).expect("ok");
+    session.step();
+    let refused = SaveError::NoSpace { dest: "x".into(), folder: ".".into(), need: DISCARD_MOST + 1, free: 10 };
+    let ended = session.on_received(Err(NotReceived::Unopened(refused))).expect_err("not read to be dropped");
+    assert!(ended.to_string().contains("only 10 are free"), "{ended}");
 }
