@@ -64,8 +64,8 @@ impl AsyncSteps for Client {
         self.connection.read_small(len, self.timeout).await
     }
 
-    async fn discard(&mut self, len: u64) -> Result<(), BodyError> {
-        self.connection.read_body(len, &mut async_std::io::sink(), |_| {}, self.timeout).await
+    async fn discard(&mut self, len: u64, each: &mut dyn FnMut(&[u8])) -> Result<(), BodyError> {
+        self.connection.read_body(len, &mut async_std::io::sink(), each, self.timeout).await
     }
 
     async fn commit(&mut self, item: &Item, file: BufWriter<File>, digest: Option<[u8; 32]>) -> Result<(), SaveError> {

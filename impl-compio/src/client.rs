@@ -61,8 +61,8 @@ impl AsyncSteps for Client {
         self.connection.read_small(len, self.timeout).await
     }
 
-    async fn discard(&mut self, len: u64) -> Result<(), BodyError> {
-        self.connection.read_body(len, &mut Drain, |_| {}, self.timeout).await
+    async fn discard(&mut self, len: u64, each: &mut dyn FnMut(&[u8])) -> Result<(), BodyError> {
+        self.connection.read_body(len, &mut Drain, each, self.timeout).await
     }
 
     async fn commit(&mut self, item: &Item, file: Sink, digest: Option<[u8; 32]>) -> Result<(), SaveError> {

@@ -18,9 +18,9 @@ use anyhow::Context;
 use compio::driver::op::OpCodeFlag;
 use compio::driver::{DriverType, ProactorBuilder};
 use compio::net::TcpListener;
-use ferry_app::{Plan, Report, Runtime, ServeConfig};
-use ferry_engine::client::{ClientConfig, ClientError, Session};
-use ferry_engine::{Entry, WirePath};
+use ferry_app::{Item, Plan, Report, Runtime, ServeConfig};
+use ferry_engine::WirePath;
+use ferry_engine::client::{ClientConfig, ClientError, Outcomes, Session};
 
 use crate::client::Client;
 use crate::connection::Connection;
@@ -94,11 +94,10 @@ impl Runtime for Compio {
         })
     }
 
-    fn ls(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError> {
+    fn ls(config: &ClientConfig, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
         client_runtime(config)?.block_on(async {
             let mut client = connect(config).await?;
-            let listed = Session::list(path, config).run_async(&mut client, &mut Report::new(0)).await;
-            listed.map(Session::into_entries)
+            Session::list(path, config).run_async(&mut client, out).await.map(drop)
         })
     }
 }

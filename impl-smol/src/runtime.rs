@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::thread;
 
 use anyhow::Context;
-use ferry_app::{Plan, Report, Runtime, ServeConfig};
-use ferry_engine::client::{ClientConfig, ClientError, Session};
-use ferry_engine::{Entry, WirePath};
+use ferry_app::{Item, Plan, Report, Runtime, ServeConfig};
+use ferry_engine::WirePath;
+use ferry_engine::client::{ClientConfig, ClientError, Outcomes, Session};
 
 use smol::{Async, Executor, block_on};
 
@@ -67,11 +67,10 @@ impl Runtime for Smol {
         })
     }
 
-    fn ls(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError> {
+    fn ls(config: &ClientConfig, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
         block_on(async {
             let mut client = connect(config).await?;
-            let listed = Session::list(path, config).run_async(&mut client, &mut Report::new(0)).await;
-            listed.map(Session::into_entries)
+            Session::list(path, config).run_async(&mut client, out).await.map(drop)
         })
     }
 }

@@ -50,8 +50,8 @@ impl Steps for Client {
         self.connection.read_small(len, self.timeout)
     }
 
-    fn discard(&mut self, len: u64) -> Result<(), BodyError> {
-        self.connection.read_body(len, &mut io::sink(), |_| {}, self.timeout)
+    fn discard(&mut self, len: u64, each: &mut dyn FnMut(&[u8])) -> Result<(), BodyError> {
+        self.connection.read_body(len, &mut io::sink(), each, self.timeout)
     }
 
     fn commit(&mut self, item: &Item, file: File, digest: Option<[u8; 32]>) -> Result<(), SaveError> {

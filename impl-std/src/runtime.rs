@@ -1,9 +1,9 @@
 //! Plugs this runtime into the shared command line.
 
 use anyhow::Context;
-use ferry_app::{Plan, Report, Runtime, ServeConfig};
-use ferry_engine::client::{ClientConfig, ClientError, Session};
-use ferry_engine::{Entry, WirePath};
+use ferry_app::{Item, Plan, Report, Runtime, ServeConfig};
+use ferry_engine::WirePath;
+use ferry_engine::client::{ClientConfig, ClientError, Outcomes, Session};
 
 use crate::client::Client;
 use crate::connection::Connection;
@@ -33,9 +33,8 @@ impl Runtime for Std {
         Session::get(&plan.items, plan.verify, config).run(&mut connect(config)?, report).map(drop)
     }
 
-    fn ls(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError> {
-        let listed = Session::list(path, config).run(&mut connect(config)?, &mut Report::new(0));
-        listed.map(Session::into_entries)
+    fn ls(config: &ClientConfig, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
+        Session::list(path, config).run(&mut connect(config)?, out).map(drop)
     }
 }
 

@@ -63,8 +63,8 @@ impl AsyncSteps for Client {
         self.connection.read_small(len, self.timeout).await
     }
 
-    async fn discard(&mut self, len: u64) -> Result<(), BodyError> {
-        self.connection.read_body(len, &mut tokio::io::sink(), |_| {}, self.timeout).await
+    async fn discard(&mut self, len: u64, each: &mut dyn FnMut(&[u8])) -> Result<(), BodyError> {
+        self.connection.read_body(len, &mut tokio::io::sink(), each, self.timeout).await
     }
 
     async fn commit(&mut self, item: &Item, mut file: Sink, digest: Option<[u8; 32]>) -> Result<(), SaveError> {

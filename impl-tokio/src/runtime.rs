@@ -5,9 +5,9 @@
 //! runtime and spends no threads it cannot use.
 
 use anyhow::Context;
-use ferry_app::{Plan, Report, Runtime, ServeConfig};
-use ferry_engine::client::{ClientConfig, ClientError, Session};
-use ferry_engine::{Entry, WirePath};
+use ferry_app::{Item, Plan, Report, Runtime, ServeConfig};
+use ferry_engine::WirePath;
+use ferry_engine::client::{ClientConfig, ClientError, Outcomes, Session};
 use tokio::net::TcpListener;
 use tokio::runtime::Builder;
 
@@ -66,11 +66,10 @@ impl Runtime for Tokio {
         })
     }
 
-    fn ls(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError> {
+    fn ls(config: &ClientConfig, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
         client_runtime(config)?.block_on(async {
             let mut client = connect(config).await?;
-            let listed = Session::list(path, config).run_async(&mut client, &mut Report::new(0)).await;
-            listed.map(Session::into_entries)
+            Session::list(path, config).run_async(&mut client, out).await.map(drop)
         })
     }
 }

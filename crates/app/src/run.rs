@@ -6,14 +6,14 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use ferry_engine::client::{ClientConfig, ClientError};
+use ferry_engine::client::{ClientConfig, ClientError, Outcomes};
 use ferry_engine::show;
 use ferry_engine::{Entry, Kind, WirePath};
 use ferry_share::Root;
 
 use crate::args::{self, Cli, Command, GetArgs, LsArgs, ServeArgs};
 use crate::runtime::{Runtime, ServeConfig};
-use crate::save::{Plan, PlanError, Report};
+use crate::save::{Item, Plan, PlanError, Report};
 use crate::{progress, say};
 
 /// The whole program: parse the command line, run it on `R`, and turn the
@@ -188,13 +188,37 @@ fn get<R: Runtime>(args: GetArgs) -> Result<ExitCode, Failure> {
 fn ls<R: Runtime>(args: LsArgs) -> Result<ExitCode, Failure> {
     let path = WirePath::new(&args.path).map_err(|refusal| Failure::Usage(format!("{}: {refusal}", args.path)))?;
     let config = ClientConfig { addr: args.addr, timeout: args.timeout.0, max_size: None };
-    let entries = R::ls(&config, &path)?;
-    let mut out = std::io::stdout().lock();
-    let written = entries.iter().try_for_each(|entry| writeln!(out, "{}", ls_line(entry, args.bytes)));
-    match written.and_then(|()| out.flush()) {
+    let mut printer = Printer { out: std::io::stdout().lock(), bytes: args.bytes, failed: None };
+    R::ls(&config, &path, &mut printer)?;
+    let written = match printer.failed.take() {
+        Some(error) => Err(error),
+        None => printer.out.flush(),
+    };
+    match written {
         // `ls | head`: the reader has all it wanted; nothing went wrong.
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
         written => written.map(|()| ExitCode::SUCCESS).map_err(Failure::from),
+    }
+}
+
+/// Prints each entry of a listing as soon as it arrives: `ls` holds one
+/// line, however long the listing. The first failed write is kept, and
+/// nothing more is written.
+struct Printer<W> {
+    out: W,
+    bytes: bool,
+    failed: Option<std::io::Error>,
+}
+
+impl<W: Write> Outcomes<Item> for Printer<W> {
+    fn record(&mut self, _: &Item, _: Result<Option<[u8; 32]>, ClientError>) {}
+
+    fn listed(&mut self, entry: Entry) {
+        if self.failed.is_none()
+            && let Err(error) = writeln!(self.out, "{}", ls_line(&entry, self.bytes))
+        {
+            self.failed = Some(error);
+        }
     }
 }
 

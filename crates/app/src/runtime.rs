@@ -4,11 +4,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ferry_engine::client::{ClientConfig, ClientError};
-use ferry_engine::{Entry, WirePath};
+use ferry_engine::WirePath;
+use ferry_engine::client::{ClientConfig, ClientError, Outcomes};
 use ferry_share::Root;
 
-use crate::save::{Plan, Report};
+use crate::save::{Item, Plan, Report};
 
 /// Everything a server needs, decided from the command line.
 #[derive(Debug)]
@@ -55,6 +55,7 @@ pub trait Runtime {
     /// connection is returned.
     fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError>;
 
-    /// Lists a directory.
-    fn ls(config: &ClientConfig, path: &WirePath) -> Result<Vec<Entry>, ClientError>;
+    /// Lists a directory, telling `out` each entry as soon as it arrives
+    /// ([`Outcomes::listed`]), so that no listing is held whole.
+    fn ls(config: &ClientConfig, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError>;
 }

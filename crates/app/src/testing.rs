@@ -92,7 +92,9 @@ impl Share {
             let got = std::fs::read(saved.join(file)).expect("saved");
             assert!(got == Share::bytes(name, len), "{}: {name} was saved with other bytes", R::NAME);
         }
-        let entries = R::ls(&config, &WirePath::new("/").expect("valid")).expect("ls");
+        let mut entries = Listed(Vec::new());
+        R::ls(&config, &WirePath::new("/").expect("valid"), &mut entries).expect("ls");
+        let entries = entries.0;
         let names: Vec<(Kind, &str)> = entries.iter().map(|entry| (entry.kind, entry.name.as_str())).collect();
         assert_eq!(
             names,
@@ -194,5 +196,16 @@ impl Drop for Talker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The entries of a listing, as they arrive.
+struct Listed(Vec<ferry_engine::Entry>);
+
+impl ferry_engine::client::Outcomes<crate::Item> for Listed {
+    fn record(&mut self, _: &crate::Item, _: Result<Option<[u8; 32]>, ferry_engine::client::ClientError>) {}
+
+    fn listed(&mut self, entry: ferry_engine::Entry) {
+        self.0.push(entry);
     }
 }

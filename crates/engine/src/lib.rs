@@ -42,6 +42,9 @@ pub use answer::{
 };
 pub use code::{ErrorCode, Refusal};
 pub use line::{MAX_LINE, Parsed};
-pub use listing::{Entry, Kind, ListingError, encode_entry, encode_listing, parse_listing, sort_listing};
+pub use listing::{
+    Entry, Kind, ListingError, ListingLines, MAX_LISTING_LINE, encode_entry, encode_listing, parse_listing,
+    sort_listing,
+};
 pub use path::{WirePath, encode_path};
 pub use request::{Request, parse_pipelined, parse_request};

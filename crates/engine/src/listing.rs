@@ -68,22 +68,83 @@ pub fn parse_listing(body: &[u8]) -> Result<Vec<Entry>, ListingError> {
     let Some(body) = body.strip_suffix(b"\n") else {
         return Err(ListingError { line: body.split(|&b| b == b'\n').count(), reason: "no final LF" });
     };
-    body.split(|&b| b == b'\n')
-        .enumerate()
-        .map(|(index, line)| {
-            let fail = |reason| ListingError { line: index + 1, reason };
-            let mut tokens = line.splitn(3, |&b| b == b' ');
-            let kind = match tokens.next() {
-                Some(b"f") => Kind::File,
-                Some(b"d") => Kind::Directory,
-                _ => return Err(fail("kind is not f or d")),
+    body.split(|&b| b == b'\n').enumerate().map(|(index, line)| parse_entry(line, index + 1)).collect()
+}
+
+/// Parses one line of a listing (without its LF), the `number`th.
+fn parse_entry(line: &[u8], number: usize) -> Result<Entry, ListingError> {
+    let fail = |reason| ListingError { line: number, reason };
+    let mut tokens = line.splitn(3, |&b| b == b' ');
+    let kind = match tokens.next() {
+        Some(b"f") => Kind::File,
+        Some(b"d") => Kind::Directory,
+        _ => return Err(fail("kind is not f or d")),
+    };
+    let size = tokens.next().and_then(parse_u64).ok_or_else(|| fail("bad size"))?;
+    let name = tokens.next().filter(|n| !n.is_empty()).ok_or_else(|| fail("no name"))?;
+    let name = decode_text(name).map_err(|_| fail("name is not a valid encoding"))?;
+    Ok(Entry { kind, size, name })
+}
+
+/// The longest line a listing may hold: a name of 255 bytes, each encoded
+/// as `%XX`, with its kind and size, fits many times over.
+pub const MAX_LISTING_LINE: usize = 4096;
+
+/// A listing read as it arrives, in any pieces, each entry handed on as
+/// soon as its line is whole: a client holds one line, however long the
+/// listing ([`parse_listing`] takes it whole).
+pub struct ListingLines<'a> {
+    partial: Vec<u8>,
+    lines: usize,
+    failed: Option<ListingError>,
+    each: &'a mut dyn FnMut(Entry),
+}
+
+impl std::fmt::Debug for ListingLines<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListingLines").field("lines", &self.lines).field("failed", &self.failed).finish()
+    }
+}
+
+impl<'a> ListingLines<'a> {
+    /// Hands each entry to `each`.
+    pub fn new(each: &'a mut dyn FnMut(Entry)) -> ListingLines<'a> {
+        ListingLines { partial: Vec::new(), lines: 0, failed: None, each }
+    }
+
+    /// The next bytes of the listing. After a malformed line, the rest is
+    /// ignored and [`ListingLines::finish`] says what was wrong.
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while self.failed.is_none() && !bytes.is_empty() {
+            let (line, rest, whole) = match bytes.iter().position(|&b| b == b'\n') {
+                Some(lf) => (&bytes[..lf], &bytes[lf + 1..], true),
+                None => (bytes, &[][..], false),
             };
-            let size = tokens.next().and_then(parse_u64).ok_or_else(|| fail("bad size"))?;
-            let name = tokens.next().filter(|n| !n.is_empty()).ok_or_else(|| fail("no name"))?;
-            let name = decode_text(name).map_err(|_| fail("name is not a valid encoding"))?;
-            Ok(Entry { kind, size, name })
-        })
-        .collect()
+            bytes = rest;
+            if self.partial.len() + line.len() > MAX_LISTING_LINE {
+                self.failed = Some(ListingError { line: self.lines + 1, reason: "a line longer than 4096 bytes" });
+                return;
+            }
+            self.partial.extend_from_slice(line);
+            if whole {
+                self.lines += 1;
+                match parse_entry(&self.partial, self.lines) {
+                    Ok(entry) => (self.each)(entry),
+                    Err(error) => self.failed = Some(error),
+                }
+                self.partial.clear();
+            }
+        }
+    }
+
+    /// The listing is over: whether it was well formed to its end.
+    pub fn finish(self) -> Result<(), ListingError> {
+        match self.failed {
+            Some(error) => Err(error),
+            None if !self.partial.is_empty() => Err(ListingError { line: self.lines + 1, reason: "no final LF" }),
+            None => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +171,29 @@ mod tests {
         let parsed = parse_listing(&out).expect("valid");
         assert_eq!(parsed[1], entry(Kind::Directory, 0, "a"));
         assert_eq!(parsed[3].name, "é");
+    }
+
+    #[test]
+    fn a_listing_read_in_pieces_gives_the_same_entries_holding_one_line() {
+        let body = b"f 0 Z\nd 0 a\nf 5 b%20b\nf 1 %C3%A9\n";
+        let whole = parse_listing(body).expect("valid");
+        for split in 0..body.len() {
+            let mut got = Vec::new();
+            let mut each = |entry| got.push(entry);
+            let mut lines = ListingLines::new(&mut each);
+            lines.feed(&body[..split]);
+            lines.feed(&body[split..]);
+            lines.finish().expect("valid");
+            assert_eq!(got, whole, "split at {split}");
+        }
+        let mut each = |_| {};
+        let mut lines = ListingLines::new(&mut each);
+        lines.feed(&[b'a'; MAX_LISTING_LINE + 1]);
+        assert!(lines.finish().is_err(), "an endless line is refused, not held");
+        let mut each = |_| {};
+        let mut lines = ListingLines::new(&mut each);
+        lines.feed(b"f 1 a\nf 2");
+        assert_eq!(lines.finish(), Err(ListingError { line: 2, reason: "no final LF" }));
     }
 
     #[test]

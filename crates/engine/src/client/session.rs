@@ -31,7 +31,7 @@ use super::error::{ClientError, SaveError};
 use super::{ClientConfig, Fetch};
 use crate::body::{BodyError, MAX_SMALL_BODY};
 use crate::frame::LineError;
-use crate::{Answer, AnswerError, Entry, Greeting, GreetingError, Request, WirePath, parse_digest, parse_listing};
+use crate::{Answer, AnswerError, Greeting, GreetingError, ListingError, Request, WirePath, parse_digest};
 
 /// How many items' requests a client keeps ahead of the answers it has read.
 ///
@@ -58,7 +58,6 @@ pub struct Session<'p, I, F> {
     /// The item whose answers are being read.
     current: usize,
     phase: Phase<F>,
-    entries: Vec<Entry>,
 }
 
 #[derive(Debug)]
@@ -128,7 +127,7 @@ enum Phase<F> {
     /// LIST: its answer, then its body.
     ListAnswer,
     ListBody {
-        len: usize,
+        len: u64,
     },
     /// QUIT was sent and everything answered: the BYE comes next.
     Bye,
@@ -177,6 +176,9 @@ pub enum Step<'p, I, F> {
     },
     /// Read `len` bytes into memory; pass them to [`Session::on_small`].
     ReadSmall(usize),
+    /// Read a listing of `len` bytes as it arrives, each entry reported as
+    /// soon as its line is whole; pass the result to [`Session::on_listing`].
+    ReadListing(u64),
     /// Read and drop `len` body bytes, then ask again.
     Discard(u64),
     /// Make `file` the destination of `item`; pass the result to
@@ -213,12 +215,7 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
     }
 
     fn new(job: Job<'p, I>, config: &ClientConfig) -> Self {
-        Session { job, config: config.clone(), sent: 0, current: 0, phase: Phase::Greeting, entries: Vec::new() }
-    }
-
-    /// The entries a finished `list` session read.
-    pub fn into_entries(self) -> Vec<Entry> {
-        self.entries
+        Session { job, config: config.clone(), sent: 0, current: 0, phase: Phase::Greeting }
     }
 
     /// What to do next.
@@ -253,7 +250,7 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
                     (Phase::Receiving { len }, Some(Step::Receive { item, len, hash }))
                 }
                 Phase::Digest { received } => (Phase::Digest { received }, Some(Step::ReadSmall(DIGEST_HEX))),
-                Phase::ListBody { len } => (Phase::ListBody { len }, Some(Step::ReadSmall(len))),
+                Phase::ListBody { len } => (Phase::ListBody { len }, Some(Step::ReadListing(len))),
                 Phase::Commit { received: Received::File(file), digest } => {
                     (Phase::Committing { digest }, Some(Step::Commit { item: self.item(), file, digest }))
                 }
@@ -338,7 +335,7 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
                 Phase::SkipBody { len: self.small(len)? as u64, failure }
             }
             (Phase::SkipSum { failure }, Answer::Err(_)) => Phase::Report(Err(failure)),
-            (Phase::ListAnswer, Answer::Ok { len }) => Phase::ListBody { len: self.small(len)? },
+            (Phase::ListAnswer, Answer::Ok { len }) => Phase::ListBody { len },
             (Phase::ListAnswer, Answer::Err(refusal)) => return Err(refused(refusal)),
             (_, Answer::Bye) => return Err(self.broke("BYE before every request was answered")),
             (_, _) => return Err(self.broke("an answer where none was expected")),
@@ -377,12 +374,23 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
                     parse_digest(&body).ok_or_else(|| self.broke("SUM body is not 64 lower-case hex digits"))?;
                 Phase::Commit { received, digest: Some(digest) }
             }
-            Phase::ListBody { .. } => {
-                self.entries = parse_listing(&body).map_err(|e| self.broke(&e.to_string()))?;
-                Phase::Bye
-            }
             other => other,
         };
+        Ok(())
+    }
+
+    /// How a [`Step::ReadListing`] went: whether the body arrived whole, and
+    /// whether its every line was well formed.
+    pub fn on_listing(
+        &mut self,
+        read: Result<(), BodyError>,
+        lines: Result<(), ListingError>,
+    ) -> Result<(), ClientError> {
+        read.map_err(|e| self.cut(e))?;
+        lines.map_err(|e| self.broke(&e.to_string()))?;
+        if let Phase::ListBody { .. } = self.phase {
+            self.phase = Phase::Bye;
+        }
         Ok(())
     }
 

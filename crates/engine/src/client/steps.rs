@@ -6,7 +6,7 @@
 
 use std::io;
 
-use crate::{parse_answer, parse_greeting};
+use crate::{Entry, ListingLines, parse_answer, parse_greeting};
 
 use super::Fetch;
 use super::error::{ClientError, SaveError};
@@ -14,11 +14,17 @@ use super::session::{NotReceived, Received, Session, Step};
 use crate::body::BodyError;
 use crate::frame::{LineError, ParseLine};
 
-/// Where a session tells how each file went: the application's report.
+/// Where a session tells how each file went, and what a listing holds:
+/// the application's report.
 pub trait Outcomes<I> {
     /// `item` was saved (with the server's digest it was verified against),
     /// or failed alone with `outcome`'s error; the others go on.
     fn record(&mut self, item: &I, outcome: Result<Option<[u8; 32]>, ClientError>);
+
+    /// The next entry of a listing, as soon as its line arrived.
+    fn listed(&mut self, entry: Entry) {
+        let _ = entry;
+    }
 }
 
 /// How a blocking driver does each step of a [`Session`].
@@ -36,8 +42,9 @@ pub trait Steps {
     fn receive(&mut self, item: &Self::Item, len: u64, hash: bool) -> Result<Received<Self::File>, NotReceived>;
     /// Reads a body into memory ([`Step::ReadSmall`]).
     fn small(&mut self, len: usize) -> Result<Vec<u8>, BodyError>;
-    /// Reads and drops a body ([`Step::Discard`]).
-    fn discard(&mut self, len: u64) -> Result<(), BodyError>;
+    /// Reads a body without keeping it, showing each piece to `each` as it
+    /// arrives ([`Step::Discard`], [`Step::ReadListing`]).
+    fn discard(&mut self, len: u64, each: &mut dyn FnMut(&[u8])) -> Result<(), BodyError>;
     /// Commits a received file ([`Step::Commit`]).
     fn commit(&mut self, item: &Self::Item, file: Self::File, digest: Option<[u8; 32]>) -> Result<(), SaveError>;
 }
@@ -60,8 +67,9 @@ pub trait AsyncSteps {
     async fn receive(&mut self, item: &Self::Item, len: u64, hash: bool) -> Result<Received<Self::File>, NotReceived>;
     /// Reads a body into memory ([`Step::ReadSmall`]).
     async fn small(&mut self, len: usize) -> Result<Vec<u8>, BodyError>;
-    /// Reads and drops a body ([`Step::Discard`]).
-    async fn discard(&mut self, len: u64) -> Result<(), BodyError>;
+    /// Reads a body without keeping it, showing each piece to `each` as it
+    /// arrives ([`Step::Discard`], [`Step::ReadListing`]).
+    async fn discard(&mut self, len: u64, each: &mut dyn FnMut(&[u8])) -> Result<(), BodyError>;
     /// Commits a received file ([`Step::Commit`]).
     async fn commit(&mut self, item: &Self::Item, file: Self::File, digest: Option<[u8; 32]>) -> Result<(), SaveError>;
 }
@@ -81,7 +89,13 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
                 Step::ReadAnswer => self.on_answer(driver.line(parse_answer))?,
                 Step::Receive { item, len, hash } => self.on_received(driver.receive(item, len, hash))?,
                 Step::ReadSmall(len) => self.on_small(driver.small(len))?,
-                Step::Discard(len) => self.on_discarded(driver.discard(len))?,
+                Step::Discard(len) => self.on_discarded(driver.discard(len, &mut |_| {}))?,
+                Step::ReadListing(len) => {
+                    let mut each = |entry| report.listed(entry);
+                    let mut lines = ListingLines::new(&mut each);
+                    let read = driver.discard(len, &mut |piece| lines.feed(piece));
+                    self.on_listing(read, lines.finish())?;
+                }
                 Step::Commit { item, file, digest } => self.on_committed(driver.commit(item, file, digest)),
                 Step::Report { item, outcome } => report.record(item, outcome),
                 Step::Done => return Ok(self),
@@ -102,7 +116,13 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
                 Step::ReadAnswer => self.on_answer(driver.line(parse_answer).await)?,
                 Step::Receive { item, len, hash } => self.on_received(driver.receive(item, len, hash).await)?,
                 Step::ReadSmall(len) => self.on_small(driver.small(len).await)?,
-                Step::Discard(len) => self.on_discarded(driver.discard(len).await)?,
+                Step::Discard(len) => self.on_discarded(driver.discard(len, &mut |_| {}).await)?,
+                Step::ReadListing(len) => {
+                    let mut each = |entry| report.listed(entry);
+                    let mut lines = ListingLines::new(&mut each);
+                    let read = driver.discard(len, &mut |piece| lines.feed(piece)).await;
+                    self.on_listing(read, lines.finish())?;
+                }
                 Step::Commit { item, file, digest } => self.on_committed(driver.commit(item, file, digest).await),
                 Step::Report { item, outcome } => report.record(item, outcome),
                 Step::Done => return Ok(self),
