@@ -181,6 +181,7 @@ fn get<R: Runtime>(args: GetArgs) -> Result<ExitCode, Failure> {
         && let Err(error) = R::get(&config, &plan, &mut report)
     {
         report.connection_failed(&error);
+        plan.abandon(&error);
     }
     Ok(report.exit_code())
 }

@@ -46,7 +46,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use ferry_engine::WirePath;
-use ferry_engine::client::{Fetch, SaveError};
+use ferry_engine::client::{ClientError, Fetch, SaveError};
 use ferry_engine::show::escaped;
 use rustix::fs::OFlags;
 
@@ -123,6 +123,21 @@ impl From<SaveError> for PlanError {
 }
 
 impl Plan {
+    /// After `error` ended a download: the `.part` that this run created
+    /// and could not write to (a full disk, an I/O error) is removed, and
+    /// said so, rather than left as if it could be resumed where it failed.
+    /// A `.part` that was being resumed (`--continue`) is the user's: kept.
+    pub fn abandon(&self, error: &ClientError) {
+        let ClientError::Save(SaveError::Io { path, .. }) = error else { return };
+        let fresh = |item: &&Item| item.offset == 0 && matches!(&item.dest, Dest::File(target) if target.part == *path);
+        if self.items.iter().any(|item| fresh(&item)) && std::fs::remove_file(path).is_ok() {
+            crate::say!(
+                "{}: removed; nothing of a download that could not be written is kept",
+                escaped(&path.to_string_lossy())
+            );
+        }
+    }
+
     /// Decides every destination from the arguments, asking on the terminal
     /// when one path was given without `-o` and stdin is a terminal.
     pub fn new(args: &GetArgs) -> Result<Plan, PlanError> {

@@ -215,3 +215,23 @@ fn a_body_that_cannot_fit_fails_before_its_part_exists() {
     assert!(!target.part.exists(), "nothing is left behind");
     Dest::File(target).open(0, 10).expect("10 bytes fit");
 }
+
+#[test]
+fn a_part_that_could_not_be_written_is_removed_unless_it_was_being_resumed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().to_str().expect("utf-8");
+    let fresh = plan(&["a.bin", "-o", folder]).expect("plan");
+    let Dest::File(target) = &fresh.items[0].dest else { panic!("a file") };
+    std::fs::write(&target.part, b"half").expect("write");
+    let full = |path: &Path| ClientError::Save(SaveError::io(path, io::Error::from_raw_os_error(28)));
+    fresh.abandon(&ClientError::Timeout { addr: "h".into(), timeout: std::time::Duration::from_secs(1) });
+    assert!(target.part.exists(), "a network failure keeps it, for --continue");
+    fresh.abandon(&full(&target.part));
+    assert!(!target.part.exists(), "a failed write removes it");
+
+    std::fs::write(&target.part, b"half").expect("write");
+    let resumed = plan(&["a.bin", "-o", folder, "--continue"]).expect("plan");
+    assert_eq!(resumed.items[0].offset, 4);
+    resumed.abandon(&full(&target.part));
+    assert!(target.part.exists(), "a resumed .part is the user's");
+}
