@@ -94,12 +94,27 @@ pub fn server_cases(
     let context = ServerContext { implementation, fixture, server: &server };
     Ok(concurrently(&cases, |case| {
         let Run::Server(check) = case.run else { unreachable!("only server cases were selected") };
-        let unmet = (case.needs == Needs::ServerOptions && !launch.takes_options())
-            .then(|| "needs a server started with options: give --server-cmd with {options}".to_owned());
+        let unmet = match case.needs {
+            Needs::ServerOptions if !launch.takes_options() => {
+                Some("needs a server started with options: give --server-cmd with {options}".to_owned())
+            }
+            Needs::Python if !python() => Some("needs python3 on this machine, to write through a mapping".to_owned()),
+            _ => None,
+        };
         let outcome = outcome(*case, &implementation.name, None, unmet, || check(&context));
         report(&outcome);
         outcome
     }))
+}
+
+/// Whether `python3` runs here.
+fn python() -> bool {
+    std::process::Command::new("python3")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 /// Runs the client cases `select` picks with `client` as the client and a

@@ -112,6 +112,13 @@ pub const CASES: &[Case] = &[
     case!("client.overflow-size", "§3", "an OK size past u64 is a protocol error", overflow_size),
     case!("client.huge-size", "§6", "an OK size larger than what comes is a short body, not a success", huge_size),
     case!(
+        "client.ls.giant-listing",
+        "§3",
+        "ls of a 16 MiB listing prints every entry while holding less than 12 MiB",
+        Needs::FerryClient,
+        giant_listing
+    ),
+    case!(
         "client.err-codes",
         "§4",
         "every ERR code fails the download, naming the code, and creates nothing",
@@ -850,4 +857,62 @@ fn trickle(context: &ClientContext<'_>) -> Check {
         format!("gave up after {:.1} s; with --timeout 1 it must within 2 s", took.as_secs_f64())
     })?;
     failed_cleanly(dir.path(), &output, &["x.txt"], &[b'x'; 100])
+}
+
+/// `ls` against a server whose listing is 16 MiB: every entry is printed,
+/// and the client's peak memory (`VmHWM`, read while it runs) stays under
+/// 12 MiB, less than the listing: a listing is a stream, not a buffer (§3
+/// puts no bound on its length).
+fn giant_listing(context: &ClientContext<'_>) -> Check {
+    use std::io::Read;
+    let line = format!("f 1 {}\n", "n".repeat(250)).into_bytes();
+    let lines = (16 << 20) / line.len();
+    let script = scripted(move |wire| {
+        expect_request(wire, "LIST /")?;
+        wire.send(format!("OK {}\n", lines * line.len()).as_bytes())?;
+        let chunk = line.repeat(1024);
+        for _ in 0..lines / 1024 {
+            wire.send(&chunk)?;
+        }
+        wire.send(&line.repeat(lines % 1024))?;
+        expect_request(wire, "QUIT")?;
+        wire.send(b"BYE\n")
+    })?;
+    let Some(ClientLaunch::Ferry(binary)) = &context.client.client else {
+        return Err("this case needs a client with ferry's command line".into());
+    };
+    let mut child = std::process::Command::new(binary)
+        .args(["ls", &script.addr.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    let pid = child.id();
+    let counting = std::thread::spawn(move || {
+        let (mut buffer, mut count) = (vec![0u8; 1 << 16], 0usize);
+        while let Ok(n @ 1..) = stdout.read(&mut buffer) {
+            count += buffer[..n].iter().filter(|&&b| b == b'\n').count();
+        }
+        count
+    });
+    // The peak so far, while the process lives: read until it is gone.
+    let mut peak_kib = 0u64;
+    while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        let hwm = status.lines().find_map(|line| line.strip_prefix("VmHWM:"));
+        match hwm.and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse().ok()) {
+            Some(kib) => peak_kib = peak_kib.max(kib),
+            None => break, // a zombie: it has exited
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let printed = counting.join().map_err(|_| "the line counter panicked".to_owned())?;
+    let exit = child.wait().map_err(|e| e.to_string())?;
+    script.verdict()?;
+    ensure(exit.success(), || format!("ls exited with {exit}"))?;
+    ensure(printed == lines, || format!("ls printed {printed} entries of {lines}"))?;
+    ensure(peak_kib < 12 << 10, || {
+        format!("ls held {} MiB at its peak, for a 16 MiB listing it could print as it came", peak_kib >> 10)
+    })
 }

@@ -38,6 +38,10 @@ pub enum Needs {
     ServerOptions,
     /// A client with ferry's command line (`--force`, `--continue`, ...).
     FerryClient,
+    /// `python3` on this machine, to write to a shared file through a
+    /// memory mapping (the suite itself denies `unsafe`), and the shared
+    /// folder on this machine.
+    Python,
 }
 
 /// What a case drives.

@@ -196,6 +196,13 @@ pub const CASES: &[Case] = &[
         slow_reader
     ),
     case!(
+        "sum.mapped-write",
+        "§3",
+        "a file rewritten through a shared memory mapping after its SUM is summed anew, never from a stale cache",
+        Needs::Python,
+        sum_mapped_write
+    ),
+    case!(
         "shutdown.in-flight",
         "§7",
         "on SIGTERM a download in flight completes and the server exits 0",
@@ -703,4 +710,73 @@ fn shutdown_without_log(context: &ServerContext<'_>, signal: Signal) -> Check {
     server.signal(signal)?;
     let status = server.wait(WAIT)?;
     ensure(status.success(), || format!("the server exited with {status} after {signal:?}, its log unwritable"))
+}
+
+/// Writes to a file through one mapping held open: `first` and `second`
+/// each put five bytes at its start; `second` then flushes and syncs.
+const MAPPER: &str = r#"
+import mmap, os, sys
+with open(sys.argv[1], "r+b") as f:
+    m = mmap.mmap(f.fileno(), 0)
+    for line in sys.stdin:
+        if line.strip() == "first":
+            m[0:5] = b"FIRST"
+        else:
+            m[0:5] = b"SECND"
+            m.flush()
+            os.sync()
+        print("done", flush=True)
+"#;
+
+/// A write through a mapping to a page that is already dirty changes no
+/// time of the file: a server that cached its digest by metadata alone
+/// would answer the old one. The file is new in the shared folder, 2 MiB,
+/// and its times are left to settle for 2.2 s, so that a server that caches
+/// digests may cache this one before the second write.
+fn sum_mapped_write(context: &ServerContext<'_>) -> Check {
+    use std::io::{BufRead, BufReader, Write};
+    let unique = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let name = format!("big/mapped-{}-{unique}.bin", std::process::id());
+    let path = context.fixture.root().join(&name);
+    let len = 2 << 20;
+    std::fs::write(&path, vec![0u8; len]).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut mapper = std::process::Command::new("python3")
+        .args(["-c", MAPPER])
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("python3: {e}"))?;
+    let (mut to, from) = (mapper.stdin.take().ok_or("stdin")?, mapper.stdout.take().ok_or("stdout")?);
+    let mut from = BufReader::new(from);
+    let mut write = |what: &str| -> Check {
+        writeln!(to, "{what}").map_err(|e| e.to_string())?;
+        let mut done = String::new();
+        from.read_line(&mut done).map_err(|e| e.to_string())?;
+        ensure(done.trim() == "done", || format!("the mapper said {done:?}"))
+    };
+    let expected = |start: &[u8]| {
+        let mut bytes = vec![0u8; len];
+        bytes[..start.len()].copy_from_slice(start);
+        blake3::hash(&bytes).to_hex().to_string()
+    };
+    let sum = || -> Result<String, String> {
+        let mut wire = request(context, &format!("SUM {name}"))?;
+        String::from_utf8(wire.ok_body()?).map_err(|e| e.to_string())
+    };
+    write("first")?;
+    let settled = Instant::now() + Duration::from_millis(2200);
+    while Instant::now() < settled {
+        thread::sleep(settled - Instant::now());
+    }
+    ensure(sum()? == expected(b"FIRST"), || "the first SUM is not of the file's bytes".into())?;
+    ensure(sum()? == expected(b"FIRST"), || "a repeated SUM is not of the file's bytes".into())?;
+    write("second")?;
+    let after = sum()?;
+    let _ = mapper.kill();
+    let _ = mapper.wait();
+    let _ = std::fs::remove_file(&path);
+    ensure(after == expected(b"SECND"), || {
+        "after a write through the mapping, SUM gave the digest of the old bytes".into()
+    })
 }
