@@ -1,6 +1,6 @@
 //! The chat of `impl-*/examples/chat.rs`, the program ferry grew out of:
 //! what its two sides say and when they stop, written once, so that the
-//! four examples differ only in how their runtime moves the lines.
+//! examples differ only in how their runtime moves the lines.
 
 use ferry_engine::show::escaped;
 

@@ -19,7 +19,7 @@ pub fn announce(addr: SocketAddr) {
 /// accepts them (Linux caps it at `net.core.somaxconn`). The runtimes'
 /// `bind` asks for 128: a burst of a few thousand connects then overflows the
 /// queue, and the kernel drops handshakes that it retries only after seconds
-/// (`benches/scale`: 227 of 8,000 downloads heard nothing for 30 s).
+/// (`benches/scale` shows it; README has the figures).
 pub const BACKLOG: i32 = 4096;
 
 /// A listening socket on `addr` with a [`BACKLOG`]-deep accept queue, for

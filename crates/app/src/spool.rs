@@ -19,9 +19,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 /// How many received bytes are gathered before they go to stdout, a device
-/// or the `.part`: each write is a trip to the blocking pool, and with 64
-/// KiB trips a download took 2.3 × as long (README, "Measurements behind
-/// design choices").
+/// or the `.part`: each write is a trip to the blocking pool, and 64 KiB
+/// trips were measured much slower (README, "Measurements behind design
+/// choices", has the figures).
 pub const SPOOL_BUFFER: usize = 1024 * 1024;
 
 /// What a write on the pool gives back: the file, its buffer to fill again,
