@@ -16,12 +16,13 @@
 
 use std::hint::black_box;
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use ferry_app::link::Link;
 use ferry_conformance::implementation::{Implementation, Launch, WORKSPACE};
 use ferry_conformance::process::Server;
 use ferry_engine::{Answer, Parsed, Request, parse_request};
@@ -85,118 +86,74 @@ fn write_files(root: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// One file over one connection, with each runtime's own `Connection`.
+/// One file over one connection, with each runtime's own `Connection`,
+/// through the link traits every driver implements.
 mod clients {
+    use ferry_app::link::AsyncLink;
+    use ferry_engine::client::ClientConfig;
+
     use super::*;
 
-    pub(crate) fn std_connect(addr: SocketAddr) -> ferry_std::connection::Connection {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        let mut connection = ferry_std::connection::Connection::new(stream);
+    /// How each runtime's `Connection::connect` is told where to go.
+    pub(crate) fn config(addr: SocketAddr) -> ClientConfig {
+        ClientConfig { addr: addr.to_string(), timeout: TIMEOUT, max_size: None }
+    }
+
+    pub(crate) fn greeted<L: Link>(mut connection: L) -> L {
         connection.read_line(std::time::Instant::now() + TIMEOUT, ferry_engine::parse_greeting).expect("greeting");
         connection
     }
 
-    pub(crate) fn std_get(connection: &mut ferry_std::connection::Connection, request: &[u8]) -> u64 {
-        connection.write_all(request, TIMEOUT).expect("request");
-        std_answer(connection)
+    pub(crate) fn get<L: Link>(connection: &mut L, request: &[u8]) -> u64 {
+        connection.write_all(request.to_vec(), TIMEOUT).expect("request");
+        answer(connection)
     }
 
-    pub(crate) fn std_answer(connection: &mut ferry_std::connection::Connection) -> u64 {
-        let Answer::Ok { len } =
-            connection.read_line(std::time::Instant::now() + TIMEOUT, ferry_engine::parse_answer).expect("answer")
-        else {
-            panic!("not OK")
-        };
-        connection.read_body(len, &mut io::sink(), |_| {}, TIMEOUT).expect("body");
-        len
-    }
-
-    pub(crate) async fn tokio_connect(addr: SocketAddr) -> ferry_tokio::connection::Connection {
-        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        let mut connection = ferry_tokio::connection::Connection::new(stream);
-        connection
-            .read_line(tokio::time::Instant::now() + TIMEOUT, ferry_engine::parse_greeting)
-            .await
-            .expect("greeting");
-        connection
-    }
-
-    pub(crate) async fn tokio_get(connection: &mut ferry_tokio::connection::Connection, request: &[u8]) -> u64 {
-        connection.write_all(request, TIMEOUT).await.expect("request");
-        let deadline = tokio::time::Instant::now() + TIMEOUT;
-        let Answer::Ok { len } = connection.read_line(deadline, ferry_engine::parse_answer).await.expect("answer")
-        else {
-            panic!("not OK")
-        };
-        connection.read_body(len, &mut tokio::io::sink(), |_| {}, TIMEOUT).await.expect("body");
-        len
-    }
-
-    pub(crate) async fn smol_connect(addr: SocketAddr) -> ferry_smol::connection::Connection {
-        let stream = smol::Async::<TcpStream>::connect(addr).await.expect("connect");
-        stream.get_ref().set_nodelay(true).expect("nodelay");
-        let mut connection = ferry_smol::connection::Connection::new(stream);
-        connection
-            .read_line(std::time::Instant::now() + TIMEOUT, ferry_engine::parse_greeting)
-            .await
-            .expect("greeting");
-        connection
-    }
-
-    pub(crate) async fn smol_get(connection: &mut ferry_smol::connection::Connection, request: &[u8]) -> u64 {
-        connection.write_all(request, TIMEOUT).await.expect("request");
+    pub(crate) fn answer<L: Link>(connection: &mut L) -> u64 {
         let deadline = std::time::Instant::now() + TIMEOUT;
-        let Answer::Ok { len } = connection.read_line(deadline, ferry_engine::parse_answer).await.expect("answer")
-        else {
+        let Answer::Ok { len } = connection.read_line(deadline, ferry_engine::parse_answer).expect("answer") else {
             panic!("not OK")
         };
-        connection.read_body(len, &mut smol::io::sink(), |_| {}, TIMEOUT).await.expect("body");
+        connection.read_body(len, TIMEOUT, |_: &[u8]| {}).expect("body");
         len
     }
 
-    pub(crate) async fn async_std_connect(addr: SocketAddr) -> ferry_async_std::connection::Connection {
-        let mut connection =
-            ferry_async_std::connection::Connection::connect(&addr.to_string(), TIMEOUT).await.expect("connect");
-        connection
-            .read_line(std::time::Instant::now() + TIMEOUT, ferry_engine::parse_greeting)
-            .await
-            .expect("greeting");
-        connection
-    }
-
-    pub(crate) async fn async_std_get(connection: &mut ferry_async_std::connection::Connection, request: &[u8]) -> u64 {
-        connection.write_all(request, TIMEOUT).await.expect("request");
+    pub(crate) async fn greeted_async<L: AsyncLink>(mut connection: L) -> L {
         let deadline = std::time::Instant::now() + TIMEOUT;
-        let Answer::Ok { len } = connection.read_line(deadline, ferry_engine::parse_answer).await.expect("answer")
-        else {
-            panic!("not OK")
-        };
-        connection.read_body(len, &mut async_std::io::sink(), |_| {}, TIMEOUT).await.expect("body");
-        len
-    }
-
-    pub(crate) async fn compio_connect(addr: SocketAddr) -> ferry_compio::connection::Connection {
-        let mut connection =
-            ferry_compio::connection::Connection::connect(&addr.to_string(), TIMEOUT).await.expect("connect");
-        connection
-            .read_line(std::time::Instant::now() + TIMEOUT, ferry_engine::parse_greeting)
-            .await
-            .expect("greeting");
+        connection.read_line(deadline, ferry_engine::parse_greeting).await.expect("greeting");
         connection
     }
 
-    pub(crate) async fn compio_get(connection: &mut ferry_compio::connection::Connection, request: &[u8]) -> u64 {
-        // The write owns its buffer: a copy of the request goes with it.
+    pub(crate) async fn get_async<L: AsyncLink>(connection: &mut L, request: &[u8]) -> u64 {
+        // The write owns its buffer (compio hands it to the kernel).
         connection.write_all(request.to_vec(), TIMEOUT).await.expect("request");
         let deadline = std::time::Instant::now() + TIMEOUT;
         let Answer::Ok { len } = connection.read_line(deadline, ferry_engine::parse_answer).await.expect("answer")
         else {
             panic!("not OK")
         };
-        connection.read_body(len, &mut ferry_compio::connection::Drain, |_| {}, TIMEOUT).await.expect("body");
+        connection.read_body(len, TIMEOUT, |_: &[u8]| {}).await.expect("body");
         len
+    }
+
+    pub(crate) fn std_connect(addr: SocketAddr) -> ferry_std::connection::Connection {
+        greeted(ferry_std::connection::Connection::connect(&config(addr)).expect("connect"))
+    }
+
+    pub(crate) async fn tokio_connect(addr: SocketAddr) -> ferry_tokio::connection::Connection {
+        greeted_async(ferry_tokio::connection::Connection::connect(&config(addr)).await.expect("connect")).await
+    }
+
+    pub(crate) async fn smol_connect(addr: SocketAddr) -> ferry_smol::connection::Connection {
+        greeted_async(ferry_smol::connection::Connection::connect(&config(addr)).await.expect("connect")).await
+    }
+
+    pub(crate) async fn async_std_connect(addr: SocketAddr) -> ferry_async_std::connection::Connection {
+        greeted_async(ferry_async_std::connection::Connection::connect(&config(addr)).await.expect("connect")).await
+    }
+
+    pub(crate) async fn compio_connect(addr: SocketAddr) -> ferry_compio::connection::Connection {
+        greeted_async(ferry_compio::connection::Connection::connect(&config(addr)).await.expect("connect")).await
     }
 }
 
@@ -222,32 +179,31 @@ fn download(c: &mut Criterion, bed: &Bed) {
                 match runtime.as_str() {
                     "std" => {
                         let mut connection = clients::std_connect(addr);
-                        group.bench_function(id, |b| b.iter(|| clients::std_get(&mut connection, &line)));
+                        group.bench_function(id, |b| b.iter(|| clients::get(&mut connection, &line)));
                     }
                     "tokio" => {
                         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
                         let mut connection = rt.block_on(clients::tokio_connect(addr));
                         group
-                            .bench_function(id, |b| b.iter(|| rt.block_on(clients::tokio_get(&mut connection, &line))));
+                            .bench_function(id, |b| b.iter(|| rt.block_on(clients::get_async(&mut connection, &line))));
                     }
                     "smol" => {
                         let mut connection = smol::block_on(clients::smol_connect(addr));
                         group.bench_function(id, |b| {
-                            b.iter(|| smol::block_on(clients::smol_get(&mut connection, &line)))
+                            b.iter(|| smol::block_on(clients::get_async(&mut connection, &line)))
                         });
                     }
                     "async-std" => {
                         let mut connection = async_std::task::block_on(clients::async_std_connect(addr));
                         group.bench_function(id, |b| {
-                            b.iter(|| async_std::task::block_on(clients::async_std_get(&mut connection, &line)))
+                            b.iter(|| async_std::task::block_on(clients::get_async(&mut connection, &line)))
                         });
                     }
                     "compio" => {
                         let rt = compio::runtime::Runtime::new().expect("rt");
                         let mut connection = rt.block_on(clients::compio_connect(addr));
-                        group.bench_function(id, |b| {
-                            b.iter(|| rt.block_on(clients::compio_get(&mut connection, &line)))
-                        });
+                        group
+                            .bench_function(id, |b| b.iter(|| rt.block_on(clients::get_async(&mut connection, &line))));
                     }
                     other => unreachable!("no bench client for {other}"),
                 }
@@ -267,7 +223,7 @@ fn server(c: &mut Criterion, bed: &Bed) {
         for (runtime, server) in &bed.servers {
             let mut connection = clients::std_connect(server.addr);
             group.bench_function(BenchmarkId::new(runtime.as_str(), name), |b| {
-                b.iter(|| clients::std_get(&mut connection, &line))
+                b.iter(|| clients::get(&mut connection, &line))
             });
         }
     }
@@ -296,7 +252,7 @@ fn concurrent(c: &mut Criterion, bed: &Bed) {
                         let mut connection = slot.take().expect("connection");
                         let line = Arc::clone(&line);
                         tasks.spawn(async move {
-                            clients::tokio_get(&mut connection, &line).await;
+                            clients::get_async(&mut connection, &line).await;
                             connection
                         });
                     }
@@ -347,9 +303,9 @@ fn pipelined(c: &mut Criterion, bed: &Bed) {
                     // Requests go out in windows of `depth`; the answers to
                     // one window are read before the next is sent.
                     for _ in 0..REQUESTS / depth {
-                        connection.write_all(&window, TIMEOUT).expect("requests");
+                        connection.write_all(window.clone(), TIMEOUT).expect("requests");
                         for _ in 0..depth {
-                            black_box(clients::std_answer(&mut connection));
+                            black_box(clients::answer(&mut connection));
                         }
                     }
                 })

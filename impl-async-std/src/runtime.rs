@@ -7,12 +7,13 @@
 
 use anyhow::Context;
 use async_std::net::TcpListener;
-use async_std::task::block_on;
+use async_std::task;
+use ferry_app::link::Client;
+use ferry_app::switch::Trigger;
 use ferry_app::{Item, Plan, Report, Runtime, ServeConfig};
 use ferry_engine::WirePath;
-use ferry_engine::client::{ClientConfig, ClientError, Outcomes, Session};
+use ferry_engine::client::{ClientConfig, ClientError, Outcomes};
 
-use crate::client::Client;
 use crate::connection::Connection;
 use crate::server;
 use crate::shutdown::Shutdown;
@@ -29,37 +30,28 @@ impl Runtime for AsyncStd {
     const DESCRIPTORS_PER_CONNECTION: u64 = 3;
 
     fn serve(config: ServeConfig) -> anyhow::Result<()> {
-        block_on(async {
+        task::block_on(async {
             let listener = ferry_app::net::listen(config.listen)
                 .map(TcpListener::from)
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
             let shutdown = Shutdown::new();
-            let switch = shutdown.clone();
-            ferry_app::signals::on_signals(move || switch.trigger()).context("cannot install signal handlers")?;
-            ferry_app::net::announce(listener.local_addr()?);
+            ferry_app::net::ready(listener.local_addr()?, shutdown.trigger_fn())?;
             server::run(listener, config, shutdown).await?;
             anyhow::Ok(())
         })
     }
 
     fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
-        block_on(async {
-            Session::get(&plan.items, plan.verify, config)
-                .run_async(&mut connect(config).await?, report)
-                .await
-                .map(drop)
+        task::block_on(async {
+            let client = Client::new(Connection::connect(config).await?, config);
+            client.get_async(config, plan, report).await
         })
     }
 
     fn ls(config: &ClientConfig, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
-        block_on(async {
-            let mut client = connect(config).await?;
-            Session::list(path, config).run_async(&mut client, out).await.map(drop)
+        task::block_on(async {
+            let client = Client::new(Connection::connect(config).await?, config);
+            client.ls_async(config, path, out).await
         })
     }
-}
-
-/// A client connected to `config.addr`.
-async fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
-    Ok(Client { connection: Connection::connect(&config.addr, config.timeout).await?, timeout: config.timeout })
 }

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use async_std::io::WriteExt;
 use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
+use ferry_app::link::AsyncLink;
+use ferry_app::switch::Trigger;
 use ferry_app::testing::Share;
 use ferry_async_std::AsyncStd;
 use ferry_async_std::connection::{Connection, until};

@@ -1,68 +1,32 @@
-//! The client: [`ferry_engine::client::Session`]'s steps on compio.
+//! The client's saving, the compio way ([`AsyncSave`]): what a received
+//! body is written to.
 //!
 //! The session decides every step of the conversation and what each result
-//! means; `Session::run_async` (called from `runtime.rs`) asks for the steps
-//! and hands back the results. This file only does the steps: write, read
-//! with a deadline on each wait, open and commit files.
-//! Bodies are written with ring operations at the file's offset, the
+//! means; `ferry_app::link::Client` does its steps on a [`Connection`]. What
+//! is compio's own is saving: bodies are written with ring operations at the file's offset, the
 //! buffer going back and forth between the socket and the file; opening
 //! and committing (`fsync`, rename) go to the blocking pool whole.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
 
 use compio::BufResult;
 use compio::buf::{IntoInner, IoBuf};
 use compio::driver::op::{Write, WriteAt};
 use compio::driver::{SharedFd, ToSharedFd};
 use compio::io::AsyncWrite;
-use ferry_app::{Item, Tally};
-use ferry_engine::body::BodyError;
-use ferry_engine::client::{AsyncSteps, NotReceived, Received, SaveError};
-use ferry_engine::frame::{LineError, ParseLine};
+use ferry_app::Item;
+use ferry_app::link::AsyncSave;
+use ferry_engine::client::SaveError;
 
-use crate::connection::{Connection, Drain};
+use crate::connection::Connection;
 use crate::pool::blocking;
 
-/// A connection to a server, and how long each wait on it may take.
-#[derive(Debug)]
-pub struct Client {
-    /// The connection, made by [`Connection::connect`].
-    pub connection: Connection,
-    /// The client's `--timeout`.
-    pub timeout: Duration,
-}
-
-impl AsyncSteps for Client {
-    type Item = Item;
-    type File = Sink;
-
-    async fn line<T, E>(&mut self, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
-        self.connection.read_line(Instant::now() + self.timeout, parse).await
-    }
-
-    async fn send(&mut self, requests: &[u8]) -> io::Result<()> {
-        self.connection.write_all(requests.to_vec(), self.timeout).await
-    }
-
-    async fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Result<Received<Sink>, NotReceived> {
+impl AsyncSave for Connection {
+    async fn open(&mut self, item: &Item, len: u64) -> Result<Sink, SaveError> {
         let (dest, offset) = (item.dest.clone(), item.offset);
-        let opened = blocking(move || dest.open(offset, len)).await;
-        let mut sink = Sink::new(opened.map_err(NotReceived::Unopened)?);
-        let mut tally = Tally::new(item, len, hash);
-        let read = self.connection.read_body(len, &mut sink, |chunk| tally.chunk(chunk), self.timeout).await;
-        // Each write has completed before the next read: nothing to flush.
-        tally.finish(read, Ok(()), sink)
-    }
-
-    async fn small(&mut self, len: usize) -> Result<Vec<u8>, BodyError> {
-        self.connection.read_small(len, self.timeout).await
-    }
-
-    async fn discard(&mut self, len: u64, each: &mut dyn FnMut(&[u8])) -> Result<(), BodyError> {
-        self.connection.read_body(len, &mut Drain, each, self.timeout).await
+        blocking(move || dest.open(offset, len)).await.map(Sink::new)
     }
 
     async fn commit(&mut self, item: &Item, file: Sink, digest: Option<[u8; 32]>) -> Result<(), SaveError> {

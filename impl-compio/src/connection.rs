@@ -1,4 +1,5 @@
-//! A TCP stream and its receive buffer, used by both server and client.
+//! A TCP stream and its receive buffer, used by both server and client:
+//! [`AsyncLink`] the compio way.
 //!
 //! Lines are parsed by `ferry-engine` from the front of the buffer; bytes
 //! beyond the line stay for the next call (pipelined requests, or the start
@@ -10,13 +11,11 @@
 //! finished: the bytes a finished read brought are gone with its buffer.
 //! So nothing a connection still needs is ever in a read that a deadline
 //! may cut: line reads go into a scratch buffer, and what is buffered stays
-//! in the connection ([`Connection::read_line`]); a body read is never cut
-//! by the pace check, which waits beside it ([`Connection::read_body`]); and
+//! in the connection (`read_more`); a body read is never cut by the pace
+//! check, which waits beside it (`receive_with`); and
 //! every other cut (an idle timeout, shutdown, a client that stopped
 //! reading) ends the connection.
 
-use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::fs::File;
 use std::io;
 use std::ops::Range;
@@ -31,16 +30,17 @@ use compio::driver::{SharedFd, ToSharedFd};
 use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use compio::net::{TcpStream, ToSocketAddrsAsync};
 use compio::time::sleep_until;
-use ferry_app::dial::Dial;
+use ferry_app::dial;
+use ferry_app::link::AsyncLink;
 use ferry_engine::body::{BODY_BUFFER, BodyError, Incoming, SEND_WINDOW};
-use ferry_engine::client::ClientError;
-use ferry_engine::frame::{LINE_READ, LineError, ParseLine, stopped_reading, take_line};
+use ferry_engine::client::{ClientConfig, ClientError};
+use ferry_engine::frame::{LINE_READ, stopped_reading};
 use ferry_engine::server::{LINGER, LINGER_BYTES};
-use ferry_engine::{Refusal, Request, parse_pipelined};
-use ferry_share::{BATCH_REQUESTS, Batch, FileBody, Part};
+use ferry_share::FileBody;
+use futures_util::future::{Either, select};
 
+use crate::client::Sink;
 use crate::pool::Pipe;
-use futures_util::future::{self, Either, select};
 
 /// A stream and the bytes received on it but not yet used.
 #[derive(Debug)]
@@ -51,157 +51,46 @@ pub struct Connection {
     scratch: Vec<u8>,
 }
 
-impl Connection {
-    /// Connects to the first address `addr` resolves to that accepts
-    /// (client side).
-    pub async fn connect(addr: &str, limit: Duration) -> Result<Connection, ClientError> {
-        let stream = connect_stream(addr, limit).await?;
-        // Requests are written whole; do not hold them back.
-        stream.set_nodelay(true).map_err(|source| ClientError::Io { addr: addr.to_owned(), source })?;
-        Ok(Connection::new(stream))
+impl AsyncLink for Connection {
+    fn received(&mut self) -> &mut Vec<u8> {
+        &mut self.buffer
     }
 
-    /// Wraps a connected stream.
-    pub fn new(stream: TcpStream) -> Connection {
-        Connection { stream, buffer: Vec::new(), scratch: Vec::new() }
+    /// The kernel fills the scratch buffer's uninitialised capacity, so
+    /// there is nothing to zero first. If the wait is cut, the scratch
+    /// buffer goes with the cancelled read, and the bytes already buffered
+    /// stay: cancel-safe for what was received before this read (a cut
+    /// read's own bytes are the kernel's to lose, and a cut ends the
+    /// connection).
+    async fn read_more(&mut self, deadline: Instant) -> Option<io::Result<usize>> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.reserve(LINE_READ);
+        until(deadline, self.stream.read(scratch)).await.map(|BufResult(read, scratch)| {
+            self.buffer.extend_from_slice(&scratch);
+            self.scratch = scratch;
+            read
+        })
     }
 
-    /// The socket's descriptor, for a check on the peer from a blocking
-    /// thread while heavy work runs (`ferry_app::serve` duplicates it).
-    pub fn socket(&self) -> BorrowedFd<'_> {
-        self.stream.as_fd()
-    }
+    type File = Sink;
 
-    /// Reads request lines (server side) into `pending`, which must be
-    /// empty: waits until one is whole, then takes every whole line already
-    /// buffered behind it, up to [`BATCH_REQUESTS`], so that pipelined
-    /// requests are answered together. A line the core refuses is queued as
-    /// the refusal to send, not an error of the connection. A wait also
-    /// ends, as at the deadline, when the future `stop` makes completes
-    /// (shutdown).
-    pub async fn read_requests<S: Future<Output = ()>>(
-        &mut self,
-        deadline: Instant,
-        stop: impl Fn() -> S,
-        pending: &mut VecDeque<Result<Request, Refusal>>,
-    ) -> Result<(), LineError<Infallible>> {
-        let parse = |buffer: &[u8]| Ok(parse_pipelined(buffer, pending, BATCH_REQUESTS));
-        self.read_line_or(deadline, stop, parse).await.map(drop)
-    }
-
-    /// Parses one line from the front of the buffer with `parse` (the
-    /// greeting or an answer header, client side), reading more until it is
-    /// whole or `deadline` passes.
-    pub async fn read_line<T, E>(&mut self, deadline: Instant, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
-        self.read_line_or(deadline, future::pending, parse).await
-    }
-
-    /// [`Connection::read_line`], whose waits also end when `stop` says.
-    async fn read_line_or<T, E, S: Future<Output = ()>>(
-        &mut self,
-        deadline: Instant,
-        stop: impl Fn() -> S,
-        mut parse: impl ParseLine<T, E>,
-    ) -> Result<T, LineError<E>> {
-        loop {
-            if let Some(value) = take_line(&mut self.buffer, &mut parse)? {
-                return Ok(value);
-            }
-            // The kernel fills the scratch buffer's uninitialised capacity,
-            // so there is nothing to zero first. If the wait is cut, the
-            // scratch buffer goes with the cancelled read, and the bytes
-            // already buffered stay: cancel-safe for what was received
-            // before this read (a cut read's own bytes are the kernel's to
-            // lose, and a cut ends the connection).
-            let mut scratch = std::mem::take(&mut self.scratch);
-            scratch.clear();
-            scratch.reserve(LINE_READ);
-            let read = async { Some(self.stream.read(scratch).await) };
-            let ends = async {
-                select(pin!(stop()), pin!(sleep_until(deadline))).await;
-                None
-            };
-            let read = select(pin!(read), pin!(ends)).await.factor_first().0;
-            let read = read.map(|BufResult(read, scratch)| {
-                self.buffer.extend_from_slice(&scratch);
-                self.scratch = scratch;
-                read
-            });
-            match read {
-                None => return Err(LineError::TimedOut),
-                Some(Ok(0)) => return Err(LineError::Closed),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(LineError::from_io(e)),
-            }
-        }
-    }
-
-    /// Receives exactly `len` body bytes into `sink`, handing each chunk to
-    /// `on_chunk` as well (for a digest and progress). The body must keep
-    /// pace ([`Incoming`]): a stalled server, or one that trickles, is given
-    /// up on; a slow one is not.
-    pub async fn read_body(
+    async fn receive_into(
         &mut self,
         len: u64,
-        sink: &mut impl AsyncWrite,
-        mut on_chunk: impl FnMut(&[u8]),
+        file: Option<&mut Sink>,
+        each: impl FnMut(&[u8]),
         timeout: Duration,
     ) -> Result<(), BodyError> {
-        let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer, Instant::now());
-        on_chunk(&first);
-        let n = first.len();
-        let BufResult(written, _) = sink.write_all(first).await;
-        written.map_err(|e| body.sink_failed(n, e))?;
-        // One buffer goes back and forth between the socket and the sink.
-        let mut chunk = Vec::with_capacity(BODY_BUFFER);
-        while let Some(want) = body.want(BODY_BUFFER) {
-            chunk.clear();
-            // The pace is checked at each deadline *beside* the read, which
-            // stays in flight: cutting it could lose bytes the kernel had
-            // already put in the buffer, a hole in the middle of the file.
-            let mut read = pin!(self.stream.read(chunk.slice(..want)));
-            let BufResult(read, slice) = loop {
-                match select(read.as_mut(), pin!(sleep_until(body.deadline()))).await {
-                    Either::Left((done, _)) => break done,
-                    Either::Right(((), _)) => body.on_read(None, Instant::now())?,
-                };
-            };
-            chunk = slice.into_inner();
-            let n = body.on_read(Some(read), Instant::now())?;
-            on_chunk(&chunk);
-            let BufResult(written, back) = sink.write_all(chunk).await;
-            written.map_err(|e| body.sink_failed(n, e))?;
-            chunk = back;
+        match file {
+            Some(file) => self.receive_with(len, file, each, timeout).await,
+            None => self.receive_with(len, &mut Drain, each, timeout).await,
         }
-        Ok(())
     }
 
-    /// Reads a body that belongs in memory (LIST, SUM), `len` bytes that
-    /// the session has checked (client side).
-    pub async fn read_small(&mut self, len: usize, timeout: Duration) -> Result<Vec<u8>, BodyError> {
-        let mut body = Vec::with_capacity(len);
-        self.read_body(len as u64, &mut body, |_| {}, timeout).await?;
-        Ok(body)
-    }
-
-    /// Writes bytes as they are (greetings, requests), which the peer must
-    /// take within `limit`.
-    pub async fn write_all(&mut self, bytes: Vec<u8>, limit: Duration) -> io::Result<()> {
-        let written = until(Instant::now() + limit, self.stream.write_all(bytes)).await;
+    async fn write_all(&mut self, bytes: Vec<u8>, within: Duration) -> io::Result<()> {
+        let written = until(Instant::now() + within, self.stream.write_all(bytes)).await;
         written.map_or_else(|| Err(stopped_reading()), |BufResult(written, _)| written)
-    }
-
-    /// Sends a batch of answers: joined bytes in one write each, each file
-    /// body with `send_body`. Each write of bytes may take `idle` to be
-    /// accepted.
-    pub async fn write_batch(&mut self, batch: Batch, idle: Duration) -> io::Result<()> {
-        for part in batch.parts {
-            match part {
-                Part::Bytes(bytes) => self.write_all(bytes, idle).await?,
-                Part::Body(body) => self.send_body(body, idle).await?,
-            }
-        }
-        Ok(())
     }
 
     /// Sends a file's range with `splice(2)`: from the file into a pipe,
@@ -212,10 +101,6 @@ impl Connection {
     ///
     /// Every [`SEND_WINDOW`] bytes must be accepted within `idle`, so a
     /// client that stops reading is dropped.
-    ///
-    /// If the file yields fewer bytes than the header promised (it shrank),
-    /// this fails: the caller must close the connection, so the client sees
-    /// a short body rather than bytes that are not the file's.
     async fn send_body(&mut self, body: FileBody, idle: Duration) -> io::Result<()> {
         // A pipe from this thread's pool, or, when all are in use, a copy
         // through a buffer ([`Pipe::take`]).
@@ -247,6 +132,81 @@ impl Connection {
         }
         if let Some(pipe) = pipe {
             pipe.give_back();
+        }
+        Ok(())
+    }
+
+    /// Sends FIN (a ring `shutdown`), then drains up to [`LINGER_BYTES`]
+    /// for [`LINGER`], through one scratch buffer.
+    async fn close(mut self) {
+        if self.stream.shutdown().await.is_err() {
+            return;
+        }
+        let deadline = Instant::now() + LINGER;
+        let mut drained = 0;
+        let mut scratch = Vec::with_capacity(LINE_READ);
+        while drained < LINGER_BYTES {
+            scratch.clear();
+            match until(deadline, self.stream.read(scratch)).await {
+                Some(BufResult(Ok(n), back)) if n > 0 => {
+                    drained += n as u64;
+                    scratch = back;
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+impl Connection {
+    /// Connects to the first address `config.addr` resolves to that
+    /// accepts (client side), each within the client's timeout.
+    pub async fn connect(config: &ClientConfig) -> Result<Connection, ClientError> {
+        let resolve = async |addr: &str| addr.to_socket_addrs_async().await;
+        let attempt = |to, within| until(Instant::now() + within, TcpStream::connect(to));
+        dial::connect(config, resolve, attempt).await.map(Connection::new)
+    }
+
+    /// Wraps a connected stream; its `TCP_NODELAY` is already set (by the
+    /// listener it was accepted from, or by `Dial::made`).
+    pub fn new(stream: TcpStream) -> Connection {
+        Connection { stream, buffer: Vec::new(), scratch: Vec::new() }
+    }
+
+    /// [`AsyncLink::receive_into`], into any of compio's writers: the
+    /// `.part`, or nowhere.
+    async fn receive_with(
+        &mut self,
+        len: u64,
+        sink: &mut impl AsyncWrite,
+        mut each: impl FnMut(&[u8]),
+        timeout: Duration,
+    ) -> Result<(), BodyError> {
+        let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer, Instant::now());
+        each(&first);
+        let n = first.len();
+        let BufResult(written, _) = sink.write_all(first).await;
+        written.map_err(|e| body.sink_failed(n, e))?;
+        // One buffer goes back and forth between the socket and the sink.
+        let mut chunk = Vec::with_capacity(BODY_BUFFER);
+        while let Some(want) = body.want(BODY_BUFFER) {
+            chunk.clear();
+            // The pace is checked at each deadline *beside* the read, which
+            // stays in flight: cutting it could lose bytes the kernel had
+            // already put in the buffer, a hole in the middle of the file.
+            let mut read = pin!(self.stream.read(chunk.slice(..want)));
+            let BufResult(read, slice) = loop {
+                match select(read.as_mut(), pin!(sleep_until(body.deadline()))).await {
+                    Either::Left((done, _)) => break done,
+                    Either::Right(((), _)) => body.on_read(None, Instant::now())?,
+                };
+            };
+            chunk = slice.into_inner();
+            let n = body.on_read(Some(read), Instant::now())?;
+            each(&chunk);
+            let BufResult(written, back) = sink.write_all(chunk).await;
+            written.map_err(|e| body.sink_failed(n, e))?;
+            chunk = back;
         }
         Ok(())
     }
@@ -333,28 +293,13 @@ impl Connection {
             }
         }
     }
+}
 
-    /// Closes after a last answer: sends FIN, then reads and discards what
-    /// the peer still sends for up to [`LINGER`]. Closing with unread bytes
-    /// would make the kernel send a reset, which can destroy the answer
-    /// before the peer reads it.
-    pub async fn close(mut self) {
-        if self.stream.shutdown().await.is_err() {
-            return;
-        }
-        let deadline = Instant::now() + LINGER;
-        let mut drained = 0;
-        let mut scratch = Vec::with_capacity(LINE_READ);
-        while drained < LINGER_BYTES {
-            scratch.clear();
-            match until(deadline, self.stream.read(scratch)).await {
-                Some(BufResult(Ok(n), back)) if n > 0 => {
-                    drained += n as u64;
-                    scratch = back;
-                }
-                _ => break,
-            }
-        }
+/// The socket's descriptor, for a check on the peer from a blocking
+/// thread while heavy work runs (`ferry_app::serve` duplicates it).
+impl AsFd for Connection {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
     }
 }
 
@@ -375,7 +320,7 @@ const COPY_BUFFER: usize = 16 << 10;
 /// A sink that takes every byte and keeps none, for bodies the session
 /// drops. (compio's `null()` reports writing nothing.)
 #[derive(Debug)]
-pub struct Drain;
+struct Drain;
 
 impl AsyncWrite for Drain {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
@@ -399,15 +344,4 @@ pub async fn until<T>(deadline: Instant, work: impl Future<Output = T>) -> Optio
         Either::Left((done, _)) => Some(done),
         Either::Right(((), _)) => None,
     }
-}
-
-/// The first address `addr` resolves to that accepts a connection.
-async fn connect_stream(addr: &str, limit: Duration) -> Result<TcpStream, ClientError> {
-    let mut dial = Dial::new(addr);
-    for resolved in addr.to_socket_addrs_async().await.map_err(|e| dial.unresolved(e))? {
-        if let Some(stream) = dial.attempt(until(Instant::now() + limit, TcpStream::connect(resolved)).await) {
-            return Ok(stream);
-        }
-    }
-    Err(dial.failed())
 }

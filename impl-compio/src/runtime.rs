@@ -18,11 +18,12 @@ use anyhow::Context;
 use compio::driver::op::OpCodeFlag;
 use compio::driver::{DriverType, ProactorBuilder};
 use compio::net::TcpListener;
+use ferry_app::link::Client;
+use ferry_app::switch::Trigger;
 use ferry_app::{Item, Plan, Report, Runtime, ServeConfig};
 use ferry_engine::WirePath;
-use ferry_engine::client::{ClientConfig, ClientError, Outcomes, Session};
+use ferry_engine::client::{ClientConfig, ClientError, Outcomes};
 
-use crate::client::Client;
 use crate::connection::Connection;
 use crate::server::{self, Limits};
 use crate::shutdown::Shutdown;
@@ -71,12 +72,8 @@ impl Runtime for Compio {
                     });
                 others.push(thread.context("cannot start a server thread")?);
             }
-            let switch = shutdown.clone();
-            ferry_app::signals::on_signals(move || switch.trigger()).context("cannot install signal handlers")?;
-            let served = runtime.block_on(async {
-                ferry_app::net::announce(addr);
-                serve_on(first, config, limits, shutdown.clone()).await
-            });
+            ferry_app::net::ready(addr, shutdown.trigger_fn())?;
+            let served = runtime.block_on(serve_on(first, config, limits, shutdown.clone()));
             shutdown.trigger();
             for other in others {
                 other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
@@ -87,17 +84,15 @@ impl Runtime for Compio {
 
     fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
         client_runtime(config)?.block_on(async {
-            Session::get(&plan.items, plan.verify, config)
-                .run_async(&mut connect(config).await?, report)
-                .await
-                .map(drop)
+            let connected = Connection::connect(config).await?;
+            Client::new(connected, config).get_async(config, plan, report).await
         })
     }
 
     fn ls(config: &ClientConfig, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
         client_runtime(config)?.block_on(async {
-            let mut client = connect(config).await?;
-            Session::list(path, config).run_async(&mut client, out).await.map(drop)
+            let connected = Connection::connect(config).await?;
+            Client::new(connected, config).ls_async(config, path, out).await
         })
     }
 }
@@ -112,11 +107,6 @@ async fn serve_on(
 ) -> anyhow::Result<()> {
     let listener = TcpListener::from_std(listener)?;
     Ok(server::run(listener, config, limits, shutdown).await?)
-}
-
-/// A client connected to `config.addr`.
-async fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
-    Ok(Client { connection: Connection::connect(&config.addr, config.timeout).await?, timeout: config.timeout })
 }
 
 /// The client's runtime, on the driver `FERRY_COMPIO_DRIVER` asks for.

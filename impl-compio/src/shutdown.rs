@@ -1,24 +1,13 @@
 //! The shutdown switch: compio has no cancellation token that crosses
 //! threads, so it is `ferry_app::switch::Switch`, a channel that nobody
 //! sends on (smol and async-std use the same), with what compio's threads
-//! add: a local switch per thread, and a race of any work against it.
+//! add: a local switch per thread.
 //! Ctrl-C and SIGTERM turn it on ([`ferry_app::signals`]: compio's own
 //! signal wait wakes a task from inside the signal handler, which is not
 //! safe there).
 
-use std::pin::pin;
-
-use futures_util::future::{Either, select};
-
 pub use ferry_app::switch::Switch as Shutdown;
-
-/// Runs `work` unless `shutdown` is turned on first: `None` then.
-pub async fn unless<T>(shutdown: &Shutdown, work: impl Future<Output = T>) -> Option<T> {
-    match select(pin!(work), pin!(shutdown.wait())).await {
-        Either::Left((done, _)) => Some(done),
-        Either::Right(((), _)) => None,
-    }
-}
+use ferry_app::switch::Trigger;
 
 /// A switch for this thread's tasks alone, turned on by a task of this
 /// thread when `shutdown` is. compio queues a wake-up from another thread

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ferry_app::link::AsyncLink;
+use ferry_app::switch::Trigger;
 use ferry_app::testing::Share;
 use ferry_compio::connection::Connection;
 use ferry_compio::server::{self, Limits};
@@ -85,7 +87,10 @@ fn a_slow_body_survives_its_pace_checks() {
             let mut connection = Connection::new(stream);
             // Pace windows of 40 ms, pieces every 15 ms: each window brings
             // bytes, and most end while a read waits.
-            connection.read_small(body.len(), Duration::from_millis(40)).await
+            let mut received = Vec::new();
+            let pace = Duration::from_millis(40);
+            let read = connection.read_body(body.len() as u64, pace, |piece: &[u8]| received.extend_from_slice(piece));
+            read.await.map(|()| received)
         });
         server.join().expect("the server");
         assert!(received.expect("the body") == body, "{driver:?}: the body differs");

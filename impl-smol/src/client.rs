@@ -1,77 +1,41 @@
-//! The client: [`ferry_engine::client::Session`]'s steps on smol.
+//! The client's saving, the smol way ([`AsyncSave`]): what a received
+//! body is written to.
 //!
 //! The session decides every step of the conversation and what each result
-//! means; `Session::run_async` (called from `runtime.rs`) asks for the steps
-//! and hands back the results. This file only does the steps: write, read
-//! with a deadline on each wait, open and commit files.
-//! Files are written by smol's blocking pool, 1 MiB at a time ([`Sink`]);
-//! opening and committing go to `smol::unblock` whole.
+//! means; `ferry_app::link::Client` does its steps on a [`Connection`]. What
+//! is smol's own is saving: files are written by smol's blocking pool,
+//! 1 MiB at a time ([`Sink`]); opening and committing go to `smol::unblock`
+//! whole.
 
 use std::fs::File;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
 use ferry_app::Item;
-use ferry_app::Tally;
+use ferry_app::link::AsyncSave;
 use ferry_app::spool::{Spool, Written, write_out};
-use ferry_engine::body::BodyError;
-use ferry_engine::client::{AsyncSteps, NotReceived, Received, SaveError};
-use ferry_engine::frame::{LineError, ParseLine};
+use ferry_engine::client::SaveError;
 use smol::io::AsyncWriteExt;
 use smol::{Task, unblock};
 
 use crate::connection::Connection;
 
-/// A connection to a server, and how long each wait on it may take.
-#[derive(Debug)]
-pub struct Client {
-    /// The connection, made by [`Connection::connect`].
-    pub connection: Connection,
-    /// The client's `--timeout`.
-    pub timeout: Duration,
-}
-
-impl AsyncSteps for Client {
-    type Item = Item;
-    type File = Sink;
-
-    async fn line<T, E>(&mut self, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
-        self.connection.read_line(Instant::now() + self.timeout, parse).await
-    }
-
-    async fn send(&mut self, requests: &[u8]) -> io::Result<()> {
-        self.connection.write_all(requests, self.timeout).await
-    }
-
-    async fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Result<Received<Sink>, NotReceived> {
+impl AsyncSave for Connection {
+    async fn open(&mut self, item: &Item, len: u64) -> Result<Sink, SaveError> {
         let (dest, offset) = (item.dest.clone(), item.offset);
-        let opened = unblock(move || dest.open(offset, len)).await;
-        let mut sink = Sink(Spool::new(opened.map_err(NotReceived::Unopened)?));
-        let mut tally = Tally::new(item, len, hash);
-        let read = self.connection.read_body(len, &mut sink, |chunk| tally.chunk(chunk), self.timeout).await;
-        // Waits for writes still in flight on the blocking pool, even when
-        // the body was cut short: every byte that arrived belongs in the
-        // .part, which `--continue` resumes from its length.
-        let flushed = sink.flush().await;
-        tally.finish(read, flushed, sink)
+        unblock(move || dest.open(offset, len)).await.map(|file| Sink(Spool::new(file)))
     }
 
-    async fn small(&mut self, len: usize) -> Result<Vec<u8>, BodyError> {
-        self.connection.read_small(len, self.timeout).await
-    }
-
-    async fn discard(&mut self, len: u64, each: &mut dyn FnMut(&[u8])) -> Result<(), BodyError> {
-        self.connection.read_body(len, &mut smol::io::sink(), each, self.timeout).await
+    /// A `Sink` hands each 1 MiB to `unblock`: the last may still be there.
+    async fn flush(file: &mut Sink) -> io::Result<()> {
+        file.flush().await
     }
 
     async fn commit(&mut self, item: &Item, mut file: Sink, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
-        let dest = &item.dest;
-        let committing = dest.clone();
-        let file =
-            file.0.take_file().ok_or_else(|| SaveError::io(dest.name(), io::Error::other("a write was lost")))?;
-        unblock(move || committing.commit(file, digest.as_ref())).await
+        let file = file.0.take_file(&item.dest)?;
+        let dest = item.dest.clone();
+        unblock(move || dest.commit(file, digest.as_ref())).await
     }
 }
 

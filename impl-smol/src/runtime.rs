@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::thread;
 
 use anyhow::Context;
+use ferry_app::link::Client;
+use ferry_app::switch::Trigger;
 use ferry_app::{Item, Plan, Report, Runtime, ServeConfig};
 use ferry_engine::WirePath;
-use ferry_engine::client::{ClientConfig, ClientError, Outcomes, Session};
+use ferry_engine::client::{ClientConfig, ClientError, Outcomes};
 
 use smol::{Async, Executor, block_on};
 
-use crate::client::Client;
 use crate::connection::Connection;
 use crate::server;
 use crate::shutdown::Shutdown;
@@ -47,9 +48,7 @@ impl Runtime for Smol {
                     .and_then(Async::new)
                     .with_context(|| format!("cannot listen on {}", config.listen))?;
                 let shutdown = Shutdown::new();
-                let switch = shutdown.clone();
-                ferry_app::signals::on_signals(move || switch.trigger()).context("cannot install signal handlers")?;
-                ferry_app::net::announce(listener.get_ref().local_addr()?);
+                ferry_app::net::ready(listener.get_ref().local_addr()?, shutdown.trigger_fn())?;
                 server::run(&executor, listener, config, shutdown).await?;
                 anyhow::Ok(())
             }));
@@ -60,22 +59,15 @@ impl Runtime for Smol {
 
     fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
         block_on(async {
-            Session::get(&plan.items, plan.verify, config)
-                .run_async(&mut connect(config).await?, report)
-                .await
-                .map(drop)
+            let connection = Connection::connect(config).await?;
+            Client::new(connection, config).get_async(config, plan, report).await
         })
     }
 
     fn ls(config: &ClientConfig, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
         block_on(async {
-            let mut client = connect(config).await?;
-            Session::list(path, config).run_async(&mut client, out).await.map(drop)
+            let connection = Connection::connect(config).await?;
+            Client::new(connection, config).ls_async(config, path, out).await
         })
     }
-}
-
-/// A client connected to `config.addr`.
-async fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
-    Ok(Client { connection: Connection::connect(&config.addr, config.timeout).await?, timeout: config.timeout })
 }

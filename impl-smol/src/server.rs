@@ -1,32 +1,32 @@
-//! The server: an accept loop that gives each connection its own task on
-//! the executor.
+//! The server: an accept loop that gives each connection its own task on the
+//! executor.
 //!
-//! Tasks are cheap, so the limit exists to bound file descriptors and
-//! memory, not threads. It is a semaphore from `smol::lock`: each task holds
-//! a permit, and a client that finds none gets `ERR BUSY` instead of the
-//! greeting. Each task also holds a token of [`Tasks`], a channel sender,
-//! so that shutdown can wait for the last one to finish by waiting for the
-//! channel to close — smol's way to join a set of detached tasks. What a
-//! connection does, step by step, is [`Serving`](ferry_engine::server::Serving)'s to decide, and
-//! [`serve_async`] asks for each step; `Steps` does each the smol way.
+//! Tasks are cheap, so the limit exists to bound file descriptors and memory,
+//! not threads. It is a semaphore from `smol::lock`: each task holds a permit,
+//! and a client that finds none gets `ERR BUSY` instead of the greeting. Each
+//! task also holds a token of [`Tasks`], a channel sender, so that shutdown can
+//! wait for the last one to finish by waiting for the channel to close — smol's
+//! way to join a set of detached tasks. What a connection does, step by step,
+//! is [`Serving`](ferry_engine::server::Serving)'s to decide, and
+//! [`serve_task`] asks for each step; the [`Connection`] does each with smol's
+//! `Async` socket, and [`Shared`] holds what they share, smol saying how it
+//! sleeps and runs blocking work ([`AnyExecutor`]).
 
 use std::io;
-use std::net::{TcpListener, TcpStream};
-use std::os::fd::BorrowedFd;
+use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ferry_app::net::AcceptErrors;
-use ferry_app::serve::{AsyncServe, Blocking, Read, serve_async};
-use ferry_app::switch::Tasks;
+use ferry_app::serve::serve_task;
+use ferry_app::switch::{AnyExecutor, Shared, Tasks};
 use ferry_app::{Runtime, ServeConfig};
-use ferry_engine::server::Pending;
-use ferry_share::{Batch, heavy_permits};
-use smol::lock::{Semaphore, SemaphoreGuardArc};
-use smol::{Async, Executor, Timer, future};
+use ferry_share::heavy_permits;
+use smol::lock::Semaphore;
+use smol::{Async, Executor, Timer};
 
 use crate::Smol;
-use crate::connection::{Connection, until};
+use crate::connection::Connection;
 use crate::shutdown::Shutdown;
 
 /// Serves on `listener` until `shutdown` is triggered, then lets
@@ -39,104 +39,31 @@ pub async fn run(
 ) -> io::Result<()> {
     let config = Arc::new(config);
     let limit = Arc::new(Semaphore::new(config.max_connections));
-    let heavy = Arc::new(Semaphore::new(heavy_permits()));
+    let server = Arc::new(Shared::<Smol>::new(shutdown, Arc::new(Semaphore::new(heavy_permits()))));
     let tasks = Tasks::new();
 
     let mut accept_errors = AcceptErrors::default();
-    loop {
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
-            shutdown.wait().await;
-            None
-        })
-        .await;
-        let Some(accepted) = accepted else { break };
-        let (stream, peer) = match accept_errors.check(accepted) {
-            Ok(accepted) => accepted,
-            Err(pause) => {
-                Timer::after(pause).await;
-                continue;
-            }
-        };
-        // A client past the limit is answered BUSY by a task of its own, so
-        // a stuck one never holds up the accept loop.
+    while let Some((stream, peer)) = server.accept(&mut accept_errors, async || listener.accept().await).await {
+        // Without a place under the limit, the task answers BUSY and ends:
+        // the accept loop never waits for a client.
         let (permit, serving) = config.admit(peer, limit.try_acquire_arc(), Smol::NAME);
-        let (config, shutdown, heavy, tracked) =
-            (Arc::clone(&config), shutdown.clone(), Arc::clone(&heavy), tasks.track());
+        let held = (permit, tasks.track());
+        let task = serve_task(Arc::clone(&config), serving, Connection::new(stream), Arc::clone(&server), held);
         // Detached: the task ends with its connection; at shutdown, `run`
         // waits for it through `tasks` for the grace period.
-        executor
-            .spawn(async move {
-                let (_permit, _tracked) = (permit, tracked);
-                let served = match Steps::new(stream, &shutdown, &heavy) {
-                    Ok(steps) => serve_async(&config, serving, steps, shutdown.watcher()).await,
-                    Err(error) => Err(error),
-                };
-                if let Err(error) = served {
-                    tracing::debug!(%error, "connection ended");
-                }
-            })
-            .detach();
+        executor.spawn(task).detach();
     }
     drop(listener);
-    let closing = tasks.close();
-    if until(Instant::now() + config.grace, closing.done()).await.is_none() {
-        closing.unfinished();
-    }
+    server.wind_down(tasks, config.grace).await;
     Ok(())
 }
 
-/// One connection's steps, the smol way; the order is `Serving`'s, the
-/// loop [`serve_async`]'s.
-struct Steps<'a> {
-    connection: Connection,
-    shutdown: &'a Shutdown,
-    heavy: &'a Arc<Semaphore>,
-}
-
-impl<'a> Steps<'a> {
-    fn new(stream: Async<TcpStream>, shutdown: &'a Shutdown, heavy: &'a Arc<Semaphore>) -> io::Result<Steps<'a>> {
-        // Answers are written whole; waiting to coalesce them only adds latency.
-        stream.get_ref().set_nodelay(true)?;
-        Ok(Steps { connection: Connection::new(stream), shutdown, heavy })
-    }
-}
-
-impl AsyncServe for Steps<'_> {
-    type Permit = SemaphoreGuardArc;
-
-    async fn write(&mut self, batch: Batch, within: Duration) -> io::Result<()> {
-        self.connection.write_batch(batch, within).await
+impl AnyExecutor for Smol {
+    async fn sleep_until(deadline: Instant) {
+        Timer::at(deadline).await;
     }
 
-    async fn read(&mut self, deadline: Instant, pending: &mut Pending) -> Option<Read> {
-        // A read that is dropped has taken no bytes, so shutdown loses
-        // nothing but the wait.
-        let reading = async { Some(self.connection.read_requests(deadline, pending).await) };
-        future::or(reading, async {
-            self.shutdown.wait().await;
-            None
-        })
-        .await
-    }
-
-    async fn permit(&mut self, deadline: Instant) -> Option<Option<SemaphoreGuardArc>> {
-        let acquire = async { Some(until(deadline, self.heavy.acquire_arc()).await) };
-        future::or(acquire, async {
-            self.shutdown.wait().await;
-            None
-        })
-        .await
-    }
-
-    async fn blocking(&mut self, work: Blocking) -> io::Result<(Batch, Pending)> {
-        Ok(smol::unblock(move || work.run()).await)
-    }
-
-    fn socket(&self) -> BorrowedFd<'_> {
-        self.connection.socket()
-    }
-
-    async fn close(self) {
-        self.connection.close().await;
+    async fn unblock<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+        smol::unblock(work).await
     }
 }

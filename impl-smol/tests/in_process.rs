@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ferry_app::link::AsyncLink;
+use ferry_app::switch::Trigger;
 use ferry_app::testing::Share;
 use ferry_engine::frame::LineError;
 use ferry_engine::{Answer, parse_answer};

@@ -1,4 +1,5 @@
-//! A TCP stream and its receive buffer, used by both server and client.
+//! A TCP stream and its receive buffer, used by both server and client:
+//! [`Link`] with blocking calls.
 //!
 //! Lines are parsed by `ferry-engine` from the front of the buffer; bytes
 //! beyond the line stay for the next call (pipelined requests, or the start
@@ -6,8 +7,7 @@
 //! to the time left before every read, because it bounds one call, not the
 //! line.
 
-use std::collections::VecDeque;
-use std::convert::Infallible;
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::ops::Range;
@@ -15,13 +15,13 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry_app::dial::Dial;
+use ferry_app::dial;
+use ferry_app::link::Link;
 use ferry_engine::body::{BODY_BUFFER, BodyError, Incoming, SEND_WINDOW};
-use ferry_engine::client::ClientError;
-use ferry_engine::frame::{LINE_READ, LineError, ParseLine, is_timeout, stopped_reading, take_line};
+use ferry_engine::client::{ClientConfig, ClientError};
+use ferry_engine::frame::{LINE_READ, is_timeout, stopped_reading};
 use ferry_engine::server::{LINGER, LINGER_BYTES};
-use ferry_engine::{Refusal, Request, parse_pipelined};
-use ferry_share::{BATCH_REQUESTS, Batch, FileBody, Part};
+use ferry_share::FileBody;
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 
@@ -37,53 +37,23 @@ pub struct Connection {
     write_limit: Option<Duration>,
 }
 
-impl Connection {
-    /// Connects to the first address `addr` resolves to that accepts
-    /// (client side).
-    pub fn connect(addr: &str, limit: Duration) -> Result<Connection, ClientError> {
-        let stream = connect_stream(addr, limit)?;
-        // Requests are written whole; do not hold them back.
-        stream.set_nodelay(true).map_err(|source| ClientError::Io { addr: addr.to_owned(), source })?;
-        Ok(Connection::new(stream))
+impl Link for Connection {
+    fn received(&mut self) -> &mut Vec<u8> {
+        &mut self.buffer
     }
 
-    /// Wraps a connected stream.
-    pub fn new(stream: impl Into<Arc<TcpStream>>) -> Connection {
-        Connection { stream: stream.into(), buffer: Vec::with_capacity(LINE_READ), write_limit: None }
-    }
-
-    /// The socket's descriptor, for a check on the peer while heavy work
-    /// runs (`ferry_app::serve` duplicates it).
-    pub fn socket(&self) -> BorrowedFd<'_> {
-        self.stream.as_fd()
-    }
-
-    /// Reads request lines (server side) into `pending`, which must be
-    /// empty: waits until one is whole, then takes every whole line already
-    /// buffered behind it, up to [`BATCH_REQUESTS`], so that pipelined
-    /// requests are answered together. A line the core refuses is queued as
-    /// the refusal to send, not an error of the connection.
-    pub fn read_requests(
-        &mut self,
-        deadline: Instant,
-        pending: &mut VecDeque<Result<Request, Refusal>>,
-    ) -> Result<(), LineError<Infallible>> {
-        self.read_line(deadline, |buffer| Ok(parse_pipelined(buffer, pending, BATCH_REQUESTS))).map(drop)
-    }
-
-    /// Parses one line from the front of the buffer with `parse` (the
-    /// greeting or an answer header, client side), reading more until it is
-    /// whole or `deadline` passes.
-    pub fn read_line<T, E>(&mut self, deadline: Instant, mut parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
+    /// The socket's read timeout bounds one call, not a line: it is set to
+    /// the time left before every read. A read the kernel interrupts is
+    /// made again.
+    fn read_more(&mut self, deadline: Instant) -> Option<io::Result<usize>> {
         loop {
-            if let Some(value) = take_line(&mut self.buffer, &mut parse)? {
-                return Ok(value);
-            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(LineError::TimedOut);
+                return None;
             }
-            self.stream.set_read_timeout(Some(left)).map_err(LineError::Io)?;
+            if let Err(e) = self.stream.set_read_timeout(Some(left)) {
+                return Some(Err(e));
+            }
             let filled = self.buffer.len();
             // The bytes read into must be zeroed first; reading little while
             // little is buffered keeps an idle connection to one touched
@@ -92,28 +62,30 @@ impl Connection {
             let read = (&*self.stream).read(&mut self.buffer[filled..]);
             self.buffer.truncate(filled + *read.as_ref().unwrap_or(&0));
             match read {
-                Ok(0) => return Err(LineError::Closed),
-                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(LineError::from_io(e)),
+                read => return Some(read),
             }
         }
     }
 
-    /// Receives exactly `len` body bytes into `sink`, handing each chunk to
-    /// `on_chunk` as well (for a digest and progress). The body must keep
-    /// pace ([`Incoming`]): a stalled server, or one that trickles, is given
-    /// up on; a slow one is not.
-    pub fn read_body(
+    type File = File;
+
+    /// One read waits at most `timeout`, the socket's read timeout.
+    fn receive_into(
         &mut self,
         len: u64,
-        sink: &mut dyn Write,
-        mut on_chunk: impl FnMut(&[u8]),
+        file: Option<&mut File>,
+        mut each: impl FnMut(&[u8]),
         timeout: Duration,
     ) -> Result<(), BodyError> {
+        let mut nowhere = io::sink();
+        let sink: &mut dyn Write = match file {
+            Some(file) => file,
+            None => &mut nowhere,
+        };
         let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer, Instant::now());
         sink.write_all(&first).map_err(|e| body.sink_failed(first.len(), e))?;
-        on_chunk(&first);
+        each(&first);
         // One read waits at most `timeout`: set once, not before every read
         // (a system call each). A read begun late in a window may then run
         // past its end, so a stalled body fails within two windows.
@@ -122,39 +94,19 @@ impl Connection {
         while let Some(want) = body.want(chunk.len()) {
             let n = body.on_read(Some((&*self.stream).read(&mut chunk[..want])), Instant::now())?;
             sink.write_all(&chunk[..n]).map_err(|e| body.sink_failed(n, e))?;
-            on_chunk(&chunk[..n]);
+            each(&chunk[..n]);
         }
         Ok(())
     }
 
-    /// Reads a body that belongs in memory (LIST, SUM), `len` bytes that
-    /// the session has checked (client side).
-    pub fn read_small(&mut self, len: usize, timeout: Duration) -> Result<Vec<u8>, BodyError> {
-        let mut body = Vec::with_capacity(len);
-        self.read_body(len as u64, &mut body, |_| {}, timeout)?;
-        Ok(body)
-    }
-
-    /// Writes bytes as they are (greetings, requests), which the peer must
-    /// take within `limit`.
-    pub fn write_all(&mut self, bytes: &[u8], limit: Duration) -> io::Result<()> {
-        if self.write_limit != Some(limit) {
-            self.stream.set_write_timeout(Some(limit))?;
-            self.write_limit = Some(limit);
+    /// The socket's write timeout bounds each `write`; it is set only when
+    /// it changes.
+    fn write_all(&mut self, bytes: Vec<u8>, within: Duration) -> io::Result<()> {
+        if self.write_limit != Some(within) {
+            self.stream.set_write_timeout(Some(within))?;
+            self.write_limit = Some(within);
         }
-        (&*self.stream).write_all(bytes).map_err(|e| if is_timeout(&e) { stopped_reading() } else { e })
-    }
-
-    /// Sends a batch of answers: joined bytes in one write each, each file
-    /// body with `send_body`.
-    pub fn write_batch(&mut self, batch: Batch, idle: Duration) -> io::Result<()> {
-        for part in batch.parts {
-            match part {
-                Part::Bytes(bytes) => self.write_all(&bytes, idle)?,
-                Part::Body(body) => self.send_body(&body, idle)?,
-            }
-        }
-        Ok(())
+        (&*self.stream).write_all(&bytes).map_err(|e| if is_timeout(&e) { stopped_reading() } else { e })
     }
 
     /// Sends a file's range with `sendfile(2)`: the kernel moves the bytes
@@ -167,16 +119,43 @@ impl Connection {
     /// honour the socket's write timeout (it was seen blocking twice as long),
     /// so the socket is made non-blocking for the body and the thread waits
     /// in `poll(2)` for room, with the time left, as nginx does.
-    ///
-    /// If the file yields fewer bytes than the header promised (it shrank),
-    /// this fails: the caller must close the connection, so the client sees
-    /// a short body rather than bytes that are not the file's.
-    fn send_body(&mut self, body: &FileBody, idle: Duration) -> io::Result<()> {
+    fn send_body(&mut self, body: FileBody, idle: Duration) -> io::Result<()> {
         self.stream.set_nonblocking(true)?;
         let sent =
-            body.windows(SEND_WINDOW).try_for_each(|window| self.send_window(body, window, Instant::now() + idle));
+            body.windows(SEND_WINDOW).try_for_each(|window| self.send_window(&body, window, Instant::now() + idle));
         self.stream.set_nonblocking(false)?;
         sent
+    }
+
+    /// Sends FIN (`shutdown` of the write side), then drains up to
+    /// [`LINGER_BYTES`] under a read timeout of [`LINGER`].
+    fn close(self) {
+        if self.stream.shutdown(Shutdown::Write).is_err() {
+            return;
+        }
+        // The read timeout bounds each read, not the whole drain; at most
+        // two of LINGER each (end of stream usually comes at once).
+        if self.stream.set_read_timeout(Some(LINGER)).is_ok() {
+            let _ = io::copy(&mut (&*self.stream).take(LINGER_BYTES), &mut io::sink());
+        }
+    }
+}
+
+impl Connection {
+    /// Connects to the first address `config.addr` resolves to that
+    /// accepts (client side), each within the client's timeout.
+    pub fn connect(config: &ClientConfig) -> Result<Connection, ClientError> {
+        let attempt = |to, within| match TcpStream::connect_timeout(&to, within) {
+            Err(error) if error.kind() == io::ErrorKind::TimedOut => None,
+            connected => Some(connected),
+        };
+        dial::connect_blocking(config, |addr: &str| addr.to_socket_addrs(), attempt).map(Connection::new)
+    }
+
+    /// Wraps a connected stream; its `TCP_NODELAY` is already set (by the
+    /// listener it was accepted from, or by `Dial::made`).
+    pub fn new(stream: impl Into<Arc<TcpStream>>) -> Connection {
+        Connection { stream: stream.into(), buffer: Vec::with_capacity(LINE_READ), write_limit: None }
     }
 
     /// Sends one window of a body, on the non-blocking socket: `sendfile`
@@ -204,34 +183,12 @@ impl Connection {
         }
         Ok(())
     }
-
-    /// Closes after a last answer: sends FIN, then reads and discards what
-    /// the peer still sends for up to [`LINGER`]. Closing with unread bytes
-    /// would make the kernel send a reset, which can destroy the answer
-    /// before the peer reads it.
-    pub fn close(self) {
-        if self.stream.shutdown(Shutdown::Write).is_err() {
-            return;
-        }
-        // The read timeout bounds each read, not the whole drain; at most
-        // two of LINGER each (end of stream usually comes at once).
-        if self.stream.set_read_timeout(Some(LINGER)).is_ok() {
-            let _ = io::copy(&mut (&*self.stream).take(LINGER_BYTES), &mut io::sink());
-        }
-    }
 }
 
-/// The first address `addr` resolves to that accepts a connection.
-fn connect_stream(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
-    let mut dial = Dial::new(addr);
-    for resolved in addr.to_socket_addrs().map_err(|e| dial.unresolved(e))? {
-        let connected = match TcpStream::connect_timeout(&resolved, timeout) {
-            Err(error) if error.kind() == io::ErrorKind::TimedOut => None,
-            connected => Some(connected),
-        };
-        if let Some(stream) = dial.attempt(connected) {
-            return Ok(stream);
-        }
+/// The socket's descriptor, for a check on the peer from a blocking
+/// thread while heavy work runs (`ferry_app::serve` duplicates it).
+impl AsFd for Connection {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
     }
-    Err(dial.failed())
 }

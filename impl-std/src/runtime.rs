@@ -1,11 +1,12 @@
 //! Plugs this runtime into the shared command line.
 
 use anyhow::Context;
+use ferry_app::link::Client;
+use ferry_app::switch::Trigger;
 use ferry_app::{Item, Plan, Report, Runtime, ServeConfig};
 use ferry_engine::WirePath;
-use ferry_engine::client::{ClientConfig, ClientError, Outcomes, Session};
+use ferry_engine::client::{ClientConfig, ClientError, Outcomes};
 
-use crate::client::Client;
 use crate::connection::Connection;
 use crate::server;
 use crate::shutdown::Shutdown;
@@ -22,23 +23,16 @@ impl Runtime for Std {
         let listener =
             ferry_app::net::listen(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
         let shutdown = Shutdown::new();
-        let switch = shutdown.clone();
-        ferry_app::signals::on_signals(move || switch.trigger()).context("cannot install signal handlers")?;
-        ferry_app::net::announce(listener.local_addr()?);
+        ferry_app::net::ready(listener.local_addr()?, shutdown.trigger_fn())?;
         server::run(listener, config, shutdown)?;
         Ok(())
     }
 
     fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
-        Session::get(&plan.items, plan.verify, config).run(&mut connect(config)?, report).map(drop)
+        Client::new(Connection::connect(config)?, config).get(config, plan, report)
     }
 
     fn ls(config: &ClientConfig, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
-        Session::list(path, config).run(&mut connect(config)?, out).map(drop)
+        Client::new(Connection::connect(config)?, config).ls(config, path, out)
     }
-}
-
-/// A client connected to `config.addr`.
-fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
-    Ok(Client { connection: Connection::connect(&config.addr, config.timeout)?, timeout: config.timeout })
 }

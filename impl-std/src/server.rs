@@ -2,24 +2,26 @@
 //!
 //! Threads are cheap enough for the default limit of 1024 connections; the
 //! limit is what keeps a flood of clients from exhausting threads and file
-//! descriptors. A client past it gets `ERR BUSY` instead of the greeting.
-//! What a connection does, step by step, is
-//! [`Serving`](ferry_engine::server::Serving)'s to decide, and
-//! [`serve`] asks for each step; `Steps` does each on the connection's own
-//! thread, where every wait is a blocking call.
+//! descriptors. A client past it gets `ERR BUSY` instead of the greeting. What
+//! a connection does, step by step, is
+//! [`Serving`](ferry_engine::server::Serving)'s to decide, and [`serve`] asks
+//! for each step; the [`Connection`] does each on the connection's own thread,
+//! where every wait is a blocking call, and `Server` holds what the threads
+//! share. A blocked read cannot be cancelled: at shutdown a watcher thread
+//! shuts the read side of every connection, and each read sees the end of the
+//! stream.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ferry_app::net::{AcceptErrors, wake_addr};
-use ferry_app::serve::{Read, Serve, serve};
+use ferry_app::serve::serve;
+use ferry_app::switch::Trigger;
 use ferry_app::{Runtime, ServeConfig};
-use ferry_engine::server::Pending;
-use ferry_share::{Batch, heavy_permits};
+use ferry_share::heavy_permits;
 
 use crate::Std;
 use crate::connection::Connection;
@@ -32,13 +34,13 @@ pub fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown) -> io
     let local = listener.local_addr()?;
     let config = Arc::new(config);
     let connections = Arc::new(Connections::new(config.max_connections));
-    let heavy = Arc::new(Permits::new(heavy_permits()));
-    spawn_watcher(local, &connections, &heavy, &shutdown)?;
+    let server = Arc::new(Server { heavy: Arc::new(Permits::new(heavy_permits())), shutdown });
+    spawn_watcher(local, &connections, &server.heavy, &server.shutdown)?;
 
     let mut accept_errors = AcceptErrors::default();
     loop {
         let accepted = listener.accept();
-        if shutdown.is_triggered() {
+        if server.shutdown.is_triggered() {
             break;
         }
         let (stream, peer) = match accept_errors.check(accepted) {
@@ -49,21 +51,17 @@ pub fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown) -> io
             }
         };
         let (slot, serving) = config.admit(peer, connections.admit(&stream), Std::NAME);
-        let steps = Steps { connection: Connection::new(Arc::clone(&stream)), heavy: Arc::clone(&heavy) };
+        let connection = Connection::new(Arc::clone(&stream));
         if slot.is_none() {
             // Answered here, on the accept loop: the answer fits in a fresh
             // socket's buffer, and the write may take a second at most.
-            let _ = serve(&config, serving, steps, shutdown.watcher());
+            serve(&config, serving, connection, &*server);
             continue;
         }
-        let (config, watcher) = (Arc::clone(&config), shutdown.watcher());
+        let (config, server) = (Arc::clone(&config), Arc::clone(&server));
         let spawned = thread::Builder::new().name("connection".into()).spawn(move || {
             let _slot = slot;
-            // Answers are written whole; waiting to coalesce them only adds latency.
-            let served = stream.set_nodelay(true).and_then(|()| serve(&config, serving, steps, watcher));
-            if let Err(error) = served {
-                tracing::debug!(%error, "connection ended");
-            }
+            serve(&config, serving, connection, &*server);
         });
         if let Err(error) = spawned {
             tracing::warn!(%error, "cannot start a thread for a connection; dropping it");
@@ -96,39 +94,25 @@ fn spawn_watcher(
     Ok(())
 }
 
-/// One connection's steps on its own thread; the order is `Serving`'s,
-/// the loop [`serve`]'s.
-struct Steps {
-    connection: Connection,
+/// What every connection's thread shares: the switch, and the permits
+/// for heavy work, which shutdown closes so that no thread waits for one.
+struct Server {
     heavy: Arc<Permits>,
+    shutdown: Shutdown,
 }
 
-impl Serve for Steps {
+impl ferry_app::serve::Server for Server {
     type Permit = Permit;
 
-    fn write(&mut self, batch: Batch, within: Duration) -> io::Result<()> {
-        self.connection.write_batch(batch, within)
+    fn watcher(&self) -> impl Fn() -> bool + Clone + Send + Sync + 'static {
+        self.shutdown.watcher()
     }
 
-    fn read(&mut self, deadline: Instant, pending: &mut Pending) -> Read {
-        // A blocked read cannot be cancelled: at shutdown the watcher shuts
-        // the read side, and the read sees the end.
-        self.connection.read_requests(deadline, pending)
-    }
-
-    fn permit(&mut self, deadline: Instant) -> Option<Option<Permit>> {
+    fn permit(&self, deadline: Instant) -> Option<Option<Permit>> {
         match self.heavy.acquire(deadline) {
             Acquired::Permit(permit) => Some(Some(permit)),
             Acquired::TimedOut => Some(None),
             Acquired::ShuttingDown => None,
         }
-    }
-
-    fn socket(&self) -> BorrowedFd<'_> {
-        self.connection.socket()
-    }
-
-    fn close(self) {
-        self.connection.close();
     }
 }

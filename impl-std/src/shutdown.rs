@@ -3,6 +3,8 @@
 
 use std::sync::{Arc, Condvar, Mutex};
 
+use ferry_app::switch::Trigger;
+
 /// A one-way switch from "serving" to "shutting down", shared by clones.
 #[derive(Debug, Clone, Default)]
 pub struct Shutdown {
@@ -15,29 +17,22 @@ impl Shutdown {
         Shutdown::default()
     }
 
-    /// Turns the switch on and wakes every waiter.
-    pub fn trigger(&self) {
-        let (flag, changed) = &*self.inner;
-        *flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        changed.notify_all();
-    }
-
-    /// A test of the switch that another thread can own: what heavy work
-    /// asks between chunks.
-    pub fn watcher(&self) -> impl Fn() -> bool + Clone + Send + Sync + 'static {
-        let switch = self.clone();
-        move || switch.is_triggered()
-    }
-
-    /// Whether the switch is on.
-    pub fn is_triggered(&self) -> bool {
-        *self.inner.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Blocks until the switch is on.
     pub fn wait(&self) {
         let (flag, changed) = &*self.inner;
         let guard = flag.lock().unwrap_or_else(|e| e.into_inner());
         let _on = changed.wait_while(guard, |on| !*on).unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+impl Trigger for Shutdown {
+    fn trigger(&self) {
+        let (flag, changed) = &*self.inner;
+        *flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        changed.notify_all();
+    }
+
+    fn is_triggered(&self) -> bool {
+        *self.inner.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -4,6 +4,7 @@
 
 use std::thread;
 
+use ferry_app::switch::Trigger;
 use ferry_app::testing::Share;
 use ferry_std::Std;
 use ferry_std::server;

@@ -1,4 +1,5 @@
-//! A TCP stream and its receive buffer, used by both server and client.
+//! A TCP stream and its receive buffer, used by both server and client:
+//! [`AsyncLink`] the tokio way.
 //!
 //! Lines are parsed by `ferry-engine` from the front of the buffer; bytes
 //! beyond the line stay for the next call (pipelined requests, or the start
@@ -6,23 +7,23 @@
 //! deadline for a whole line is one call around the loop, not a setting
 //! recomputed before each read as on std.
 
-use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::io;
 use std::ops::Range;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_app::dial::Dial;
+use ferry_app::dial;
+use ferry_app::link::AsyncLink;
 use ferry_engine::body::{BODY_BUFFER, BodyError, Incoming, SEND_WINDOW};
-use ferry_engine::client::ClientError;
-use ferry_engine::frame::{LINE_READ, LineError, ParseLine, stopped_reading, take_line};
+use ferry_engine::client::{ClientConfig, ClientError};
+use ferry_engine::frame::{LINE_READ, stopped_reading};
 use ferry_engine::server::{LINGER, LINGER_BYTES};
-use ferry_engine::{Refusal, Request, parse_pipelined};
-use ferry_share::{BATCH_REQUESTS, Batch, FileBody, Part};
+use ferry_share::FileBody;
+
+use crate::client::Sink;
 use rustix::io::Errno;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 
@@ -33,114 +34,48 @@ pub struct Connection {
     buffer: Vec<u8>,
 }
 
-impl Connection {
-    /// Connects to the first address `addr` resolves to that accepts
-    /// (client side).
-    pub async fn connect(addr: &str, limit: Duration) -> Result<Connection, ClientError> {
-        let stream = connect_stream(addr, limit).await?;
-        // Requests are written whole; do not hold them back.
-        stream.set_nodelay(true).map_err(|source| ClientError::Io { addr: addr.to_owned(), source })?;
-        Ok(Connection::new(stream))
+impl AsyncLink for Connection {
+    fn received(&mut self) -> &mut Vec<u8> {
+        &mut self.buffer
     }
 
-    /// Wraps a connected stream.
-    pub fn new(stream: TcpStream) -> Connection {
-        Connection { stream, buffer: Vec::with_capacity(LINE_READ) }
+    /// Cancel-safe: `read_buf` appends to the buffer only what a finished
+    /// read brought, so a read dropped at the deadline has taken no bytes.
+    async fn read_more(&mut self, deadline: std::time::Instant) -> Option<io::Result<usize>> {
+        self.buffer.reserve(LINE_READ);
+        timeout_at(Instant::from_std(deadline), self.stream.read_buf(&mut self.buffer)).await.ok()
     }
 
-    /// The socket's descriptor, for a check on the peer from a blocking
-    /// thread while heavy work runs (`ferry_app::serve` duplicates it).
-    pub fn socket(&self) -> BorrowedFd<'_> {
-        self.stream.as_fd()
-    }
+    type File = Sink;
 
-    /// Reads request lines (server side) into `pending`, which must be
-    /// empty: waits until one is whole, then takes every whole line already
-    /// buffered behind it, up to [`BATCH_REQUESTS`], so that pipelined
-    /// requests are answered together. A line the core refuses is queued as
-    /// the refusal to send, not an error of the connection.
-    pub async fn read_requests(
-        &mut self,
-        deadline: Instant,
-        pending: &mut VecDeque<Result<Request, Refusal>>,
-    ) -> Result<(), LineError<Infallible>> {
-        self.read_line(deadline, |buffer| Ok(parse_pipelined(buffer, pending, BATCH_REQUESTS))).await.map(drop)
-    }
-
-    /// Parses one line from the front of the buffer with `parse` (the
-    /// greeting or an answer header, client side), reading more until it is
-    /// whole or `deadline` passes.
-    /// Cancel-safe: a read that is dropped has taken no bytes.
-    pub async fn read_line<T, E>(
-        &mut self,
-        deadline: Instant,
-        mut parse: impl ParseLine<T, E>,
-    ) -> Result<T, LineError<E>> {
-        loop {
-            if let Some(value) = take_line(&mut self.buffer, &mut parse)? {
-                return Ok(value);
-            }
-            self.buffer.reserve(LINE_READ);
-            match timeout_at(deadline, self.stream.read_buf(&mut self.buffer)).await {
-                Err(_elapsed) => return Err(LineError::TimedOut),
-                Ok(Ok(0)) => return Err(LineError::Closed),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(LineError::from_io(e)),
-            }
-        }
-    }
-
-    /// Receives exactly `len` body bytes into `sink`, handing each chunk to
-    /// `on_chunk` as well (for a digest and progress). The body must keep
-    /// pace ([`Incoming`]): a stalled server, or one that trickles, is given
-    /// up on; a slow one is not.
-    pub async fn read_body(
+    /// Reads race `timeout_at` with the end of each pace window.
+    async fn receive_into(
         &mut self,
         len: u64,
-        sink: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
-        mut on_chunk: impl FnMut(&[u8]),
+        file: Option<&mut Sink>,
+        mut each: impl FnMut(&[u8]),
         timeout: Duration,
     ) -> Result<(), BodyError> {
+        let mut nowhere = tokio::io::sink();
+        let sink: &mut (dyn AsyncWrite + Unpin + Send) = match file {
+            Some(file) => file,
+            None => &mut nowhere,
+        };
         let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer, std::time::Instant::now());
         sink.write_all(&first).await.map_err(|e| body.sink_failed(first.len(), e))?;
-        on_chunk(&first);
+        each(&first);
         let mut chunk = vec![0; BODY_BUFFER];
         while let Some(want) = body.want(chunk.len()) {
             let read = timeout_at(Instant::from_std(body.deadline()), self.stream.read(&mut chunk[..want])).await;
             let n = body.on_read(read.ok(), std::time::Instant::now())?;
             sink.write_all(&chunk[..n]).await.map_err(|e| body.sink_failed(n, e))?;
-            on_chunk(&chunk[..n]);
+            each(&chunk[..n]);
         }
         Ok(())
     }
 
-    /// Reads a body that belongs in memory (LIST, SUM), `len` bytes that
-    /// the session has checked (client side).
-    pub async fn read_small(&mut self, len: usize, timeout: Duration) -> Result<Vec<u8>, BodyError> {
-        let mut body = Vec::with_capacity(len);
-        self.read_body(len as u64, &mut body, |_| {}, timeout).await?;
-        Ok(body)
-    }
-
-    /// Writes bytes as they are (greetings, requests), which the peer must
-    /// take within `limit`.
-    pub async fn write_all(&mut self, bytes: &[u8], limit: Duration) -> io::Result<()> {
-        timeout(limit, self.stream.write_all(bytes)).await.unwrap_or_else(|_elapsed| Err(stopped_reading()))
-    }
-
-    /// Sends a batch of answers: joined bytes in one write each, each file
-    /// body with `send_body`. Each write of bytes may take
-    /// `idle` to be accepted.
-    pub async fn write_batch(&mut self, batch: Batch, idle: Duration) -> io::Result<()> {
-        for part in batch.parts {
-            match part {
-                Part::Bytes(bytes) => {
-                    timeout(idle, self.stream.write_all(&bytes)).await.unwrap_or_else(|_| Err(stopped_reading()))?;
-                }
-                Part::Body(body) => self.send_body(body, idle).await?,
-            }
-        }
-        Ok(())
+    async fn write_all(&mut self, bytes: Vec<u8>, within: Duration) -> io::Result<()> {
+        timeout(within, self.stream.write_all(&bytes)).await.unwrap_or_else(|_elapsed| Err(stopped_reading()))
     }
 
     /// Sends a file's range with `sendfile(2)`, driven by readiness: tokio's
@@ -152,10 +87,6 @@ impl Connection {
     ///
     /// Every [`SEND_WINDOW`] bytes must be accepted within `idle`, so a
     /// client that stops reading is dropped.
-    ///
-    /// If the file yields fewer bytes than the header promised (it shrank),
-    /// this fails: the caller must close the connection, so the client sees
-    /// a short body rather than bytes that are not the file's.
     async fn send_body(&mut self, body: FileBody, idle: Duration) -> io::Result<()> {
         // Shared with the blocking pool when a window must be read there.
         let body = Arc::new(body);
@@ -164,6 +95,32 @@ impl Connection {
             sent.unwrap_or_else(|_elapsed| Err(stopped_reading()))?;
         }
         Ok(())
+    }
+
+    /// Sends FIN with `shutdown`, then drains up to [`LINGER_BYTES`] for
+    /// [`LINGER`].
+    async fn close(mut self) {
+        if self.stream.shutdown().await.is_err() {
+            return;
+        }
+        let mut drain = (&mut self.stream).take(LINGER_BYTES);
+        let _ = timeout(LINGER, tokio::io::copy(&mut drain, &mut tokio::io::sink())).await;
+    }
+}
+
+impl Connection {
+    /// Connects to the first address `config.addr` resolves to that
+    /// accepts (client side), each within the client's timeout.
+    pub async fn connect(config: &ClientConfig) -> Result<Connection, ClientError> {
+        let resolve = |addr: &str| tokio::net::lookup_host(addr.to_owned());
+        let attempt = |to, within| async move { timeout(within, TcpStream::connect(to)).await.ok() };
+        dial::connect(config, resolve, attempt).await.map(Connection::new)
+    }
+
+    /// Wraps a connected stream; its `TCP_NODELAY` is already set (by the
+    /// listener it was accepted from, or by `Dial::made`).
+    pub fn new(stream: TcpStream) -> Connection {
+        Connection { stream, buffer: Vec::with_capacity(LINE_READ) }
     }
 
     /// Sends one window of a body: `sendfile` until the socket is full,
@@ -211,27 +168,12 @@ impl Connection {
         }
         Ok(())
     }
-
-    /// Closes after a last answer: sends FIN, then reads and discards what
-    /// the peer still sends for up to [`LINGER`]. Closing with unread bytes
-    /// would make the kernel send a reset, which can destroy the answer
-    /// before the peer reads it.
-    pub async fn close(mut self) {
-        if self.stream.shutdown().await.is_err() {
-            return;
-        }
-        let mut drain = (&mut self.stream).take(LINGER_BYTES);
-        let _ = timeout(LINGER, tokio::io::copy(&mut drain, &mut tokio::io::sink())).await;
-    }
 }
 
-/// The first address `addr` resolves to that accepts a connection.
-async fn connect_stream(addr: &str, limit: Duration) -> Result<TcpStream, ClientError> {
-    let mut dial = Dial::new(addr);
-    for resolved in tokio::net::lookup_host(addr).await.map_err(|e| dial.unresolved(e))? {
-        if let Some(stream) = dial.attempt(timeout(limit, TcpStream::connect(resolved)).await.ok()) {
-            return Ok(stream);
-        }
+/// The socket's descriptor, for a check on the peer from a blocking
+/// thread while heavy work runs (`ferry_app::serve` duplicates it).
+impl AsFd for Connection {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
     }
-    Err(dial.failed())
 }

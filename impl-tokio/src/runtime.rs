@@ -5,13 +5,14 @@
 //! runtime and spends no threads it cannot use.
 
 use anyhow::Context;
+use ferry_app::link::Client;
+use ferry_app::switch::Trigger;
 use ferry_app::{Item, Plan, Report, Runtime, ServeConfig};
 use ferry_engine::WirePath;
-use ferry_engine::client::{ClientConfig, ClientError, Outcomes, Session};
+use ferry_engine::client::{ClientConfig, ClientError, Outcomes};
 use tokio::net::TcpListener;
 use tokio::runtime::Builder;
 
-use crate::client::Client;
 use crate::connection::Connection;
 use crate::server;
 use crate::shutdown::Shutdown;
@@ -44,9 +45,7 @@ impl Runtime for Tokio {
                 })
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
             let shutdown = Shutdown::new();
-            let switch = shutdown.clone();
-            ferry_app::signals::on_signals(move || switch.trigger()).context("cannot install signal handlers")?;
-            ferry_app::net::announce(listener.local_addr()?);
+            ferry_app::net::ready(listener.local_addr()?, shutdown.trigger_fn())?;
             server::run(listener, config, shutdown).await?;
             anyhow::Ok(())
         });
@@ -59,17 +58,15 @@ impl Runtime for Tokio {
 
     fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
         client_runtime(config)?.block_on(async {
-            Session::get(&plan.items, plan.verify, config)
-                .run_async(&mut connect(config).await?, report)
-                .await
-                .map(drop)
+            let client = Client::new(Connection::connect(config).await?, config);
+            client.get_async(config, plan, report).await
         })
     }
 
     fn ls(config: &ClientConfig, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
         client_runtime(config)?.block_on(async {
-            let mut client = connect(config).await?;
-            Session::list(path, config).run_async(&mut client, out).await.map(drop)
+            let client = Client::new(Connection::connect(config).await?, config);
+            client.ls_async(config, path, out).await
         })
     }
 }
@@ -80,9 +77,4 @@ fn client_runtime(config: &ClientConfig) -> Result<tokio::runtime::Runtime, Clie
         .enable_all()
         .build()
         .map_err(|source| ClientError::Io { addr: config.addr.clone(), source })
-}
-
-/// A client connected to `config.addr`.
-async fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
-    Ok(Client { connection: Connection::connect(&config.addr, config.timeout).await?, timeout: config.timeout })
 }

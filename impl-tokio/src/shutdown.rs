@@ -2,6 +2,7 @@
 //! await, in the manner of tokio's mini-redis; Ctrl-C and SIGTERM turn it
 //! on ([`ferry_app::signals`]).
 
+use ferry_app::switch::Trigger;
 use tokio_util::sync::CancellationToken;
 
 /// A one-way switch from "serving" to "shutting down", shared by clones.
@@ -16,26 +17,19 @@ impl Shutdown {
         Shutdown::default()
     }
 
-    /// Turns the switch on and wakes every waiter.
-    pub fn trigger(&self) {
-        self.token.cancel();
-    }
-
-    /// A test of the switch that another thread can own: what heavy work
-    /// asks between chunks.
-    pub fn watcher(&self) -> impl Fn() -> bool + Clone + Send + Sync + 'static {
-        let switch = self.clone();
-        move || switch.is_triggered()
-    }
-
-    /// Whether the switch is on.
-    pub fn is_triggered(&self) -> bool {
-        self.token.is_cancelled()
-    }
-
     /// Completes when the switch is on. Cancel-safe, so it can race any
     /// other future in `select!`.
     pub async fn wait(&self) {
         self.token.cancelled().await;
+    }
+}
+
+impl Trigger for Shutdown {
+    fn trigger(&self) {
+        self.token.cancel();
+    }
+
+    fn is_triggered(&self) -> bool {
+        self.token.is_cancelled()
     }
 }

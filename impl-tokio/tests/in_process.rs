@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use ferry_app::link::AsyncLink;
+use ferry_app::switch::Trigger;
 use ferry_app::testing::Share;
 use ferry_engine::frame::LineError;
 use ferry_engine::{Answer, parse_answer};
@@ -11,8 +13,10 @@ use ferry_tokio::Tokio;
 use ferry_tokio::connection::Connection;
 use ferry_tokio::server;
 use ferry_tokio::shutdown::Shutdown;
+use std::time::Instant;
 use tokio::io::AsyncWriteExt;
-use tokio::time::{Instant, timeout};
+
+use tokio::time::timeout;
 
 #[test]
 fn its_own_client_fetches_from_its_own_server() {

@@ -1,22 +1,49 @@
 //! How a client reaches a server, the same on every runtime: the address
 //! as the user wrote it is resolved, and each address it resolves to is
 //! tried in turn, each within the client's `--timeout`, until one accepts;
-//! if none does, the error is the last address's, in the user's words. A
-//! driver only says how its runtime resolves, connects and times out:
-//!
-//! ```text
-//! let mut dial = Dial::new(addr);
-//! for resolved in resolve(addr).await.map_err(|e| dial.unresolved(e))? {
-//!     if let Some(stream) = dial.attempt(within(timeout, connect(resolved)).await) {
-//!         return Ok(stream);
-//!     }
-//! }
-//! Err(dial.failed())
-//! ```
+//! if none does, the error is the last address's, in the user's words
+//! ([`connect`], [`connect_blocking`]). A driver only says how its runtime
+//! resolves, and connects within a timeout.
 
 use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::time::Duration;
 
-use ferry_engine::client::ClientError;
+use ferry_engine::client::{ClientConfig, ClientError};
+
+/// Connects to the first address `config.addr` resolves to that accepts:
+/// `resolve` is the runtime's name lookup, `attempt` its connect within a
+/// timeout (the client's; `None` when it ran out). The stream comes with
+/// `TCP_NODELAY` set ([`Dial::made`]).
+pub async fn connect<S: AsFd, A: IntoIterator<Item = SocketAddr>>(
+    config: &ClientConfig,
+    resolve: impl AsyncFnOnce(&str) -> io::Result<A>,
+    mut attempt: impl AsyncFnMut(SocketAddr, Duration) -> Option<io::Result<S>>,
+) -> Result<S, ClientError> {
+    let mut dial = Dial::new(&config.addr);
+    for resolved in resolve(&config.addr).await.map_err(|e| dial.unresolved(e))? {
+        if let Some(stream) = dial.attempt(attempt(resolved, config.timeout).await) {
+            return dial.made(stream);
+        }
+    }
+    Err(dial.failed())
+}
+
+/// [`connect`], for a blocking driver.
+pub fn connect_blocking<S: AsFd, A: IntoIterator<Item = SocketAddr>>(
+    config: &ClientConfig,
+    resolve: impl FnOnce(&str) -> io::Result<A>,
+    mut attempt: impl FnMut(SocketAddr, Duration) -> Option<io::Result<S>>,
+) -> Result<S, ClientError> {
+    let mut dial = Dial::new(&config.addr);
+    for resolved in resolve(&config.addr).map_err(|e| dial.unresolved(e))? {
+        if let Some(stream) = dial.attempt(attempt(resolved, config.timeout)) {
+            return dial.made(stream);
+        }
+    }
+    Err(dial.failed())
+}
 
 /// One attempt to reach `addr`, address after address.
 #[derive(Debug)]
@@ -49,6 +76,15 @@ impl<'a> Dial<'a> {
                 self.last = io::Error::new(io::ErrorKind::TimedOut, "connecting timed out");
                 None
             }
+        }
+    }
+
+    /// The stream that accepted, ready for requests: they are written
+    /// whole, so Nagle's algorithm would only hold them back.
+    pub fn made<S: AsFd>(self, stream: S) -> Result<S, ClientError> {
+        match rustix::net::sockopt::set_tcp_nodelay(&stream, true) {
+            Ok(()) => Ok(stream),
+            Err(error) => Err(ClientError::Io { addr: self.addr.to_owned(), source: error.into() }),
         }
     }
 

@@ -14,6 +14,10 @@
 //! - [`serve`]: what a server decides the same on every runtime: where a
 //!   batch is answered (on the event loop or the blocking pool), the
 //!   shutdown's grace period and what it logs.
+//! - [`link`]: a driver's connection as the shared code sees it, and the
+//!   client's steps done with it.
+//! - [`futures`]: what smol and async-std share through futures-io's
+//!   traits.
 //! - [`dial`]: how a client reaches a server: resolve, then each address.
 //! - [`net`]: listening sockets, the ready line, thread names, accept errors.
 //! - [`save`]: where downloads go, `.part` files, atomic commits, `--verify`;
@@ -29,6 +33,8 @@
 pub mod args;
 pub mod chat;
 pub mod dial;
+pub mod futures;
+pub mod link;
 pub mod net;
 pub mod progress;
 pub mod run;

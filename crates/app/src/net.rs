@@ -7,12 +7,23 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+
 /// Prints the one line on stdout that says the server is ready, with the
 /// real port, and flushes it: scripts and tests wait for this line.
 pub fn announce(addr: SocketAddr) {
     let mut out = io::stdout().lock();
     // If stdout is gone there is no one to tell; serving goes on.
     let _ = writeln!(out, "listening on {addr}").and_then(|()| out.flush());
+}
+
+/// The last steps before a server accepts on `listening`: Ctrl-C and
+/// SIGTERM turn `shutdown` on ([`crate::signals::on_signals`]), then the
+/// ready line ([`announce`]).
+pub fn ready(listening: SocketAddr, shutdown: impl Fn() + Send + 'static) -> anyhow::Result<()> {
+    crate::signals::on_signals(shutdown).context("cannot install signal handlers")?;
+    announce(listening);
+    Ok(())
 }
 
 /// How many connections the kernel may hold ready before the server
@@ -29,6 +40,9 @@ pub fn listen(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    // Every accepted socket inherits it (Linux copies the listener's
+    // options): answers are written whole, and Nagle would only delay them.
+    socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
@@ -47,6 +61,7 @@ pub fn listen_group(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_reuse_address(true)?;
         socket.set_reuse_port(true)?;
+        socket.set_tcp_nodelay(true)?;
         socket.bind(&bound.into())?;
         socket.listen(BACKLOG)?;
         let listener = std::net::TcpListener::from(socket);
@@ -144,6 +159,18 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
 
     use super::*;
+
+    #[test]
+    fn accepted_sockets_inherit_no_delay_from_the_listener() {
+        for listener in [listen("127.0.0.1:0".parse().expect("addr")).expect("listen")]
+            .into_iter()
+            .chain(listen_group("127.0.0.1:0".parse().expect("addr"), 2).expect("group"))
+        {
+            let _client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+            let (accepted, _) = listener.accept().expect("accept");
+            assert!(accepted.nodelay().expect("nodelay"), "an accepted socket would hold back small answers");
+        }
+    }
 
     #[test]
     fn a_peer_that_closes_has_left_one_that_sends_has_not() {

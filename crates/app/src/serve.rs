@@ -3,21 +3,27 @@
 //! `ferry_engine::server::Serving` decides them, where the answer to a
 //! batch of requests is computed ([`ServeConfig::route`]), what heavy work
 //! watches while it runs, and what the server says while it drains at
-//! shutdown. A driver only says how its runtime does each step
-//! ([`AsyncServe`], [`Serve`]): how it reads, writes, waits for a permit,
-//! races shutdown and runs blocking work.
+//! shutdown. A driver only says how its runtime does each step: how its
+//! connection reads and writes ([`crate::link`]), and how its server waits
+//! for shutdown or a permit and runs blocking work ([`AsyncServer`],
+//! [`Server`]).
 
 use std::convert::Infallible;
+use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::ops::Deref;
+use std::os::fd::{AsFd, OwnedFd};
+use std::pin::pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::task::Poll;
+use std::time::Instant;
 
 use ferry_engine::frame::LineError;
 use ferry_engine::server::{Next, Pending, Serving};
 use ferry_share::{Batch, Work};
 
+use crate::link::{AsyncLink, Link};
 use crate::net::peer_left;
 use crate::runtime::ServeConfig;
 
@@ -135,48 +141,86 @@ pub fn grace_over(open: usize) {
 /// why not.
 pub type Read = Result<(), LineError<Infallible>>;
 
-/// How an async driver does each step of one connection on a server: each
-/// method a call of its runtime, nothing decided. [`serve_async`] asks for
-/// the steps in the order [`Serving`] decides.
-// The futures are awaited where they are made, by the connection's own
-// task, so no `Send` bound is needed on them.
+/// What an async server's connections share, each a call of its runtime:
+/// the shutdown switch, the permits for heavy work, the blocking pool.
+/// [`serve_async`] races every wait of a connection against
+/// [`AsyncServer::stopping`].
+// Awaited by the connection's own task, as `AsyncLink`'s methods are.
 #[allow(async_fn_in_trait)]
-pub trait AsyncServe {
+pub trait AsyncServer {
     /// A permit of the runtime's semaphore for heavy work.
     type Permit: Send + 'static;
-    /// Writes `batch`, each part taken by the peer within `within`.
-    async fn write(&mut self, batch: Batch, within: Duration) -> io::Result<()>;
-    /// Reads request lines into `pending` until `deadline`, racing
-    /// shutdown: `None` when shutdown came first.
-    async fn read(&mut self, deadline: Instant, pending: &mut Pending) -> Option<Read>;
-    /// Waits for a heavy permit until `deadline`, racing shutdown: `None`
-    /// when shutdown came first, `Some(None)` when no permit came free.
-    async fn permit(&mut self, deadline: Instant) -> Option<Option<Self::Permit>>;
+    /// Completes once the server is shutting down; safe to drop unfinished.
+    async fn stopping(&self);
+    /// A test of the shutdown switch that another thread can own: what
+    /// heavy work asks between chunks.
+    fn watcher(&self) -> impl Fn() -> bool + Clone + Send + Sync + 'static;
+    /// Waits for a heavy permit until `deadline`: `None` if none came free.
+    async fn permit(&self, deadline: Instant) -> Option<Self::Permit>;
     /// Runs `work` where blocking is allowed, and waits for it.
-    async fn blocking(&mut self, work: Blocking) -> io::Result<(Batch, Pending)>;
-    /// The connection's socket, which heavy work watches for the peer leaving.
-    fn socket(&self) -> BorrowedFd<'_>;
-    /// Closes gracefully: FIN, then a brief drain.
-    async fn close(self);
+    async fn blocking(&self, work: Blocking) -> io::Result<(Batch, Pending)>;
 }
 
-/// Serves one connection with an async `driver` until [`Serving`] says it
-/// is done. `shutting_down` is the driver's shutdown switch, asked between
-/// requests and, on the blocking pool, between chunks of heavy work.
+/// Runs `work` unless `stop` completes first: `None` then, and `work` is
+/// dropped, so only for work that is safe to cut. Written with nothing but
+/// `std`, it races futures of any runtime.
+pub async fn unless<T>(stop: impl Future<Output = ()>, work: impl Future<Output = T>) -> Option<T> {
+    let (mut stop, mut work) = (pin!(stop), pin!(work));
+    poll_fn(|cx| {
+        if let Poll::Ready(done) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(done));
+        }
+        stop.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+/// Serves one connection, `link`, on an async runtime until [`Serving`]
+/// says it is done; an error that ends it is logged, never returned: it is
+/// this connection's alone.
 pub async fn serve_async(
     config: &Arc<ServeConfig>,
+    serving: Serving<Batch>,
+    link: impl AsyncLink,
+    server: &impl AsyncServer,
+) {
+    if let Err(error) = serve_steps_async(config, serving, link, server).await {
+        ended(&error);
+    }
+}
+
+/// One connection's task on an async runtime: [`serve_async`], holding
+/// `held` (its place under the connection limit, its token among the
+/// tasks in flight) until the connection ends.
+pub async fn serve_task<S: AsyncServer>(
+    config: Arc<ServeConfig>,
+    serving: Serving<Batch>,
+    link: impl AsyncLink,
+    server: impl Deref<Target = S>,
+    held: impl Sized,
+) {
+    serve_async(&config, serving, link, &*server).await;
+    drop(held);
+}
+
+/// [`serve_async`]'s loop: each step in the order [`Serving`] decides.
+async fn serve_steps_async(
+    config: &Arc<ServeConfig>,
     mut serving: Serving<Batch>,
-    mut driver: impl AsyncServe,
-    shutting_down: impl Fn() -> bool + Clone + Send + Sync + 'static,
+    mut link: impl AsyncLink,
+    server: &impl AsyncServer,
 ) -> io::Result<()> {
+    let shutting_down = server.watcher();
     loop {
         match serving.next(Instant::now(), shutting_down()) {
             Next::Write { batch, within } => {
-                let written = driver.write(batch, within).await;
+                let written = link.write_batch(batch, within).await;
                 serving.on_written(written, Instant::now())?;
             }
             Next::Read { deadline } => {
-                let read = driver.read(deadline, serving.pending()).await;
+                // Reading is cancel-safe: shutdown loses nothing but the
+                // wait, and a wait ended by shutdown is no timeout.
+                let read = unless(server.stopping(), link.read_requests(deadline, serving.pending())).await;
                 serving.on_read(read)?;
             }
             Next::Answer { heavy, deadline } => {
@@ -185,7 +229,7 @@ pub async fn serve_async(
                 // until its deadline (without one it is answered TIMEOUT).
                 let permit = match heavy {
                     false => None,
-                    true => match driver.permit(deadline).await {
+                    true => match unless(server.stopping(), server.permit(deadline)).await {
                         Some(permit) => permit,
                         None => return Ok(()),
                     },
@@ -193,14 +237,14 @@ pub async fn serve_async(
                 // Hot files are answered here, where they cannot block; the
                 // rest on the blocking pool, one trip for the whole batch.
                 let pending = serving.take_pending();
-                let answered = match config.route(pending, permit, deadline, driver.socket(), shutting_down.clone())? {
+                let answered = match config.route(pending, permit, deadline, &link, shutting_down.clone())? {
                     Route::Ready(batch, rest) => (batch, rest),
-                    Route::Blocking(work) => driver.blocking(work).await?,
+                    Route::Blocking(work) => server.blocking(work).await?,
                 };
                 serving.on_answered(answered);
             }
             Next::Close => {
-                driver.close().await;
+                link.close().await;
                 return Ok(());
             }
             Next::Stop => return Ok(()),
@@ -208,60 +252,69 @@ pub async fn serve_async(
     }
 }
 
-/// How a blocking driver (ferry-std) does each step of one connection:
-/// [`AsyncServe`], on a thread of its own, which may block.
-pub trait Serve {
+/// What a blocking server's connections share (ferry-std, a thread per
+/// connection): [`AsyncServer`] without a pool, since the connection's
+/// thread does blocking work itself.
+pub trait Server {
     /// A permit of the driver's semaphore for heavy work.
     type Permit: Send + 'static;
-    /// Writes `batch`, each part taken by the peer within `within`.
-    fn write(&mut self, batch: Batch, within: Duration) -> io::Result<()>;
-    /// Reads request lines into `pending` until `deadline`; at shutdown the
-    /// read sees the end of the stream.
-    fn read(&mut self, deadline: Instant, pending: &mut Pending) -> Read;
+    /// [`AsyncServer::watcher`].
+    fn watcher(&self) -> impl Fn() -> bool + Clone + Send + Sync + 'static;
     /// Waits for a heavy permit until `deadline`: `None` when shutdown came
     /// first, `Some(None)` when no permit came free.
-    fn permit(&mut self, deadline: Instant) -> Option<Option<Self::Permit>>;
-    /// The connection's socket, which heavy work watches for the peer leaving.
-    fn socket(&self) -> BorrowedFd<'_>;
-    /// Closes gracefully: FIN, then a brief drain.
-    fn close(self);
+    fn permit(&self, deadline: Instant) -> Option<Option<Self::Permit>>;
 }
 
-/// [`serve_async`], with a blocking `driver` whose thread answers every
-/// batch itself: it needs no pool, and no path that avoids one.
-pub fn serve(
+/// [`serve_async`], with a blocking `link` whose thread answers every
+/// batch itself: it needs no pool, and no path that avoids one. At
+/// shutdown its reads see the end of the stream.
+pub fn serve(config: &Arc<ServeConfig>, serving: Serving<Batch>, link: impl Link, server: &impl Server) {
+    if let Err(error) = serve_steps(config, serving, link, server) {
+        ended(&error);
+    }
+}
+
+/// [`serve`]'s loop.
+fn serve_steps(
     config: &Arc<ServeConfig>,
     mut serving: Serving<Batch>,
-    mut driver: impl Serve,
-    shutting_down: impl Fn() -> bool + Clone + Send + Sync + 'static,
+    mut link: impl Link,
+    server: &impl Server,
 ) -> io::Result<()> {
+    let shutting_down = server.watcher();
     loop {
         match serving.next(Instant::now(), shutting_down()) {
             Next::Write { batch, within } => {
-                let written = driver.write(batch, within);
+                let written = link.write_batch(batch, within);
                 serving.on_written(written, Instant::now())?;
             }
             Next::Read { deadline } => {
-                let read = driver.read(deadline, serving.pending());
+                let read = link.read_requests(deadline, serving.pending());
                 serving.on_read(Some(read))?;
             }
             Next::Answer { heavy, deadline } => {
                 let permit = match heavy {
                     false => None,
-                    true => match driver.permit(deadline) {
+                    true => match server.permit(deadline) {
                         Some(permit) => permit,
                         None => return Ok(()),
                     },
                 };
                 let pending = serving.take_pending();
-                let work = config.blocking(pending, permit, deadline, driver.socket(), shutting_down.clone())?;
+                let work = config.blocking(pending, permit, deadline, &link, shutting_down.clone())?;
                 serving.on_answered(work.run());
             }
             Next::Close => {
-                driver.close();
+                link.close();
                 return Ok(());
             }
             Next::Stop => return Ok(()),
         }
     }
+}
+
+/// Logs the end of a connection by an error: only in debug, because
+/// clients that leave are routine.
+fn ended(error: &io::Error) {
+    tracing::debug!(%error, "connection ended");
 }

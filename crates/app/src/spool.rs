@@ -18,6 +18,10 @@ use std::io::{self, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use ferry_engine::client::SaveError;
+
+use crate::save::Dest;
+
 /// How many received bytes are gathered before they go to stdout, a device
 /// or the `.part`: each write is a trip to the blocking pool, and 64 KiB
 /// trips were measured much slower (README, "Measurements behind design
@@ -76,10 +80,10 @@ where
         Spool { file: Some(file), filling: Vec::with_capacity(SPOOL_BUFFER), writing: None }
     }
 
-    /// The file, taken out once flushed: `None` if a write was lost (its
-    /// task panicked), and the file with it.
-    pub fn take_file(&mut self) -> Option<File> {
-        self.file.take()
+    /// The file, taken out once flushed, to commit to `dest`; an error if
+    /// a write was lost (its task panicked), and the file with it.
+    pub fn take_file(&mut self, dest: &Dest) -> Result<File, SaveError> {
+        self.file.take().ok_or_else(|| SaveError::io(dest.name(), io::Error::other("a write was lost")))
     }
 
     /// The write in flight, taken out: for a runtime whose task handles
@@ -147,6 +151,7 @@ mod tests {
     use std::task::Waker;
 
     use super::*;
+    use crate::save::Stream;
 
     /// A pool that runs each write when the test says so.
     struct Later(Option<(File, Vec<u8>)>);
@@ -180,7 +185,7 @@ mod tests {
         }
         assert!(matches!(spool.poll_flush(&mut cx, &mut spawn), Poll::Ready(Ok(()))));
         assert_eq!(handed, [SPOOL_BUFFER, SPOOL_BUFFER, 12_345]);
-        drop(spool.take_file().expect("the file is back"));
+        drop(spool.take_file(&Dest::Stream(Stream::Stdout)).expect("the file is back"));
         let mut written = Vec::new();
         File::open(&path).expect("open").read_to_end(&mut written).expect("read");
         assert!(written == bytes, "the file holds other bytes");

@@ -46,6 +46,18 @@ impl<E> LineError<E> {
     pub fn from_io(error: io::Error) -> LineError<E> {
         if is_timeout(&error) { LineError::TimedOut } else { LineError::Io(error) }
     }
+
+    /// What one read towards a line means: `read` is `None` when the
+    /// deadline came first. More bytes (their count) mean go on; the end of
+    /// the stream before a whole line, or a failure, end the line.
+    pub fn after_read(read: Option<io::Result<usize>>) -> Result<usize, LineError<E>> {
+        match read {
+            None => Err(LineError::TimedOut),
+            Some(Ok(0)) => Err(LineError::Closed),
+            Some(Ok(n)) => Ok(n),
+            Some(Err(e)) => Err(LineError::from_io(e)),
+        }
+    }
 }
 
 /// The error of a write the peer did not take within its deadline: it has
@@ -88,6 +100,15 @@ impl<'a> Spare<'a> {
     /// The read filled `n` bytes of the room.
     pub fn keep(&mut self, n: usize) {
         self.kept = n;
+    }
+
+    /// Keeps what `read` filled, if it succeeded (`None`: it did not end
+    /// by the deadline), and passes it on.
+    pub fn kept(mut self, read: Option<io::Result<usize>>) -> Option<io::Result<usize>> {
+        if let Some(Ok(n)) = &read {
+            self.kept = *n;
+        }
+        read
     }
 }
 

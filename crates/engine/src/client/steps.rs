@@ -37,14 +37,14 @@ pub trait Steps {
     /// the client's timeout.
     fn line<T, E>(&mut self, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>>;
     /// Writes request lines ([`Step::Send`]).
-    fn send(&mut self, requests: &[u8]) -> io::Result<()>;
+    fn send(&mut self, requests: Vec<u8>) -> io::Result<()>;
     /// Receives a body into its destination ([`Step::Receive`]).
     fn receive(&mut self, item: &Self::Item, len: u64, hash: bool) -> Result<Received<Self::File>, NotReceived>;
-    /// Reads a body into memory ([`Step::ReadSmall`]).
-    fn small(&mut self, len: usize) -> Result<Vec<u8>, BodyError>;
-    /// Reads a body without keeping it, showing each piece to `each` as it
-    /// arrives ([`Step::Discard`], [`Step::ReadListing`]).
-    fn discard(&mut self, len: u64, each: &mut dyn FnMut(&[u8])) -> Result<(), BodyError>;
+    /// Reads a body of `len` bytes, showing each piece to `each` as it
+    /// arrives and keeping none: the session keeps a small one
+    /// ([`Step::ReadSmall`]), parses a listing ([`Step::ReadListing`]) or
+    /// drops it ([`Step::Discard`]).
+    fn body(&mut self, len: u64, each: &mut dyn FnMut(&[u8])) -> Result<(), BodyError>;
     /// Commits a received file ([`Step::Commit`]).
     fn commit(&mut self, item: &Self::Item, file: Self::File, digest: Option<[u8; 32]>) -> Result<(), SaveError>;
 }
@@ -62,14 +62,14 @@ pub trait AsyncSteps {
     /// the client's timeout.
     async fn line<T, E>(&mut self, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>>;
     /// Writes request lines ([`Step::Send`]).
-    async fn send(&mut self, requests: &[u8]) -> io::Result<()>;
+    async fn send(&mut self, requests: Vec<u8>) -> io::Result<()>;
     /// Receives a body into its destination ([`Step::Receive`]).
     async fn receive(&mut self, item: &Self::Item, len: u64, hash: bool) -> Result<Received<Self::File>, NotReceived>;
-    /// Reads a body into memory ([`Step::ReadSmall`]).
-    async fn small(&mut self, len: usize) -> Result<Vec<u8>, BodyError>;
-    /// Reads a body without keeping it, showing each piece to `each` as it
-    /// arrives ([`Step::Discard`], [`Step::ReadListing`]).
-    async fn discard(&mut self, len: u64, each: &mut dyn FnMut(&[u8])) -> Result<(), BodyError>;
+    /// Reads a body of `len` bytes, showing each piece to `each` as it
+    /// arrives and keeping none: the session keeps a small one
+    /// ([`Step::ReadSmall`]), parses a listing ([`Step::ReadListing`]) or
+    /// drops it ([`Step::Discard`]).
+    async fn body(&mut self, len: u64, each: &mut dyn FnMut(&[u8])) -> Result<(), BodyError>;
     /// Commits a received file ([`Step::Commit`]).
     async fn commit(&mut self, item: &Self::Item, file: Self::File, digest: Option<[u8; 32]>) -> Result<(), SaveError>;
 }
@@ -85,15 +85,19 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
         loop {
             match self.step() {
                 Step::ReadGreeting => self.on_greeting(driver.line(parse_greeting))?,
-                Step::Send(requests) => self.on_sent(driver.send(&requests))?,
+                Step::Send(requests) => self.on_sent(driver.send(requests))?,
                 Step::ReadAnswer => self.on_answer(driver.line(parse_answer))?,
                 Step::Receive { item, len, hash } => self.on_received(driver.receive(item, len, hash))?,
-                Step::ReadSmall(len) => self.on_small(driver.small(len))?,
-                Step::Discard(len) => self.on_discarded(driver.discard(len, &mut |_| {}))?,
+                Step::ReadSmall(len) => {
+                    let mut kept = Vec::with_capacity(len);
+                    let read = driver.body(len as u64, &mut |piece| kept.extend_from_slice(piece));
+                    self.on_small(read.map(|()| kept))?;
+                }
+                Step::Discard(len) => self.on_discarded(driver.body(len, &mut |_| {}))?,
                 Step::ReadListing(len) => {
                     let mut each = |entry| report.listed(entry);
                     let mut lines = ListingLines::new(&mut each);
-                    let read = driver.discard(len, &mut |piece| lines.feed(piece));
+                    let read = driver.body(len, &mut |piece| lines.feed(piece));
                     self.on_listing(read, lines.finish())?;
                 }
                 Step::Commit { item, file, digest } => self.on_committed(driver.commit(item, file, digest)),
@@ -112,15 +116,19 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
         loop {
             match self.step() {
                 Step::ReadGreeting => self.on_greeting(driver.line(parse_greeting).await)?,
-                Step::Send(requests) => self.on_sent(driver.send(&requests).await)?,
+                Step::Send(requests) => self.on_sent(driver.send(requests).await)?,
                 Step::ReadAnswer => self.on_answer(driver.line(parse_answer).await)?,
                 Step::Receive { item, len, hash } => self.on_received(driver.receive(item, len, hash).await)?,
-                Step::ReadSmall(len) => self.on_small(driver.small(len).await)?,
-                Step::Discard(len) => self.on_discarded(driver.discard(len, &mut |_| {}).await)?,
+                Step::ReadSmall(len) => {
+                    let mut kept = Vec::with_capacity(len);
+                    let read = driver.body(len as u64, &mut |piece| kept.extend_from_slice(piece)).await;
+                    self.on_small(read.map(|()| kept))?;
+                }
+                Step::Discard(len) => self.on_discarded(driver.body(len, &mut |_| {}).await)?,
                 Step::ReadListing(len) => {
                     let mut each = |entry| report.listed(entry);
                     let mut lines = ListingLines::new(&mut each);
-                    let read = driver.discard(len, &mut |piece| lines.feed(piece)).await;
+                    let read = driver.body(len, &mut |piece| lines.feed(piece)).await;
                     self.on_listing(read, lines.finish())?;
                 }
                 Step::Commit { item, file, digest } => self.on_committed(driver.commit(item, file, digest).await),
