@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use ferry_app::link::Link;
+use ferry_app::link::{Link, Save};
 use ferry_conformance::implementation::{Implementation, Launch, WORKSPACE};
 use ferry_conformance::process::Server;
 use ferry_engine::{Answer, Parsed, Request, parse_request};
@@ -89,7 +89,7 @@ fn write_files(root: &Path) -> io::Result<()> {
 /// One file over one connection, with each runtime's own `Connection`,
 /// through the link traits every driver implements.
 mod clients {
-    use ferry_app::link::AsyncLink;
+    use ferry_app::link::AsyncSave;
     use ferry_engine::client::ClientConfig;
 
     use super::*;
@@ -99,17 +99,17 @@ mod clients {
         ClientConfig { addr: addr.to_string(), timeout: TIMEOUT, max_size: None }
     }
 
-    pub(crate) fn greeted<L: Link>(mut connection: L) -> L {
+    pub(crate) fn greeted<L: Save>(mut connection: L) -> L {
         connection.read_line(std::time::Instant::now() + TIMEOUT, ferry_engine::parse_greeting).expect("greeting");
         connection
     }
 
-    pub(crate) fn get<L: Link>(connection: &mut L, request: &[u8]) -> u64 {
+    pub(crate) fn get<L: Save>(connection: &mut L, request: &[u8]) -> u64 {
         connection.write_all(request.to_vec(), TIMEOUT).expect("request");
         answer(connection)
     }
 
-    pub(crate) fn answer<L: Link>(connection: &mut L) -> u64 {
+    pub(crate) fn answer<L: Save>(connection: &mut L) -> u64 {
         let deadline = std::time::Instant::now() + TIMEOUT;
         let Answer::Ok { len } = connection.read_line(deadline, ferry_engine::parse_answer).expect("answer") else {
             panic!("not OK")
@@ -118,13 +118,13 @@ mod clients {
         len
     }
 
-    pub(crate) async fn greeted_async<L: AsyncLink>(mut connection: L) -> L {
+    pub(crate) async fn greeted_async<L: AsyncSave>(mut connection: L) -> L {
         let deadline = std::time::Instant::now() + TIMEOUT;
         connection.read_line(deadline, ferry_engine::parse_greeting).await.expect("greeting");
         connection
     }
 
-    pub(crate) async fn get_async<L: AsyncLink>(connection: &mut L, request: &[u8]) -> u64 {
+    pub(crate) async fn get_async<L: AsyncSave>(connection: &mut L, request: &[u8]) -> u64 {
         // The write owns its buffer (compio hands it to the kernel).
         connection.write_all(request.to_vec(), TIMEOUT).await.expect("request");
         let deadline = std::time::Instant::now() + TIMEOUT;

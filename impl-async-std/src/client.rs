@@ -14,26 +14,22 @@ use std::io;
 use std::os::fd::OwnedFd;
 
 use async_std::fs::File;
-use async_std::io::{BufWriter, WriteExt};
+use async_std::io::BufWriter;
 use async_std::task::spawn_blocking;
 use ferry_app::Item;
-use ferry_app::link::AsyncSave;
+use ferry_app::futures::FuturesSave;
 use ferry_app::spool::SPOOL_BUFFER;
 use ferry_engine::client::SaveError;
 
 use crate::connection::Connection;
 
-impl AsyncSave for Connection {
+impl FuturesSave for Connection {
+    type File = BufWriter<File>;
+
     async fn open(&mut self, item: &Item, len: u64) -> Result<BufWriter<File>, SaveError> {
         let (dest, offset) = (item.dest.clone(), item.offset);
         let opened = spawn_blocking(move || dest.open(offset, len)).await?;
         Ok(BufWriter::with_capacity(SPOOL_BUFFER, File::from(opened)))
-    }
-
-    /// The `BufWriter` holds up to [`SPOOL_BUFFER`] bytes, and
-    /// `async_std::fs::File` a write in flight on the pool.
-    async fn flush(file: &mut BufWriter<File>) -> io::Result<()> {
-        file.flush().await
     }
 
     async fn commit(&mut self, item: &Item, file: BufWriter<File>, digest: Option<[u8; 32]>) -> Result<(), SaveError> {

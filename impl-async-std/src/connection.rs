@@ -16,7 +16,6 @@ use ferry_app::dial;
 use ferry_app::futures::{self, FuturesLink};
 
 use crate::AsyncStd;
-use async_std::io::BufWriter;
 use ferry_engine::client::{ClientConfig, ClientError};
 use ferry_engine::frame::LINE_READ;
 use ferry_share::FileBody;
@@ -31,7 +30,6 @@ pub struct Connection {
 impl FuturesLink for Connection {
     type Runtime = AsyncStd;
     type Stream = TcpStream;
-    type File = BufWriter<async_std::fs::File>;
 
     fn parts(&mut self) -> (&mut TcpStream, &mut Vec<u8>) {
         (&mut self.stream, &mut self.buffer)

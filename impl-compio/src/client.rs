@@ -10,6 +10,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
+use std::time::Duration;
 
 use compio::BufResult;
 use compio::buf::{IntoInner, IoBuf};
@@ -18,15 +19,31 @@ use compio::driver::{SharedFd, ToSharedFd};
 use compio::io::AsyncWrite;
 use ferry_app::Item;
 use ferry_app::link::AsyncSave;
+use ferry_engine::body::BodyError;
 use ferry_engine::client::SaveError;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, Drain};
 use crate::pool::blocking;
 
 impl AsyncSave for Connection {
+    type File = Sink;
+
     async fn open(&mut self, item: &Item, len: u64) -> Result<Sink, SaveError> {
         let (dest, offset) = (item.dest.clone(), item.offset);
         blocking(move || dest.open(offset, len)).await.map(Sink::new)
+    }
+
+    async fn receive_into(
+        &mut self,
+        len: u64,
+        file: Option<&mut Sink>,
+        each: impl FnMut(&[u8]),
+        timeout: Duration,
+    ) -> Result<(), BodyError> {
+        match file {
+            Some(file) => self.receive_with(len, file, each, timeout).await,
+            None => self.receive_with(len, &mut Drain, each, timeout).await,
+        }
     }
 
     async fn commit(&mut self, item: &Item, file: Sink, digest: Option<[u8; 32]>) -> Result<(), SaveError> {

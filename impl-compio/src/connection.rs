@@ -39,14 +39,13 @@ use ferry_engine::server::{LINGER, LINGER_BYTES};
 use ferry_share::FileBody;
 use futures_util::future::{Either, select};
 
-use crate::client::Sink;
 use crate::pool::Pipe;
 
 /// A stream and the bytes received on it but not yet used.
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
-    buffer: Vec<u8>,
+    pub(crate) stream: TcpStream,
+    pub(crate) buffer: Vec<u8>,
     /// What line reads are handed to the kernel in; emptied into `buffer`.
     scratch: Vec<u8>,
 }
@@ -71,21 +70,6 @@ impl AsyncLink for Connection {
             self.scratch = scratch;
             read
         })
-    }
-
-    type File = Sink;
-
-    async fn receive_into(
-        &mut self,
-        len: u64,
-        file: Option<&mut Sink>,
-        each: impl FnMut(&[u8]),
-        timeout: Duration,
-    ) -> Result<(), BodyError> {
-        match file {
-            Some(file) => self.receive_with(len, file, each, timeout).await,
-            None => self.receive_with(len, &mut Drain, each, timeout).await,
-        }
     }
 
     async fn write_all(&mut self, bytes: Vec<u8>, within: Duration) -> io::Result<()> {
@@ -175,7 +159,7 @@ impl Connection {
 
     /// [`AsyncLink::receive_into`], into any of compio's writers: the
     /// `.part`, or nowhere.
-    async fn receive_with(
+    pub(crate) async fn receive_with(
         &mut self,
         len: u64,
         sink: &mut impl AsyncWrite,
@@ -320,7 +304,7 @@ const COPY_BUFFER: usize = 16 << 10;
 /// A sink that takes every byte and keeps none, for bodies the session
 /// drops. (compio's `null()` reports writing nothing.)
 #[derive(Debug)]
-struct Drain;
+pub(crate) struct Drain;
 
 impl AsyncWrite for Drain {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {

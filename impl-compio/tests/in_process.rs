@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferry_app::link::AsyncLink;
+use ferry_app::link::{AsyncLink, AsyncSave};
 use ferry_app::switch::Trigger;
 use ferry_app::testing::Share;
 use ferry_compio::connection::Connection;

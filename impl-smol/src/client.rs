@@ -13,23 +13,19 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use ferry_app::Item;
-use ferry_app::link::AsyncSave;
+use ferry_app::futures::FuturesSave;
 use ferry_app::spool::{Spool, Written, write_out};
 use ferry_engine::client::SaveError;
-use smol::io::AsyncWriteExt;
 use smol::{Task, unblock};
 
 use crate::connection::Connection;
 
-impl AsyncSave for Connection {
+impl FuturesSave for Connection {
+    type File = Sink;
+
     async fn open(&mut self, item: &Item, len: u64) -> Result<Sink, SaveError> {
         let (dest, offset) = (item.dest.clone(), item.offset);
         unblock(move || dest.open(offset, len)).await.map(|file| Sink(Spool::new(file)))
-    }
-
-    /// A `Sink` hands each 1 MiB to `unblock`: the last may still be there.
-    async fn flush(file: &mut Sink) -> io::Result<()> {
-        file.flush().await
     }
 
     async fn commit(&mut self, item: &Item, mut file: Sink, digest: Option<[u8; 32]>) -> Result<(), SaveError> {

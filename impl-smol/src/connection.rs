@@ -16,7 +16,6 @@ use ferry_app::dial;
 use ferry_app::futures::{self, FuturesLink};
 
 use crate::Smol;
-use crate::client::Sink;
 use ferry_engine::client::{ClientConfig, ClientError};
 use ferry_engine::frame::LINE_READ;
 use ferry_share::FileBody;
@@ -32,7 +31,6 @@ pub struct Connection {
 impl FuturesLink for Connection {
     type Runtime = Smol;
     type Stream = Async<TcpStream>;
-    type File = Sink;
 
     fn parts(&mut self) -> (&mut Async<TcpStream>, &mut Vec<u8>) {
         (&mut self.stream, &mut self.buffer)

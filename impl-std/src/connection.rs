@@ -7,7 +7,6 @@
 //! to the time left before every read, because it bounds one call, not the
 //! line.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::ops::Range;
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use ferry_app::dial;
 use ferry_app::link::Link;
-use ferry_engine::body::{BODY_BUFFER, BodyError, Incoming, SEND_WINDOW};
+use ferry_engine::body::SEND_WINDOW;
 use ferry_engine::client::{ClientConfig, ClientError};
 use ferry_engine::frame::{LINE_READ, is_timeout, stopped_reading};
 use ferry_engine::server::{LINGER, LINGER_BYTES};
@@ -30,8 +29,8 @@ use rustix::io::Errno;
 pub struct Connection {
     /// Shared, not owned: the server keeps another handle to shut the read
     /// side at shutdown, and an `Arc` does that without a second descriptor.
-    stream: Arc<TcpStream>,
-    buffer: Vec<u8>,
+    pub(crate) stream: Arc<TcpStream>,
+    pub(crate) buffer: Vec<u8>,
     /// The write timeout last set on the socket, so it is set only when it
     /// changes (a system call each time).
     write_limit: Option<Duration>,
@@ -66,37 +65,6 @@ impl Link for Connection {
                 read => return Some(read),
             }
         }
-    }
-
-    type File = File;
-
-    /// One read waits at most `timeout`, the socket's read timeout.
-    fn receive_into(
-        &mut self,
-        len: u64,
-        file: Option<&mut File>,
-        mut each: impl FnMut(&[u8]),
-        timeout: Duration,
-    ) -> Result<(), BodyError> {
-        let mut nowhere = io::sink();
-        let sink: &mut dyn Write = match file {
-            Some(file) => file,
-            None => &mut nowhere,
-        };
-        let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer, Instant::now());
-        sink.write_all(&first).map_err(|e| body.sink_failed(first.len(), e))?;
-        each(&first);
-        // One read waits at most `timeout`: set once, not before every read
-        // (a system call each). A read begun late in a window may then run
-        // past its end, so a stalled body fails within two windows.
-        self.stream.set_read_timeout(Some(timeout)).map_err(|e| BodyError::socket(0, e))?;
-        let mut chunk = vec![0; BODY_BUFFER];
-        while let Some(want) = body.want(chunk.len()) {
-            let n = body.on_read(Some((&*self.stream).read(&mut chunk[..want])), Instant::now())?;
-            sink.write_all(&chunk[..n]).map_err(|e| body.sink_failed(n, e))?;
-            each(&chunk[..n]);
-        }
-        Ok(())
     }
 
     /// The socket's write timeout bounds each `write`; it is set only when

@@ -1,31 +1,62 @@
-//! The client's saving, the tokio way ([`AsyncSave`]): what a received
-//! body is written to.
+//! What a client does that a server never does, the tokio way
+//! ([`AsyncSave`]): receive bodies, and save them.
 //!
 //! The session decides every step of the conversation and what each result
 //! means; `ferry_app::link::Client` does its steps on a [`Connection`]. What
-//! is tokio's own is saving: files are written by the blocking pool, 1 MiB
-//! at a time ([`Sink`]); opening and committing go to `spawn_blocking`
-//! whole.
+//! is tokio's own is here: a body's reads under `timeout_at`, and files
+//! written by the blocking pool, 1 MiB at a time ([`Sink`]); opening and
+//! committing go to `spawn_blocking` whole.
 
 use std::fs::File;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use ferry_app::link::AsyncSave;
 use ferry_app::spool::{Spool, Written, write_out};
 use ferry_app::{Dest, Item};
+use ferry_engine::body::{BODY_BUFFER, BodyError, Incoming};
 use ferry_engine::client::SaveError;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::task::{JoinHandle, spawn_blocking};
+use tokio::time::{Instant, timeout_at};
 
 use crate::connection::Connection;
 
 impl AsyncSave for Connection {
+    type File = Sink;
+
     async fn open(&mut self, item: &Item, len: u64) -> Result<Sink, SaveError> {
         let (dest, offset) = (item.dest.clone(), item.offset);
         let opened = spawn_blocking(move || dest.open(offset, len)).await;
         Ok(Sink(Spool::new(opened.unwrap_or_else(|e| Err(lost(&item.dest, e)))?)))
+    }
+
+    /// Reads race `timeout_at` with the end of each pace window.
+    async fn receive_into(
+        &mut self,
+        len: u64,
+        file: Option<&mut Sink>,
+        mut each: impl FnMut(&[u8]),
+        timeout: Duration,
+    ) -> Result<(), BodyError> {
+        let mut nowhere = tokio::io::sink();
+        let sink: &mut (dyn AsyncWrite + Unpin + Send) = match file {
+            Some(file) => file,
+            None => &mut nowhere,
+        };
+        let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer, std::time::Instant::now());
+        sink.write_all(&first).await.map_err(|e| body.sink_failed(first.len(), e))?;
+        each(&first);
+        let mut chunk = vec![0; BODY_BUFFER];
+        while let Some(want) = body.want(chunk.len()) {
+            let read = timeout_at(Instant::from_std(body.deadline()), self.stream.read(&mut chunk[..want])).await;
+            let n = body.on_read(read.ok(), std::time::Instant::now())?;
+            sink.write_all(&chunk[..n]).await.map_err(|e| body.sink_failed(n, e))?;
+            each(&chunk[..n]);
+        }
+        Ok(())
     }
 
     /// A `Sink` hands each 1 MiB to the pool: the last may still be there.

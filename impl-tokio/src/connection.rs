@@ -15,23 +15,22 @@ use std::time::Duration;
 
 use ferry_app::dial;
 use ferry_app::link::AsyncLink;
-use ferry_engine::body::{BODY_BUFFER, BodyError, Incoming, SEND_WINDOW};
+use ferry_engine::body::SEND_WINDOW;
 use ferry_engine::client::{ClientConfig, ClientError};
 use ferry_engine::frame::{LINE_READ, stopped_reading};
 use ferry_engine::server::{LINGER, LINGER_BYTES};
 use ferry_share::FileBody;
 
-use crate::client::Sink;
 use rustix::io::Errno;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 
 /// A stream and the bytes received on it but not yet used.
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
-    buffer: Vec<u8>,
+    pub(crate) stream: TcpStream,
+    pub(crate) buffer: Vec<u8>,
 }
 
 impl AsyncLink for Connection {
@@ -44,34 +43,6 @@ impl AsyncLink for Connection {
     async fn read_more(&mut self, deadline: std::time::Instant) -> Option<io::Result<usize>> {
         self.buffer.reserve(LINE_READ);
         timeout_at(Instant::from_std(deadline), self.stream.read_buf(&mut self.buffer)).await.ok()
-    }
-
-    type File = Sink;
-
-    /// Reads race `timeout_at` with the end of each pace window.
-    async fn receive_into(
-        &mut self,
-        len: u64,
-        file: Option<&mut Sink>,
-        mut each: impl FnMut(&[u8]),
-        timeout: Duration,
-    ) -> Result<(), BodyError> {
-        let mut nowhere = tokio::io::sink();
-        let sink: &mut (dyn AsyncWrite + Unpin + Send) = match file {
-            Some(file) => file,
-            None => &mut nowhere,
-        };
-        let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer, std::time::Instant::now());
-        sink.write_all(&first).await.map_err(|e| body.sink_failed(first.len(), e))?;
-        each(&first);
-        let mut chunk = vec![0; BODY_BUFFER];
-        while let Some(want) = body.want(chunk.len()) {
-            let read = timeout_at(Instant::from_std(body.deadline()), self.stream.read(&mut chunk[..want])).await;
-            let n = body.on_read(read.ok(), std::time::Instant::now())?;
-            sink.write_all(&chunk[..n]).await.map_err(|e| body.sink_failed(n, e))?;
-            each(&chunk[..n]);
-        }
-        Ok(())
     }
 
     async fn write_all(&mut self, bytes: Vec<u8>, within: Duration) -> io::Result<()> {

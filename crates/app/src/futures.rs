@@ -2,8 +2,9 @@
 //! through futures-io's traits (`AsyncRead`, `AsyncWrite`): a line's next
 //! read, a body received at its pace, a write within a deadline, the drain
 //! at close. A driver's connection says only what differs ([`FuturesLink`]:
-//! its socket, how `sendfile` waits for room, how it sleeps), and is an
-//! [`AsyncLink`] through the impl here.
+//! its socket, how `sendfile` waits for room, how it sleeps;
+//! [`FuturesSave`]: the file a client writes to), and is an [`AsyncLink`]
+//! and an [`AsyncSave`] through the impls here.
 
 use std::io;
 use std::net::TcpStream;
@@ -20,9 +21,11 @@ use ferry_engine::server::{LINGER, LINGER_BYTES};
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use rustix::io::Errno;
 
+use ferry_engine::client::SaveError;
 use ferry_share::FileBody;
 
-use crate::link::AsyncLink;
+use crate::link::{AsyncLink, AsyncSave};
+use crate::save::Item;
 use crate::serve::unless;
 use crate::switch::AnyExecutor;
 
@@ -34,8 +37,6 @@ pub trait FuturesLink: AsFd + Sized {
     type Runtime: AnyExecutor;
     /// The socket.
     type Stream: AsyncRead + AsyncWrite + Unpin;
-    /// [`AsyncLink::File`].
-    type File: AsyncWrite + Unpin;
     /// The socket, and what has been received on it and not yet used.
     fn parts(&mut self) -> (&mut Self::Stream, &mut Vec<u8>);
     /// The socket alone, to drain at close.
@@ -54,6 +55,36 @@ impl<L: FuturesLink> AsyncLink for L {
         read_more::<L::Runtime>(stream, buffer, deadline).await
     }
 
+    async fn write_all(&mut self, bytes: Vec<u8>, within: Duration) -> io::Result<()> {
+        write_all::<L::Runtime>(self.parts().0, &bytes, within).await
+    }
+
+    async fn send_body(&mut self, body: FileBody, idle: Duration) -> io::Result<()> {
+        self.send_file(body, idle).await
+    }
+
+    /// Sends FIN (a `shutdown` of the write side), then drains.
+    async fn close(self) {
+        if rustix::net::shutdown(&self, rustix::net::Shutdown::Write).is_ok() {
+            drain::<L::Runtime>(self.into_stream()).await;
+        }
+    }
+}
+
+/// What a client on such a runtime does its own way when it saves a body:
+/// the file it writes to, opening it and committing it. Every such
+/// connection is an [`AsyncSave`], receiving through [`receive_into`].
+#[allow(async_fn_in_trait)]
+pub trait FuturesSave: FuturesLink {
+    /// [`AsyncSave::File`]: one that futures-io can write to.
+    type File: AsyncWrite + Unpin;
+    /// [`AsyncSave::open`].
+    async fn open(&mut self, item: &Item, len: u64) -> Result<Self::File, SaveError>;
+    /// [`AsyncSave::commit`].
+    async fn commit(&mut self, item: &Item, file: Self::File, digest: Option<[u8; 32]>) -> Result<(), SaveError>;
+}
+
+impl<L: FuturesSave> AsyncSave for L {
     type File = L::File;
 
     async fn receive_into(
@@ -70,19 +101,17 @@ impl<L: FuturesLink> AsyncLink for L {
         }
     }
 
-    async fn write_all(&mut self, bytes: Vec<u8>, within: Duration) -> io::Result<()> {
-        write_all::<L::Runtime>(self.parts().0, &bytes, within).await
+    async fn open(&mut self, item: &Item, len: u64) -> Result<L::File, SaveError> {
+        FuturesSave::open(self, item, len).await
     }
 
-    async fn send_body(&mut self, body: FileBody, idle: Duration) -> io::Result<()> {
-        self.send_file(body, idle).await
+    /// The file may hold writes back (a buffer, a write on a pool).
+    async fn flush(file: &mut L::File) -> io::Result<()> {
+        file.flush().await
     }
 
-    /// Sends FIN (a `shutdown` of the write side), then drains.
-    async fn close(self) {
-        if rustix::net::shutdown(&self, rustix::net::Shutdown::Write).is_ok() {
-            drain::<L::Runtime>(self.into_stream()).await;
-        }
+    async fn commit(&mut self, item: &Item, file: L::File, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
+        FuturesSave::commit(self, item, file, digest).await
     }
 }
 

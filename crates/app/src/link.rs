@@ -8,6 +8,7 @@
 //! runtime's calls, and `client.rs` adds saving ([`AsyncSave`], [`Save`]):
 //! a driver writes no method that only passes a call on.
 
+use std::convert::Infallible;
 use std::io;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -23,8 +24,11 @@ use ferry_engine::server::Pending;
 use ferry_share::{BATCH_REQUESTS, Batch, FileBody, Part};
 
 use crate::save::{Item, Plan, Report};
-use crate::serve::Read;
 use crate::tally::Tally;
+
+/// How a read of request lines ended: whole lines are in the pending
+/// queue, or why not.
+pub type Read = Result<(), LineError<Infallible>>;
 
 /// What an async runtime does with one connection, server or client side:
 /// each method its runtime's calls, nothing decided. Its descriptor
@@ -43,22 +47,6 @@ pub trait AsyncLink: AsFd {
     /// cancel-safe: dropped half-way (by a race with shutdown), it has
     /// added nothing that is not data.
     async fn read_more(&mut self, deadline: Instant) -> Option<io::Result<usize>>;
-
-    /// Where a client's received body goes: the driver's open file.
-    type File;
-
-    /// Receives exactly `len` body bytes into `file` (or into nothing),
-    /// showing each piece to `each` as well (for a digest, progress, a
-    /// listing's lines), at the pace [`ferry_engine::body::Incoming`]
-    /// requires with `timeout`: a stalled peer, or one that trickles, is
-    /// given up on; a slow one is not.
-    async fn receive_into(
-        &mut self,
-        len: u64,
-        file: Option<&mut Self::File>,
-        each: impl FnMut(&[u8]),
-        timeout: Duration,
-    ) -> Result<(), BodyError>;
 
     /// Writes `bytes` (requests, greetings, joined answers), which the peer
     /// must take within `within`.
@@ -83,11 +71,6 @@ pub trait AsyncLink: AsFd {
             }
             LineError::after_read(self.read_more(deadline).await)?;
         }
-    }
-
-    /// Receives a body into nothing, showing each piece to `each`.
-    async fn read_body(&mut self, len: u64, timeout: Duration, each: impl FnMut(&[u8])) -> Result<(), BodyError> {
-        self.receive_into(len, None, each, timeout).await
     }
 
     /// Sends a batch of answers: joined bytes in one write each, each file
@@ -119,16 +102,6 @@ pub trait Link: AsFd {
     fn received(&mut self) -> &mut Vec<u8>;
     /// [`AsyncLink::read_more`], blocking.
     fn read_more(&mut self, deadline: Instant) -> Option<io::Result<usize>>;
-    /// [`AsyncLink::File`].
-    type File;
-    /// [`AsyncLink::receive_into`].
-    fn receive_into(
-        &mut self,
-        len: u64,
-        file: Option<&mut Self::File>,
-        each: impl FnMut(&[u8]),
-        timeout: Duration,
-    ) -> Result<(), BodyError>;
     /// [`AsyncLink::write_all`].
     fn write_all(&mut self, bytes: Vec<u8>, within: Duration) -> io::Result<()>;
     /// [`AsyncLink::send_body`].
@@ -144,11 +117,6 @@ pub trait Link: AsFd {
             }
             LineError::after_read(self.read_more(deadline))?;
         }
-    }
-
-    /// [`AsyncLink::read_body`].
-    fn read_body(&mut self, len: u64, timeout: Duration, each: impl FnMut(&[u8])) -> Result<(), BodyError> {
-        self.receive_into(len, None, each, timeout)
     }
 
     /// [`AsyncLink::write_batch`].
@@ -171,11 +139,33 @@ pub trait Link: AsFd {
 /// A body received into a driver's open file `F`, or why not.
 pub type Receiving<F> = Result<Received<F>, NotReceived>;
 
-/// How an async driver saves what a client receives: into a `.part` on
-/// disk, through its runtime's way of writing files. What is the same for
-/// every driver, [`AsyncSave::receive`], is written here.
+/// What a client does with a connection that a server never does: receive
+/// bodies, and save them into a `.part` on disk through its runtime's way
+/// of writing files. What is the same for every driver,
+/// [`AsyncSave::receive`], is written here.
 #[allow(async_fn_in_trait)]
 pub trait AsyncSave: AsyncLink {
+    /// Where a received body goes: the driver's open file.
+    type File;
+
+    /// Receives exactly `len` body bytes into `file` (or into nothing),
+    /// showing each piece to `each` as well (for a digest, progress, a
+    /// listing's lines), at the pace [`ferry_engine::body::Incoming`]
+    /// requires with `timeout`: a stalled peer, or one that trickles, is
+    /// given up on; a slow one is not.
+    async fn receive_into(
+        &mut self,
+        len: u64,
+        file: Option<&mut Self::File>,
+        each: impl FnMut(&[u8]),
+        timeout: Duration,
+    ) -> Result<(), BodyError>;
+
+    /// Receives a body into nothing, showing each piece to `each`.
+    async fn read_body(&mut self, len: u64, timeout: Duration, each: impl FnMut(&[u8])) -> Result<(), BodyError> {
+        self.receive_into(len, None, each, timeout).await
+    }
+
     /// Opens `item`'s destination for a body of `len` bytes
     /// ([`crate::Dest::open`]), where blocking is allowed.
     async fn open(&mut self, item: &Item, len: u64) -> Result<Self::File, SaveError>;
@@ -207,6 +197,21 @@ pub trait AsyncSave: AsyncLink {
 
 /// [`AsyncSave`] for a blocking driver, whose writes complete at once.
 pub trait Save: Link {
+    /// [`AsyncSave::File`].
+    type File;
+    /// [`AsyncSave::receive_into`].
+    fn receive_into(
+        &mut self,
+        len: u64,
+        file: Option<&mut Self::File>,
+        each: impl FnMut(&[u8]),
+        timeout: Duration,
+    ) -> Result<(), BodyError>;
+    /// [`AsyncSave::read_body`].
+    fn read_body(&mut self, len: u64, timeout: Duration, each: impl FnMut(&[u8])) -> Result<(), BodyError> {
+        self.receive_into(len, None, each, timeout)
+    }
+
     /// [`AsyncSave::open`].
     fn open(&mut self, item: &Item, len: u64) -> Result<Self::File, SaveError>;
     /// [`AsyncSave::commit`].

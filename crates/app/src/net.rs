@@ -162,14 +162,25 @@ mod tests {
 
     #[test]
     fn accepted_sockets_inherit_no_delay_from_the_listener() {
-        for listener in [listen("127.0.0.1:0".parse().expect("addr")).expect("listen")]
-            .into_iter()
-            .chain(listen_group("127.0.0.1:0".parse().expect("addr"), 2).expect("group"))
-        {
-            let _client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
-            let (accepted, _) = listener.accept().expect("accept");
-            assert!(accepted.nodelay().expect("nodelay"), "an accepted socket would hold back small answers");
+        let alone = listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+        let _client = TcpStream::connect(alone.local_addr().expect("addr")).expect("connect");
+        let (accepted, _) = alone.accept().expect("accept");
+        assert!(accepted.nodelay().expect("nodelay"), "an accepted socket would hold back small answers");
+        // In a group the kernel picks the listener: take it from whichever.
+        let group = listen_group("127.0.0.1:0".parse().expect("addr"), 2).expect("group");
+        for listener in &group {
+            listener.set_nonblocking(true).expect("nonblocking");
         }
+        let _client = TcpStream::connect(group[0].local_addr().expect("addr")).expect("connect");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let accepted = loop {
+            if let Some((accepted, _)) = group.iter().find_map(|listener| listener.accept().ok()) {
+                break accepted;
+            }
+            assert!(Instant::now() < deadline, "no listener of the group accepted");
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert!(accepted.nodelay().expect("nodelay"), "an accepted socket would hold back small answers");
     }
 
     #[test]

@@ -8,7 +8,6 @@
 //! for shutdown or a permit and runs blocking work ([`AsyncServer`],
 //! [`Server`]).
 
-use std::convert::Infallible;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
@@ -19,7 +18,6 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
-use ferry_engine::frame::LineError;
 use ferry_engine::server::{Next, Pending, Serving};
 use ferry_share::{Batch, Work};
 
@@ -136,10 +134,6 @@ pub fn draining(open: usize) {
 pub fn grace_over(open: usize) {
     tracing::warn!(open, "grace period over; exiting with transfers unfinished");
 }
-
-/// How a read of request lines ended: whole lines are in `pending`, or
-/// why not.
-pub type Read = Result<(), LineError<Infallible>>;
 
 /// What an async server's connections share, each a call of its runtime:
 /// the shutdown switch, the permits for heavy work, the blocking pool.
