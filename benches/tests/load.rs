@@ -1,6 +1,8 @@
 //! `ferry-load` counts what it is asked to count: a fixed number of
 //! requests over a few connections comes back as exactly that many
-//! answers and bytes, with no errors; a missing file is counted as refused.
+//! answers and bytes, with no errors; it takes the server as ferry's
+//! clients do (`HOST[:PORT]`); and a file the server refuses ends the run
+//! before it starts, saying why, instead of timing refusals.
 
 use ferry_conformance::implementation::{Implementation, Launch};
 use ferry_conformance::process::Server;
@@ -35,10 +37,14 @@ fn counts_requests_bytes_and_refusals() {
     assert_eq!(field(&json, "bytes"), 105);
     assert_eq!(field(&json, "refused") + field(&json, "failed"), 0);
 
+    let by_name = format!("localhost:{}", server.addr.port());
+    let output = run(&by_name, "five.bin");
+    assert!(output.status.success(), "HOST:PORT: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(field(&String::from_utf8_lossy(&output.stdout), "requests"), 21);
+
     let output = run(&addr, "missing");
     assert_eq!(output.status.code(), Some(1));
-    let json = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(field(&json, "refused"), 21);
-    assert_eq!(field(&json, "requests"), 0);
-    assert!(json.contains(r#""causes":{"ERR NOT_FOUND":21}"#), "causes not counted by code: {json}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ERR NOT_FOUND") && stderr.contains("nothing to measure"), "{stderr}");
+    assert!(output.stdout.is_empty(), "no results for a run that did not happen");
 }

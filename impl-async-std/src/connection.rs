@@ -44,9 +44,9 @@ impl FuturesLink for Connection {
     /// registered with async-io, the reactor async-std itself runs on
     /// ([`ferry_app::futures::send_body`]): one more descriptor while a
     /// body is in flight. (On smol, `Async` is the socket itself.)
-    async fn send_file(&mut self, body: FileBody, idle: Duration) -> io::Result<()> {
+    async fn send_file(&mut self, body: FileBody, idle: Duration, sent: &mut u64) -> io::Result<()> {
         let socket = Async::new(std::net::TcpStream::from(self.stream.as_fd().try_clone_to_owned()?))?;
-        futures::send_body::<AsyncStd>(&socket, body, idle).await
+        futures::send_body::<AsyncStd>(&socket, body, idle, sent).await
     }
 }
 

@@ -85,7 +85,7 @@ impl AsyncLink for Connection {
     ///
     /// Every [`SEND_WINDOW`] bytes must be accepted within `idle`, so a
     /// client that stops reading is dropped.
-    async fn send_body(&mut self, body: FileBody, idle: Duration) -> io::Result<()> {
+    async fn send_body(&mut self, body: FileBody, idle: Duration, sent: &mut u64) -> io::Result<()> {
         // A pipe from this thread's pool, or, when all are in use, a copy
         // through a buffer ([`Pipe::take`]).
         let pipe = Pipe::take()?;
@@ -94,8 +94,8 @@ impl AsyncLink for Connection {
         // The operations share the file; it is closed when the last is done.
         let file = SharedFd::new(body.file);
         for window in windows {
-            let deadline = Instant::now() + idle;
-            let sent = match &pipe {
+            let (deadline, window_len) = (Instant::now() + idle, window.end - window.start);
+            let went = match &pipe {
                 // On the polling driver, filling the pipe is a plain
                 // `splice(2)` on this thread (epoll cannot wait for a file),
                 // so only for a window the kernel has in memory; the ring
@@ -107,8 +107,8 @@ impl AsyncLink for Connection {
                 // through compio's blocking pool.
                 _ => self.send_copied(&file, window, deadline).await?,
             };
-            match sent {
-                Sent::All => {}
+            match went {
+                Sent::All => *sent += window_len,
                 // The pipe is not given back: it may still hold bytes.
                 Sent::Late => return Err(stopped_reading()),
                 Sent::ShortAt(at) => return Err(FileBody::shrunk(start, len, at)),

@@ -43,8 +43,8 @@ impl FuturesLink for Connection {
     /// The socket is smol's `Async`, registered with async-io's reactor
     /// already, so it drives `sendfile` itself
     /// ([`ferry_app::futures::send_body`]).
-    async fn send_file(&mut self, body: FileBody, idle: Duration) -> io::Result<()> {
-        futures::send_body::<Smol>(&self.stream, body, idle).await
+    async fn send_file(&mut self, body: FileBody, idle: Duration, sent: &mut u64) -> io::Result<()> {
+        futures::send_body::<Smol>(&self.stream, body, idle, sent).await
     }
 }
 

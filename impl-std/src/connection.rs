@@ -87,12 +87,14 @@ impl Link for Connection {
     /// honour the socket's write timeout (it was seen blocking twice as long),
     /// so the socket is made non-blocking for the body and the thread waits
     /// in `poll(2)` for room, with the time left, as nginx does.
-    fn send_body(&mut self, body: FileBody, idle: Duration) -> io::Result<()> {
+    fn send_body(&mut self, body: FileBody, idle: Duration, sent: &mut u64) -> io::Result<()> {
         self.stream.set_nonblocking(true)?;
-        let sent =
-            body.windows(SEND_WINDOW).try_for_each(|window| self.send_window(&body, window, Instant::now() + idle));
+        let went = body.windows(SEND_WINDOW).try_for_each(|window| {
+            let len = window.end - window.start;
+            self.send_window(&body, window, Instant::now() + idle).map(|()| *sent += len)
+        });
         self.stream.set_nonblocking(false)?;
-        sent
+        went
     }
 
     /// Sends FIN (`shutdown` of the write side), then drains up to

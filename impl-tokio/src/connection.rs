@@ -58,12 +58,14 @@ impl AsyncLink for Connection {
     ///
     /// Every [`SEND_WINDOW`] bytes must be accepted within `idle`, so a
     /// client that stops reading is dropped.
-    async fn send_body(&mut self, body: FileBody, idle: Duration) -> io::Result<()> {
+    async fn send_body(&mut self, body: FileBody, idle: Duration, sent: &mut u64) -> io::Result<()> {
         // Shared with the blocking pool when a window must be read there.
         let body = Arc::new(body);
         for window in body.windows(SEND_WINDOW) {
-            let sent = timeout(idle, self.send_window(&body, window)).await;
-            sent.unwrap_or_else(|_elapsed| Err(stopped_reading()))?;
+            let len = window.end - window.start;
+            let went = timeout(idle, self.send_window(&body, window)).await;
+            went.unwrap_or_else(|_elapsed| Err(stopped_reading()))?;
+            *sent += len;
         }
         Ok(())
     }

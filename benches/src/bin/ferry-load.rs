@@ -29,7 +29,9 @@ use tokio::net::TcpStream;
         Exit status: 0 when every request was answered OK, 1 otherwise."
 )]
 struct Args {
-    /// The server, as IP:PORT.
+    /// The server, as HOST[:PORT] like ferry's clients take it (the port
+    /// defaults to 7878).
+    #[arg(value_parser = server)]
     addr: SocketAddr,
     /// The path to GET, as it goes on the wire (percent-encoded).
     path: String,
@@ -101,6 +103,21 @@ impl Tally {
     }
 }
 
+/// `HOST[:PORT]` (a name, an IPv4 or a bracketed IPv6 address), resolved
+/// to its first address: the load goes to one address, as it should.
+fn server(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let with_port = match text.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() && !host.ends_with(':') => {
+            text.to_owned()
+        }
+        _ if text.parse::<std::net::Ipv6Addr>().is_ok() => format!("[{text}]:7878"),
+        _ => format!("{text}:7878"),
+    };
+    let mut resolved = with_port.to_socket_addrs().map_err(|e| format!("{text}: {e}"))?;
+    resolved.next().ok_or_else(|| format!("{text}: the name resolved to no address"))
+}
+
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let args = Args::parse();
     if args.connections == 0 || args.depth == 0 || args.duration.is_nan() || args.duration <= 0.0 {
@@ -128,7 +145,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     let duration =
         if args.requests.is_some() { Duration::from_secs(3600) } else { Duration::from_secs_f64(args.duration) };
     let (total, elapsed, greeting) = runtime.block_on(async {
-        let greeting = greeting_of(args.addr).await?;
+        let greeting = greeting_of(args.addr, &request).await?;
         let started = Instant::now();
         let deadline = started + duration;
         let mut tasks = tokio::task::JoinSet::new();
@@ -146,9 +163,27 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     Ok(if clean { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) })
 }
 
-/// Connects once to learn the server's implementation (and that it is up).
-async fn greeting_of(addr: SocketAddr) -> anyhow::Result<String> {
+/// Connects once to learn the server's implementation (and that it is
+/// up), and makes `request` once: a load of refusals measures nothing, so
+/// a refused request ends the run before it starts, saying why.
+async fn greeting_of(addr: SocketAddr, request: &[u8]) -> anyhow::Result<String> {
     let mut stream = TcpStream::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?;
+    let text = line_of(&mut stream).await?;
+    if !text.starts_with("FERRY/1 ") {
+        bail!("{addr} is not a FERRY/1 server (it said {text:?})");
+    }
+    stream.write_all(request).await.with_context(|| format!("{addr}: cannot send a request"))?;
+    let answer = line_of(&mut stream).await?;
+    if !answer.starts_with("OK ") {
+        let asked = String::from_utf8_lossy(request.trim_ascii_end()).into_owned();
+        bail!("{addr} answers {asked:?} with {answer:?}: every request would be refused; nothing to measure");
+    }
+    Ok(text)
+}
+
+/// One line from `stream`, a byte at a time (so nothing after it is read),
+/// at most 256 bytes.
+async fn line_of(stream: &mut TcpStream) -> anyhow::Result<String> {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     while line.len() < 256 {
@@ -157,11 +192,7 @@ async fn greeting_of(addr: SocketAddr) -> anyhow::Result<String> {
         }
         line.push(byte[0]);
     }
-    let text = String::from_utf8_lossy(&line).into_owned();
-    if !text.starts_with("FERRY/1 ") {
-        bail!("{addr} is not a FERRY/1 server (it said {text:?})");
-    }
-    Ok(text)
+    Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
 /// Where a connection is in the answer stream.
@@ -317,8 +348,12 @@ fn print(args: &Args, total: &Tally, elapsed: Duration, greeting: &str) {
         return;
     }
     println!(
-        "ferry-load: GET {} from {} ({greeting}), {} connections, depth {}, {secs:.1} s",
-        args.path, args.addr, args.connections, args.depth
+        "ferry-load: GET {} from {} ({greeting}), {} connection{}, depth {}, {secs:.1} s",
+        args.path,
+        args.addr,
+        args.connections,
+        if args.connections == 1 { "" } else { "s" },
+        args.depth
     );
     println!("  requests  {:>12}  {:>12.0} /s", total.requests, rps);
     println!("  bytes     {:>12}  {:>12.1} MB/s", total.bytes, bps / 1e6);

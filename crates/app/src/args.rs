@@ -31,7 +31,8 @@ pub struct Cli {
     /// More log output on stderr (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Less log output: warnings and errors only (no access log).
+    /// Quiet: a server logs warnings and errors only (no access log); a
+    /// client shows no progress and no summary, only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 }
@@ -58,7 +59,10 @@ pub enum Command {
         you trust.\n\n\
         A SUM or LIST must be answered within the idle timeout or is refused with ERR TIMEOUT; at most \
         one per core runs at once, and one whose client has gone stops. On Ctrl-C or SIGTERM the \
-        server stops accepting, lets transfers in flight finish for the grace period, and exits 0.")]
+        server stops accepting, lets transfers in flight finish for the grace period, and exits 0; a \
+        second signal exits at once.\n\n\
+        Exit status: 0 after a shutdown, 1 when the server cannot start (the folder, the address), 2 for \
+        usage errors, 128+N after a second signal N.")]
 pub struct ServeArgs {
     /// The folder to share.
     #[arg(default_value = ".")]
@@ -94,7 +98,11 @@ pub struct ServeArgs {
     is left alone. A device, FIFO or socket named as DEST (-o /dev/null, a named pipe) is written \
     to directly, like stdout. When one file's DEST is in the way, that file fails alone and the \
     others are fetched.\n\n\
-    Exit status: 0 when every file was saved, 1 when any failed, 2 for usage errors.")]
+    Ctrl-C or a lost connection mid-download says how much is kept in the .part and the command \
+    that resumes it. --continue on a file that is already whole checks it (with the server's digest) \
+    and succeeds.\n\n\
+    Exit status: 0 when every file was saved (or found complete), 1 when any failed, 2 for usage \
+    errors, 130 after Ctrl-C (128+N after signal N).")]
 pub struct GetArgs {
     /// The server, as HOST:PORT (the port defaults to 7878).
     #[arg(value_parser = server_addr)]
@@ -125,10 +133,18 @@ pub struct GetArgs {
     /// also bring at least 1 KiB in every such period, or it is given up on.
     #[arg(long, value_name = "SECS", default_value = "30")]
     pub timeout: Seconds,
+    /// No progress bar (-q also drops the lines about resumed and verified
+    /// files; errors are always said).
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 /// `ls ADDR [PATH] [--bytes]`
 #[derive(Debug, Args)]
+#[command(long_about = "List a folder on a server: one line per entry, kind, size and name, \
+    printed as the listing arrives.\n\n\
+    Exit status: 0 when the folder was listed (also when the reader of a pipe stopped early, as in \
+    `ls ADDR | head`), 1 when it could not be, 2 for usage errors.")]
 pub struct LsArgs {
     /// The server, as HOST:PORT (the port defaults to 7878).
     #[arg(value_parser = server_addr)]
@@ -162,6 +178,11 @@ fn server_addr(text: &str) -> Result<String, String> {
         Some((host, port)) => (host, port),
         None => (text, ""),
     };
+    if let Some((addr, path)) = text.split_once('/')
+        && !addr.is_empty()
+    {
+        return Err(format!("{text:?}: the server and the path are separate arguments: {addr} {path}"));
+    }
     if host.is_empty() || host.contains(['/', ' ', ':']) {
         return Err(format!("{text:?} is not HOST or HOST:PORT (e.g. 127.0.0.1:{DEFAULT_PORT})"));
     }
@@ -271,6 +292,8 @@ mod tests {
             assert!(server_addr(bad).is_err(), "{bad}");
         }
         assert!(Cli::try_parse_from(["ferry", "get", "host:x", "a"]).is_err());
+        let joined = server_addr("127.0.0.1:7878/docs/a.pdf").expect_err("a path in the address");
+        assert!(joined.contains("127.0.0.1:7878 docs/a.pdf"), "{joined}");
     }
 
     #[test]

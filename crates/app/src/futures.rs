@@ -42,7 +42,7 @@ pub trait FuturesLink: AsFd + Sized {
     /// The socket alone, to drain at close.
     fn into_stream(self) -> Self::Stream;
     /// [`AsyncLink::send_body`]: the runtime's way to wait for room.
-    async fn send_file(&mut self, body: FileBody, idle: Duration) -> io::Result<()>;
+    async fn send_file(&mut self, body: FileBody, idle: Duration, sent: &mut u64) -> io::Result<()>;
 }
 
 impl<L: FuturesLink> AsyncLink for L {
@@ -59,8 +59,8 @@ impl<L: FuturesLink> AsyncLink for L {
         write_all::<L::Runtime>(self.parts().0, &bytes, within).await
     }
 
-    async fn send_body(&mut self, body: FileBody, idle: Duration) -> io::Result<()> {
-        self.send_file(body, idle).await
+    async fn send_body(&mut self, body: FileBody, idle: Duration, sent: &mut u64) -> io::Result<()> {
+        self.send_file(body, idle, sent).await
     }
 
     /// Sends FIN (a `shutdown` of the write side), then drains.
@@ -180,13 +180,21 @@ pub async fn drain<R: AnyExecutor>(stream: impl AsyncRead + Unpin) {
 /// would block, waits for the reactor to say the socket is writable and
 /// calls again — nginx's loop. File pages go to the socket without passing
 /// through this process. Every [`SEND_WINDOW`] bytes must be accepted
-/// within `idle`, so a client that stops reading is dropped.
-pub async fn send_body<R: AnyExecutor>(socket: &Async<TcpStream>, body: FileBody, idle: Duration) -> io::Result<()> {
+/// within `idle`, so a client that stops reading is dropped; `sent`
+/// counts the windows that went out.
+pub async fn send_body<R: AnyExecutor>(
+    socket: &Async<TcpStream>,
+    body: FileBody,
+    idle: Duration,
+    sent: &mut u64,
+) -> io::Result<()> {
     // Shared with the blocking pool when a window must be read there.
     let body = Arc::new(body);
     for window in body.windows(SEND_WINDOW) {
-        let sent = unless(R::sleep_until(Instant::now() + idle), send_window::<R>(socket, &body, window)).await;
-        sent.unwrap_or_else(|| Err(stopped_reading()))?;
+        let len = window.end - window.start;
+        let done = unless(R::sleep_until(Instant::now() + idle), send_window::<R>(socket, &body, window)).await;
+        done.unwrap_or_else(|| Err(stopped_reading()))?;
+        *sent += len;
     }
     Ok(())
 }

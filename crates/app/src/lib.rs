@@ -18,6 +18,7 @@
 //!   client's steps done with it.
 //! - [`futures`]: what smol and async-std share through futures-io's
 //!   traits.
+//! - [`hint`]: what to try next when a server refuses a path.
 //! - [`dial`]: how a client reaches a server: resolve, then each address.
 //! - [`net`]: listening sockets, the ready line, thread names, accept errors.
 //! - [`save`]: where downloads go, `.part` files, atomic commits, `--verify`;
@@ -34,6 +35,7 @@ pub mod args;
 pub mod chat;
 pub mod dial;
 pub mod futures;
+pub mod hint;
 pub mod link;
 pub mod net;
 pub mod progress;

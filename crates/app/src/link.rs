@@ -20,7 +20,7 @@ use ferry_engine::client::{
 };
 use ferry_engine::frame::{LineError, ParseLine, take_line};
 use ferry_engine::parse_pipelined;
-use ferry_engine::server::Pending;
+use ferry_engine::server::{Pending, WriteCut};
 use ferry_share::{BATCH_REQUESTS, Batch, FileBody, Part};
 
 use crate::save::{Item, Plan, Report};
@@ -52,9 +52,10 @@ pub trait AsyncLink: AsFd {
     /// must take within `within`.
     async fn write_all(&mut self, bytes: Vec<u8>, within: Duration) -> io::Result<()>;
 
-    /// Sends a file's range, each window taken within `idle`; fails if the
+    /// Sends a file's range, each window taken within `idle`, counting in
+    /// `sent` the bytes handed to the socket (to the window); fails if the
     /// file yields fewer bytes than promised, and the connection must end.
-    async fn send_body(&mut self, body: FileBody, idle: Duration) -> io::Result<()>;
+    async fn send_body(&mut self, body: FileBody, idle: Duration, sent: &mut u64) -> io::Result<()>;
 
     /// Closes after a last answer: FIN, then a brief drain of what the peer
     /// still sends, so that the kernel does not answer it with a reset that
@@ -74,12 +75,17 @@ pub trait AsyncLink: AsFd {
     }
 
     /// Sends a batch of answers: joined bytes in one write each, each file
-    /// body with [`AsyncLink::send_body`].
-    async fn write_batch(&mut self, batch: Batch, idle: Duration) -> io::Result<()> {
+    /// body with [`AsyncLink::send_body`]; a failure says how far it got,
+    /// for the access log.
+    async fn write_batch(&mut self, batch: Batch, idle: Duration) -> Result<(), WriteCut> {
         for part in batch.parts {
             match part {
                 Part::Bytes(bytes) => self.write_all(bytes, idle).await?,
-                Part::Body(body) => self.send_body(body, idle).await?,
+                Part::Body(body) => {
+                    let mut sent = 0;
+                    let result = self.send_body(body, idle, &mut sent).await;
+                    result.map_err(|error| WriteCut { error, body: Some(sent) })?;
+                }
             }
         }
         Ok(())
@@ -105,7 +111,7 @@ pub trait Link: AsFd {
     /// [`AsyncLink::write_all`].
     fn write_all(&mut self, bytes: Vec<u8>, within: Duration) -> io::Result<()>;
     /// [`AsyncLink::send_body`].
-    fn send_body(&mut self, body: FileBody, idle: Duration) -> io::Result<()>;
+    fn send_body(&mut self, body: FileBody, idle: Duration, sent: &mut u64) -> io::Result<()>;
     /// [`AsyncLink::close`].
     fn close(self);
 
@@ -120,11 +126,15 @@ pub trait Link: AsFd {
     }
 
     /// [`AsyncLink::write_batch`].
-    fn write_batch(&mut self, batch: Batch, idle: Duration) -> io::Result<()> {
+    fn write_batch(&mut self, batch: Batch, idle: Duration) -> Result<(), WriteCut> {
         for part in batch.parts {
             match part {
                 Part::Bytes(bytes) => self.write_all(bytes, idle)?,
-                Part::Body(body) => self.send_body(body, idle)?,
+                Part::Body(body) => {
+                    let mut sent = 0;
+                    let result = self.send_body(body, idle, &mut sent);
+                    result.map_err(|error| WriteCut { error, body: Some(sent) })?;
+                }
             }
         }
         Ok(())

@@ -31,6 +31,9 @@ impl Progress {
             bar.set_style(style);
             bar.set_message(name.to_owned());
             bar.set_position(start);
+            // The rate and the time left count this run's bytes, not the
+            // ones a resumed `.part` already held.
+            bar.reset_eta();
             bar.enable_steady_tick(Duration::from_millis(200));
         }
         Progress { bar }

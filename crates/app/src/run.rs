@@ -6,15 +6,15 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use ferry_engine::client::{ClientConfig, ClientError, Outcomes};
+use ferry_engine::client::{ClientConfig, ClientError, Outcomes, SaveError};
 use ferry_engine::show;
 use ferry_engine::{Entry, Kind, WirePath};
 use ferry_share::Root;
 
 use crate::args::{self, Cli, Command, GetArgs, LsArgs, ServeArgs};
 use crate::runtime::{Runtime, ServeConfig};
-use crate::save::{Item, Plan, PlanError, Report};
-use crate::{progress, say};
+use crate::save::{Item, Plan, PlanError, Report, Resume};
+use crate::{hint, progress, say, signals};
 
 /// The whole program: parse the command line, run it on `R`, and turn the
 /// result into an exit code (0 done, 1 failed, 2 usage error).
@@ -24,7 +24,8 @@ pub fn main<R: Runtime>() -> ExitCode {
         .bin_name(R::BINARY)
         .long_about(format!(
             "{}\n\nEvery implementation (ferry-std, ferry-tokio, ferry-smol, ferry-async-std, ferry-compio) takes \
-             exactly this command line and speaks the same protocol, so any client works with any server. This one runs on {}.",
+             exactly this command line and speaks the same protocol, so any client works with any server. This one runs on {}.\n\n\
+             Exit status: 0 done, 1 failed, 2 usage error; each command's --help says more.",
             args::ABOUT,
             R::NAME
         ))
@@ -36,7 +37,7 @@ pub fn main<R: Runtime>() -> ExitCode {
     init_logging(cli.verbose, cli.quiet, matches!(cli.command, Command::Serve(_)));
     let result = match cli.command {
         Command::Serve(args) => serve::<R>(args),
-        Command::Get(args) => get::<R>(args),
+        Command::Get(args) => get::<R>(args, cli.quiet),
         Command::Ls(args) => ls::<R>(args),
     };
     match result {
@@ -164,14 +165,20 @@ fn fit_descriptors(max_connections: usize, per_connection: u64, runtime_reserved
     max_connections
 }
 
-fn get<R: Runtime>(args: GetArgs) -> Result<ExitCode, Failure> {
+fn get<R: Runtime>(mut args: GetArgs, quiet: bool) -> Result<ExitCode, Failure> {
+    args.no_progress |= quiet;
     let mut plan = Plan::new(&args).map_err(|error| match error {
         PlanError::Usage(message) => Failure::Usage(message),
         PlanError::Save(error) => Failure::Run(error.into()),
     })?;
     let config =
         ClientConfig { addr: args.addr.clone(), timeout: args.timeout.0, max_size: args.max_size.map(|size| size.0) };
-    let mut report = Report::new(plan.items.len() + plan.refused.len());
+    let mut report = Report::new(plan.items.len() + plan.refused.len()).quiet(quiet).with_hints(R::BINARY, &args.addr);
+    // Ctrl-C or SIGTERM mid-download: what is kept, and how to go on.
+    let resume = Resume::new(R::BINARY, &plan);
+    let last_words = resume.clone();
+    signals::on_interrupt(move || last_words.tell())
+        .map_err(|e| anyhow::anyhow!("cannot install signal handlers: {e}"))?;
     // Files whose destination is in the way fail alone, each named, before
     // the others are fetched.
     for refused in std::mem::take(&mut plan.refused) {
@@ -180,17 +187,58 @@ fn get<R: Runtime>(args: GetArgs) -> Result<ExitCode, Failure> {
     if !plan.items.is_empty()
         && let Err(error) = R::get(&config, &plan, &mut report)
     {
+        // `get -o - | head`: the reader has all it wanted, as for `ls`.
+        if stdout_closed(&error) {
+            return Ok(ExitCode::SUCCESS);
+        }
         report.connection_failed(&error);
         plan.abandon(&error);
+        resume.tell();
     }
+    suggest::<R>(&config, &report.missing);
     Ok(report.exit_code())
+}
+
+/// Whether `error` is standard output's reader having gone.
+fn stdout_closed(error: &ClientError) -> bool {
+    matches!(error, ClientError::Save(SaveError::Io { path, source })
+        if path.as_os_str() == "stdout" && source.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// For paths the server does not have: the name in the same folder that
+/// was most likely meant, from a listing of it (the first three paths).
+fn suggest<R: Runtime>(config: &ClientConfig, missing: &[String]) {
+    for path in missing.iter().take(3) {
+        let Some(parent) = hint::parent(path) else { continue };
+        let mut names = hint::Names::default();
+        if R::ls(config, &parent, &mut names).is_err() {
+            continue;
+        }
+        let wanted = path.trim_end_matches('/').rsplit('/').next().unwrap_or(path);
+        if let Some(name) = hint::closest(wanted, &names.names) {
+            let meant = match parent.as_str() {
+                "/" => name.to_owned(),
+                folder => format!("{folder}/{name}"),
+            };
+            say!("did you mean {}?", show::escaped(&meant));
+        }
+    }
 }
 
 fn ls<R: Runtime>(args: LsArgs) -> Result<ExitCode, Failure> {
     let path = WirePath::new(&args.path).map_err(|refusal| Failure::Usage(format!("{}: {refusal}", args.path)))?;
     let config = ClientConfig { addr: args.addr, timeout: args.timeout.0, max_size: None };
     let mut printer = Printer { out: std::io::stdout().lock(), bytes: args.bytes, failed: None };
-    R::ls(&config, &path, &mut printer)?;
+    if let Err(error) = R::ls(&config, &path, &mut printer) {
+        say!("error: {error}");
+        if let Some(hint) = hint::for_refusal(R::BINARY, &config.addr, &error) {
+            say!("{hint}");
+        }
+        if hint::not_found(&error).is_some() {
+            suggest::<R>(&config, &[path.as_str().to_owned()]);
+        }
+        return Ok(ExitCode::FAILURE);
+    }
     let written = match printer.failed.take() {
         Some(error) => Err(error),
         None => printer.out.flush(),

@@ -1,5 +1,6 @@
-//! Ctrl-C and SIGTERM, for every runtime: the first starts a graceful
-//! shutdown, the second exits at once.
+//! Ctrl-C and SIGTERM, for every runtime: on a server the first starts a
+//! graceful shutdown, the second exits at once; a client says what it keeps
+//! and exits ([`on_interrupt`]).
 //!
 //! One thread of its own waits for them (`ferry-signals`), the same on every
 //! runtime, and turns the driver's shutdown switch on. Why not each
@@ -32,6 +33,21 @@ pub fn on_signals(shutdown: impl Fn() + Send + 'static) -> io::Result<()> {
             }
             tracing::info!(signal, "shutting down; again to exit at once");
             shutdown();
+        }
+    })?;
+    Ok(())
+}
+
+/// For a client: at the first SIGINT or SIGTERM, calls `last_words` (what
+/// the user needs to know, such as how to resume) on the signal thread,
+/// then exits with `128 + signal`, as a process the signal had killed
+/// would.
+pub fn on_interrupt(last_words: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    thread::Builder::new().name("ferry-signals".into()).spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            last_words();
+            std::process::exit(128 + signal);
         }
     })?;
     Ok(())

@@ -54,7 +54,7 @@ use crate::args::GetArgs;
 use crate::progress::Progress;
 
 use prompt::ask;
-pub use report::Report;
+pub use report::{Report, Resume};
 
 /// Everything one `get` will fetch, decided before connecting.
 #[derive(Debug)]
@@ -77,6 +77,9 @@ pub struct Item {
     pub dest: Dest,
     /// The first byte to request: the length of a `.part` being resumed.
     pub offset: u64,
+    /// Whether its progress bar may be drawn (not with `-q` or
+    /// `--no-progress`).
+    pub bar: bool,
 }
 
 /// Where a body goes.
@@ -86,6 +89,10 @@ pub enum Dest {
     Stream(Stream),
     /// A file, saved atomically.
     File(Target),
+    /// A file already there, which `--continue` finds whole (the server
+    /// has nothing past its end): checked, with `--verify` its digest
+    /// too, and left as it is.
+    Complete(PathBuf),
 }
 
 /// A destination that bytes are written straight into.
@@ -192,7 +199,7 @@ impl Plan {
         let mut plan = Plan { items: Vec::with_capacity(paths.len()), verify, refused: Vec::new() };
         for (path, dest) in paths.into_iter().zip(dests) {
             match destination(dest, args.force, args.resume) {
-                Ok((dest, offset)) => plan.items.push(Item { path, dest, offset }),
+                Ok((dest, offset)) => plan.items.push(Item { path, dest, offset, bar: !args.no_progress }),
                 Err(error) => plan.refused.push(error),
             }
         }
@@ -243,6 +250,11 @@ pub(crate) fn destination(dest: PathBuf, force: bool, resume: bool) -> Result<(D
     match found {
         Ok(metadata) if is_device(metadata.file_type()) => return Ok((Dest::Stream(Stream::Device(dest)), 0)),
         Ok(metadata) if metadata.is_symlink() && !force => return Err(SaveError::Link { path: dest }),
+        // `--continue` on a file already there, as `wget -c` does: asked
+        // from its end, the server says whether anything is missing.
+        Ok(metadata) if resume && metadata.is_file() && !force => {
+            return Ok((Dest::Complete(dest), metadata.len()));
+        }
         Ok(_) if !force => return Err(SaveError::Exists { path: dest }),
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -263,9 +275,9 @@ impl Item {
     pub fn progress(&self, len: u64) -> Progress {
         let onto_terminal = match &self.dest {
             Dest::Stream(Stream::Stdout) => io::stdout().is_terminal(),
-            Dest::Stream(Stream::Device(_)) | Dest::File(_) => false,
+            Dest::Stream(Stream::Device(_)) | Dest::File(_) | Dest::Complete(_) => false,
         };
-        Progress::new(&escaped(self.path.as_str()), self.offset + len, self.offset, !onto_terminal)
+        Progress::new(&escaped(self.path.as_str()), self.offset + len, self.offset, self.bar && !onto_terminal)
     }
 }
 
@@ -293,6 +305,7 @@ impl Dest {
         match self {
             Dest::Stream(stream) => stream.name(),
             Dest::File(target) => &target.part,
+            Dest::Complete(path) => path,
         }
     }
 
@@ -307,6 +320,13 @@ impl Dest {
                 target.check_room(len)?;
                 target.open_part(offset)
             }
+            // Read, never written: nothing may be missing.
+            Dest::Complete(path) if len == 0 => OpenOptions::new()
+                .read(true)
+                .custom_flags((OFlags::NOFOLLOW | OFlags::CLOEXEC).bits() as i32)
+                .open(path)
+                .map_err(|e| SaveError::io(path, e)),
+            Dest::Complete(path) => Err(SaveError::Incomplete { path: path.clone(), more: len }),
         }
     }
 
@@ -316,6 +336,10 @@ impl Dest {
         match self {
             Dest::Stream(_) => Ok(()),
             Dest::File(target) => target.commit(file, digest),
+            Dest::Complete(path) => match digest {
+                Some(remote) => part::verify_in_place(&file, path, remote),
+                None => Ok(()),
+            },
         }
     }
 }

@@ -188,3 +188,19 @@ pub(crate) fn digest_of(mut file: &File, name: &Path) -> Result<blake3::Hash, Sa
     io::copy(&mut file, &mut hasher).map_err(fail)?;
     Ok(hasher.finalize())
 }
+
+/// Checks a file already there against the server's `remote` digest
+/// (`--continue` on a complete file, with `--verify`): it stays as it is
+/// either way, and a difference is said.
+pub(crate) fn verify_in_place(file: &File, path: &Path, remote: &[u8; 32]) -> Result<(), SaveError> {
+    let local = digest_of(file, path)?;
+    if local.as_bytes() == remote {
+        return Ok(());
+    }
+    Err(SaveError::Mismatch {
+        dest: path.to_owned(),
+        part: path.to_owned(),
+        local: local.to_hex().to_string(),
+        remote: blake3::Hash::from_bytes(*remote).to_hex().to_string(),
+    })
+}

@@ -131,6 +131,19 @@ pub enum SaveError {
         /// The destination.
         path: PathBuf,
     },
+    /// DEST exists, `--continue` was given, and it is not the whole of the
+    /// server's file: the server has more.
+    #[error(
+        "{}: already exists and holds less than the server's file ({more} bytes more there); \
+         use --force to fetch it again",
+        shown(path)
+    )]
+    Incomplete {
+        /// The destination.
+        path: PathBuf,
+        /// The bytes the server has beyond it.
+        more: u64,
+    },
     /// DEST is a symbolic link and `--force` was not given.
     #[error(
         "{}: is a symbolic link; ferry never writes through one (use --force to replace the link itself)",

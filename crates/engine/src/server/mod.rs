@@ -6,6 +6,7 @@ pub mod access;
 mod serving;
 
 use std::collections::VecDeque;
+use std::io;
 use std::time::Duration;
 
 pub use serving::{BUSY_WRITE, Next, Serving};
@@ -26,6 +27,25 @@ pub trait Answers {
     fn closes(&self) -> bool;
     /// One record per request answered, for the access log.
     fn take_log(&mut self) -> Vec<Logged>;
+}
+
+/// A batch's write that failed, and how far it got. A batch holds at most
+/// one file body, its last part: `body` is how many of its bytes had gone
+/// to the socket when the write failed there, and `None` when it failed
+/// before (every answer of such a batch is logged as having sent nothing:
+/// which of its joined bytes went out is not known).
+#[derive(Debug)]
+pub struct WriteCut {
+    /// Why the write failed.
+    pub error: io::Error,
+    /// The file body's bytes already handed to the socket.
+    pub body: Option<u64>,
+}
+
+impl From<io::Error> for WriteCut {
+    fn from(error: io::Error) -> WriteCut {
+        WriteCut { error, body: None }
+    }
 }
 
 /// What the access log says of one answered request.

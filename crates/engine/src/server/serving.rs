@@ -20,7 +20,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{Answers, Logged, Pending, access, busy_refusal, greeting, starts_heavy, timeout_refusal};
+use super::{Answers, Logged, Pending, WriteCut, access, busy_refusal, greeting, starts_heavy, timeout_refusal};
 use crate::frame::LineError;
 use crate::{Answer, Refusal, Request};
 
@@ -198,10 +198,12 @@ impl<B: Answers> Serving<B> {
     }
 
     /// How [`Next::Write`] went, done at `now`; logs the requests it
-    /// answered, and passes a failure on (the connection then ends).
-    pub fn on_written(&mut self, written: io::Result<()>, now: Instant) -> io::Result<()> {
+    /// answered, with the bytes each actually sent, and passes a failure on
+    /// (the connection then ends).
+    pub fn on_written(&mut self, written: Result<(), WriteCut>, now: Instant) -> io::Result<()> {
         let log = std::mem::take(&mut self.log);
         access::answered(self.peer, &log, now.saturating_duration_since(self.started), &written);
+        let written = written.map_err(|cut| cut.error);
         let Phase::Writing { then } = self.phase else { return written };
         self.phase = match then {
             After::Next => Phase::Read,
@@ -366,7 +368,7 @@ mod tests {
         let now = Instant::now();
         let mut serving = Serving::<Written>::new(peer(), "test", IDLE, now);
         serving.next(now, false);
-        let failed = serving.on_written(Err(io::Error::from(io::ErrorKind::BrokenPipe)), now);
+        let failed = serving.on_written(Err(io::Error::from(io::ErrorKind::BrokenPipe).into()), now);
         assert_eq!(failed.expect_err("passed on").kind(), io::ErrorKind::BrokenPipe);
     }
 }
