@@ -1,14 +1,14 @@
 """The Markdown tables of ferry's benchmarks, made from their JSON files.
 
-Every table that a script prints, and every table in README.md's
-benchmarks section, comes from here: `benches/compare`, `scale`, `cost`
-and `slowdisk` write JSON into target/ferry-report/ and print these tables
-of it; `benches/report --readme` copies the JSON into benches/results/ and
-puts the same tables into README.md, between `<!-- table:NAME:start -->`
-and `<!-- table:NAME:end -->`; and a test (benches/tests/readme.rs) checks
-that README's tables are what these functions make of benches/results/.
-So a figure in README is always one some run measured, with the run's
-record beside it.
+Every table that a script prints, every table in benches/README.md's
+results, and README.md's one summary table come from here:
+`benches/compare`, `scale`, `cost` and `slowdisk` write JSON into
+target/ferry-report/ and print these tables of it; `benches/report
+--readme` copies the JSON into benches/results/ and puts the same tables
+into those pages, between `<!-- table:NAME:start -->` and `<!--
+table:NAME:end -->`; and a test (benches/tests/readme.rs) checks that they
+are what these functions make of benches/results/. So a figure in them is
+always one some run measured, with the run's record beside it.
 """
 
 import statistics
@@ -190,5 +190,26 @@ def longest_cells(impl, longest):
 
 
 # What each README block is made of: (block, JSON file, table function).
+def summary(results):
+    """README's one table: each implementation's median as a ratio to
+    nginx's in the same run, for the main tests, with the run named."""
+    env = results["environment"]
+    impls = results["validation"]["passed"]
+    samples = {(s["party"], s["test"]): s["runs"] for s in results["samples"]}
+    out = ["| test (ferry ÷ nginx, higher is faster) | " + " | ".join(f"ferry-{i}" for i in impls) + " |",
+           "|---|" + "---|" * len(impls)]
+    for test, label, field in [("one-g.bin", "1 GiB download (each its own client)", None),
+                               ("c64 four-k.bin", "4 KiB files, 64 connections", "rps"),
+                               ("c64 one-m.bin", "1 MiB files, 64 connections", "bps")]:
+        ref = _median(samples[("nginx", test)], field)
+        out.append(f"| {label} | " + " | ".join(f"{_median(samples[(i, test)], field) / ref:.2f}" for i in impls) + " |")
+    ref = _median(samples[("nginx", "c1 four-k.bin")], "p50_us")
+    out.append("| 4 KiB, one connection: nginx's p50 ÷ ferry's | "
+               + " | ".join(f"{ref / _median(samples[(i, 'c1 four-k.bin')], 'p50_us'):.2f}" for i in impls) + " |")
+    out += ["", f"{env['date'][:10]}, {env['rounds']} rounds, {env['cores']} cores, {env['cpu']}; each side with its "
+                "own load generator or client (nginx with wrk and curl), on the same cores."]
+    return "\n".join(out)
+
+
 BLOCKS = [("compare", "results.json", compare), ("scale", "scale.json", scale), ("cost", "cost.json", cost),
-          ("slowdisk", "slowdisk.json", slowdisk)]
+          ("slowdisk", "slowdisk.json", slowdisk), ("summary", "results.json", summary)]

@@ -3,7 +3,7 @@
 //! `diff impl-std/src/server.rs impl-tokio/src/server.rs` reads as a lesson
 //! in what the runtime changes. Helpers only one runtime needs (std's
 //! registry of connections to wake at shutdown, smol's `until`) may sit
-//! beside them. Each has the same `examples/chat.rs`. And README.md's
+//! beside them. Each has the same `examples/chat.rs`. And docs/runtimes.md's
 //! concept index names only functions that exist where it says.
 
 use std::collections::BTreeSet;
@@ -113,7 +113,7 @@ fn files_stay_small_enough_to_hold_one_concept() {
 
 #[test]
 fn every_runtime_has_the_same_chat() {
-    // `examples/chat.rs`, where README's reading starts, is one program five ways.
+    // `examples/chat.rs`, where docs/runtimes.md's reading starts, is one program five ways.
     for krate in CRATES {
         assert_eq!(functions(krate, "../examples/chat.rs"), ["main", "talk"], "{krate}/examples/chat.rs");
     }
@@ -143,15 +143,15 @@ fn shared_functions_come_in_the_same_order() {
     }
 }
 
-/// The rows of README.md's concept index, each cell split by implementation.
+/// The rows of docs/runtimes.md's concept index, each cell split by implementation.
 fn concept_rows() -> Vec<(String, Vec<String>)> {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).expect("README.md");
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/runtimes.md"))
+        .expect("docs/runtimes.md");
     let table = readme
         .split_once("<!-- concepts:start -->\n")
         .and_then(|(_, rest)| rest.split_once("<!-- concepts:end -->"))
         .map(|(table, _)| table)
-        .expect("README.md has the concepts:start and concepts:end markers");
+        .expect("docs/runtimes.md has the concepts:start and concepts:end markers");
     let mut lines = table.lines();
     let header: Vec<&str> = lines.next().expect("a header").split('|').map(str::trim).collect();
     assert_eq!(
@@ -169,7 +169,7 @@ fn concept_rows() -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-/// The cells of README.md's concept index, as (row, implementation, file,
+/// The cells of docs/runtimes.md's concept index, as (row, implementation, file,
 /// function).
 fn concept_cells() -> Vec<(String, &'static str, String, String)> {
     let mut cells = Vec::new();
@@ -191,7 +191,7 @@ fn the_concept_index_names_functions_that_exist() {
     assert!(cells.len() >= CRATES.len() * 10, "the concept index has {} cells", cells.len());
     for (row, krate, file, function) in cells {
         let fns = functions(krate, &file);
-        assert!(fns.contains(&function), "README concept {row:?}: {krate}/src/{file} has no fn {function}");
+        assert!(fns.contains(&function), "docs/runtimes.md concept {row:?}: {krate}/src/{file} has no fn {function}");
     }
 }
 
@@ -227,7 +227,7 @@ fn every_name_in_a_concept_cell_is_in_the_code() {
                 if name.len() < 2 || name.ends_with("rs") && cell.contains(&format!("{name}:")) {
                     continue;
                 }
-                assert!(words.contains(name), "README concept {row:?}, {krate}: `{name}` is not in its code");
+                assert!(words.contains(name), "docs/runtimes.md concept {row:?}, {krate}: `{name}` is not in its code");
             }
         }
     }

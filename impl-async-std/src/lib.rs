@@ -7,7 +7,7 @@
 //! **async-std is discontinued upstream** ("use smol instead"), and RustSec
 //! lists it as unmaintained: RUSTSEC-2025-0052. This crate is kept for
 //! comparison and for the migration it teaches: `diff` it against
-//! `ferry-smol`, file for file, and README.md's "From async-std to smol"
+//! `ferry-smol`, file for file, and docs/runtimes.md's "From async-std to smol"
 //! says what changes and what it costs. No other crate in the workspace
 //! depends on it.
 //!
@@ -26,7 +26,7 @@
 //! the share's in `ferry-share` (answers, batches, the limits on heavy
 //! work), and the policies every server and client keep in `ferry-app`
 //! (where a batch is answered, the dialer, signals, the grace period); this
-//! crate only moves bytes, waits, times out and shuts down. README.md's concept index
+//! crate only moves bytes, waits, times out and shuts down. docs/runtimes.md's concept index
 //! names the function that shows each concept here and on the other
 //! runtimes, and its benchmarks section has the measurements.
 //!

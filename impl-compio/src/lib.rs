@@ -28,7 +28,7 @@
 //! the share's in `ferry-share` (answers, batches, the limits on heavy
 //! work), and the policies every server and client keep in `ferry-app`
 //! (where a batch is answered, the dialer, signals, the grace period); this
-//! crate only moves bytes, waits, times out and shuts down. README.md's concept index
+//! crate only moves bytes, waits, times out and shuts down. docs/runtimes.md's concept index
 //! names the function that shows each concept here and on the other
 //! runtimes, and its benchmarks section has the measurements.
 //!
