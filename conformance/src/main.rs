@@ -128,7 +128,10 @@ fn run(args: &Args) -> Result<Vec<Outcome>, Failure> {
         (None, None) => None,
     };
     let external_client = args.client_cmd.clone().map(ClientLaunch::Template);
-    let (workspace, built) = if external_server.is_none() || external_client.is_none() {
+    // This repository's implementations are built when they take part:
+    // as the servers, or as the clients of client cases.
+    let any_client_case = cases::all().iter().any(|case| select(case) && matches!(case.run, cases::Run::Client(_)));
+    let (workspace, built) = if external_server.is_none() || (external_client.is_none() && any_client_case) {
         eprintln!("building this repository's implementations (cargo build --release)...");
         let (workspace, built) = Implementation::release_build()?;
         (workspace, Some(built))
@@ -184,7 +187,7 @@ fn run(args: &Args) -> Result<Vec<Outcome>, Failure> {
         write(path, &markdown)?;
     }
     if let Some(path) = &args.junit {
-        write(path, &report::junit(&outcomes))?;
+        write(path, &report::junit(&outcomes, &rerun_command()))?;
     }
     Ok(outcomes)
 }

@@ -122,11 +122,13 @@ pub fn json(outcomes: &[Outcome]) -> String {
 }
 
 /// JUnit XML: a test suite per subject (`server std`, `client std → server
-/// tokio`), a test case per case with its SPEC.md section in the class
-/// name; failures carry their message, cases that do not apply are
-/// skipped with the reason. The form Jenkins, GitLab and GitHub's test
-/// reporters read.
-pub fn junit(outcomes: &[Outcome]) -> String {
+/// tokio`), a test case per case, classed by that subject too (reporters
+/// group by class name: one implementation's cases together, never the
+/// same case name twice in a group), its SPEC.md section in its name;
+/// failures carry their message and `rerun` with `--case ID`, the command
+/// that reruns that case alone; cases that do not apply are skipped with
+/// the reason. The form Jenkins, GitLab and GitHub's test reporters read.
+pub fn junit(outcomes: &[Outcome], rerun: &str) -> String {
     let mut suites: BTreeMap<String, Vec<&Outcome>> = BTreeMap::new();
     for outcome in outcomes {
         suites.entry(outcome.subject()).or_default().push(outcome);
@@ -149,22 +151,23 @@ pub fn junit(outcomes: &[Outcome]) -> String {
             outcomes.len()
         );
         for outcome in outcomes {
-            let class = format!("FERRY/1 {}", outcome.case.spec);
+            let name = format!("{} (SPEC.md {})", outcome.case.id, outcome.case.spec);
             let _ = write!(
                 out,
                 "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
-                xml(&class),
-                xml(outcome.case.id),
+                xml(&subject),
+                xml(&name),
                 outcome.elapsed.as_secs_f64()
             );
             match &outcome.verdict {
                 Verdict::Pass => out.push_str("/>\n"),
                 Verdict::Fail(why) => {
+                    let text = format!("{why}\nrerun: {rerun} --case {}", outcome.case.id);
                     let _ = writeln!(
                         out,
                         ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
                         xml(why),
-                        xml(why)
+                        xml(&text)
                     );
                 }
                 Verdict::NotApplicable(why) => {

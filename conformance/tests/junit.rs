@@ -24,7 +24,7 @@ fn junit_output_parses_and_counts_what_happened() {
         outcome(1, None, Verdict::Fail("expected \"OK 13\\n\"; got <\"ERR & \u{1b}[2J\"> 'quoted'".to_owned())),
         outcome(2, Some("tokio"), Verdict::NotApplicable("needs a ferry client".to_owned())),
     ];
-    let xml = junit(&outcomes);
+    let xml = junit(&outcomes, "ferry-conformance --server-cmd 'x {root} {port}'");
     let document = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("not XML: {e}\n{xml}"));
     let root = document.root_element();
     assert_eq!(root.tag_name().name(), "testsuites");
@@ -35,8 +35,13 @@ fn junit_output_parses_and_counts_what_happened() {
     assert_eq!(suites.len(), 2, "one suite per subject");
     let cases: Vec<_> = document.descendants().filter(|n| n.has_tag_name("testcase")).collect();
     assert_eq!(cases.len(), 3);
-    assert!(cases.iter().any(|case| case.attribute("name") == Some(all[0].id)));
+    assert!(cases.iter().any(|case| case.attribute("name").is_some_and(|name| name.starts_with(all[0].id))));
+    // Grouped by implementation: no case name twice under one class name.
+    let classes: std::collections::BTreeSet<_> = cases.iter().filter_map(|case| case.attribute("classname")).collect();
+    assert_eq!(classes.len(), 2, "the class is the subject: {classes:?}");
     let failure = document.descendants().find(|n| n.has_tag_name("failure")).expect("a failure");
     assert!(failure.attribute("message").expect("a message").contains("ERR &"));
+    let rerun = format!("rerun: ferry-conformance --server-cmd 'x {{root}} {{port}}' --case {}", all[1].id);
+    assert!(failure.text().expect("a text").contains(&rerun), "the failure says how to rerun it");
     assert!(document.descendants().any(|n| n.has_tag_name("skipped")));
 }
