@@ -202,6 +202,10 @@ fn continue_on_a_whole_file_is_success_and_a_typo_gets_a_suggestion() {
         let (code, stderr) = run(&binary, dir.path(), &["get", &server.addr, "reprot.pdf", "-o", "x.pdf"]);
         assert_eq!(code, Some(1), "{name}: {stderr}");
         assert!(stderr.contains("did you mean report.pdf?"), "{name}: {stderr}");
+        // A typo is said as such, not hidden behind a local file in the way.
+        let (code, stderr) = run(&binary, dir.path(), &["get", &server.addr, "reprot.pdf", "-o", "r.pdf"]);
+        assert_eq!(code, Some(1), "{name}: {stderr}");
+        assert!(stderr.contains("NOT_FOUND") && !stderr.contains("already exists"), "{name}: {stderr}");
     }
 }
 

@@ -11,7 +11,7 @@ use crate::save::Item;
 
 /// The most names of one folder looked through for a suggestion: a hostile
 /// or huge listing costs a bounded scan.
-const MOST_NAMES: usize = 100_000;
+pub const MOST_NAMES: usize = 100_000;
 
 /// The hint for `error`, a refusal of `path` by the server at `addr`, if
 /// it has one that needs no more from the server: `get` of a folder, `ls`

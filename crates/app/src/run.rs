@@ -167,12 +167,25 @@ fn fit_descriptors(max_connections: usize, per_connection: u64, runtime_reserved
 
 fn get<R: Runtime>(mut args: GetArgs, quiet: bool) -> Result<ExitCode, Failure> {
     args.no_progress |= quiet;
+    let config =
+        ClientConfig { addr: args.addr.clone(), timeout: args.timeout.0, max_size: args.max_size.map(|size| size.0) };
+    // The server is asked first where the answer decides what to ask the
+    // user: a missing file or a dead server is said before the prompt for
+    // where to save it.
+    if let [path] = &args.paths[..]
+        && args.output.is_none()
+        && std::io::stdin().is_terminal()
+        && let Some(error) = remote_trouble::<R>(&config, path)
+    {
+        let mut report = Report::new(1).quiet(quiet).with_hints(R::BINARY, &args.addr);
+        report.failed(&error);
+        suggest::<R>(&config, &report.missing);
+        return Ok(report.exit_code());
+    }
     let mut plan = Plan::new(&args).map_err(|error| match error {
         PlanError::Usage(message) => Failure::Usage(message),
         PlanError::Save(error) => Failure::Run(error.into()),
     })?;
-    let config =
-        ClientConfig { addr: args.addr.clone(), timeout: args.timeout.0, max_size: args.max_size.map(|size| size.0) };
     let mut report = Report::new(plan.items.len() + plan.refused.len()).quiet(quiet).with_hints(R::BINARY, &args.addr);
     // Ctrl-C or SIGTERM mid-download: what is kept, and how to go on.
     let resume = Resume::new(R::BINARY, &plan);
@@ -181,8 +194,11 @@ fn get<R: Runtime>(mut args: GetArgs, quiet: bool) -> Result<ExitCode, Failure> 
         .map_err(|e| anyhow::anyhow!("cannot install signal handlers: {e}"))?;
     // Files whose destination is in the way fail alone, each named, before
     // the others are fetched.
-    for refused in std::mem::take(&mut plan.refused) {
-        report.failed(&ClientError::Save(refused));
+    // A destination in the way is only worth saying for a file the server
+    // has: otherwise what is wrong is the path, a typo say.
+    for (path, refused) in std::mem::take(&mut plan.refused) {
+        let trouble = remote_trouble::<R>(&config, path.as_str()).filter(|error| hint::not_found(error).is_some());
+        report.failed(&trouble.unwrap_or(ClientError::Save(refused)));
     }
     if !plan.items.is_empty()
         && let Err(error) = R::get(&config, &plan, &mut report)
@@ -197,6 +213,34 @@ fn get<R: Runtime>(mut args: GetArgs, quiet: bool) -> Result<ExitCode, Failure> 
     }
     suggest::<R>(&config, &report.missing);
     Ok(report.exit_code())
+}
+
+/// What is wrong on the server's side with fetching `path`, found from a
+/// listing of its folder: it is not there (`NOT_FOUND`), it is a folder
+/// (`NOT_A_FILE`), or the server cannot be reached. `None` when it is a
+/// file the server has, or when the listing itself is refused (the GET
+/// will say why).
+fn remote_trouble<R: Runtime>(config: &ClientConfig, path: &str) -> Option<ClientError> {
+    let wire = WirePath::new(path).ok()?;
+    let parent = hint::parent(wire.as_str())?;
+    let name = wire.file_name()?;
+    let mut names = hint::Names::default();
+    match R::ls(config, &parent, &mut names) {
+        Err(error @ (ClientError::Connect { .. } | ClientError::Timeout { .. })) => return Some(error),
+        Err(_) => return None,
+        Ok(()) => {}
+    }
+    let refusal = |code, message: String| ClientError::Refused {
+        path: wire.as_str().to_owned(),
+        refusal: ferry_engine::Refusal::new(code, message),
+    };
+    match names.names.iter().find(|(listed, _)| listed == name) {
+        Some((_, false)) => None,
+        Some((_, true)) => Some(refusal(ferry_engine::ErrorCode::NotAFile, format!("{} is a folder", wire.as_str()))),
+        // A listing cut at its bound proves nothing.
+        None if names.names.len() >= hint::MOST_NAMES => None,
+        None => Some(refusal(ferry_engine::ErrorCode::NotFound, format!("{} does not exist", wire.as_str()))),
+    }
 }
 
 /// Whether `error` is standard output's reader having gone.

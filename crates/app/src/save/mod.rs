@@ -65,7 +65,7 @@ pub struct Plan {
     pub verify: bool,
     /// Files that will not be requested because their destination is in
     /// the way, each with the reason: each fails alone.
-    pub refused: Vec<SaveError>,
+    pub refused: Vec<(WirePath, SaveError)>,
 }
 
 /// One file to fetch.
@@ -200,7 +200,7 @@ impl Plan {
         for (path, dest) in paths.into_iter().zip(dests) {
             match destination(dest, args.force, args.resume) {
                 Ok((dest, offset)) => plan.items.push(Item { path, dest, offset, bar: !args.no_progress }),
-                Err(error) => plan.refused.push(error),
+                Err(error) => plan.refused.push((path, error)),
             }
         }
         Ok(plan)

@@ -54,7 +54,7 @@ fn usage_errors() {
 fn refused(args: &[&str]) -> SaveError {
     let mut plan = plan(args).expect("plan");
     assert!(plan.items.is_empty(), "{:?}", plan.items);
-    plan.refused.pop().expect("a refusal")
+    plan.refused.pop().expect("a refusal").1
 }
 
 #[test]
@@ -75,7 +75,7 @@ fn a_batch_refuses_each_file_in_the_way_and_keeps_the_rest() {
     let plan = plan(&["a", "b", "c", "-o", dir.path().to_str().expect("utf-8")]).expect("plan");
     assert_eq!(plan.items.len(), 1);
     assert_eq!(plan.items[0].path.as_str(), "a");
-    let messages: Vec<String> = plan.refused.iter().map(ToString::to_string).collect();
+    let messages: Vec<String> = plan.refused.iter().map(|(_, error)| error.to_string()).collect();
     assert!(messages[0].contains("already exists"), "{messages:?}");
     assert!(messages[1].contains("--continue") && messages[1].contains("4 bytes"), "{messages:?}");
 }
