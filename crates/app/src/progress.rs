@@ -23,17 +23,29 @@ impl Progress {
         let target = if visible { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
         let bar = ProgressBar::with_draw_target(Some(total), target);
         if !bar.is_hidden() {
-            let style = ProgressStyle::with_template(
-                "{msg:.bold} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {eta_or_stalled}",
-            )
-            .map(|style| style.progress_chars("=> ").with_key("eta_or_stalled", eta_or_stalled))
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            // The rate and the time left count this run's bytes, not the
+            // ones a resumed `.part` already held.
+            let this_run = move |state: &ProgressState| {
+                let secs = state.elapsed().as_secs_f64();
+                if secs > 0.0 { state.pos().saturating_sub(start) as f64 / secs } else { 0.0 }
+            };
+            let style =
+                ProgressStyle::with_template("{msg:.bold} [{bar:30}] {bytes}/{total_bytes} {rate} {eta_or_stalled}")
+                    .map(|style| {
+                        style
+                            .progress_chars("=> ")
+                            .with_key("rate", move |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                                let _ = write!(out, "{}/s", HumanBytes(this_run(state) as u64));
+                            })
+                            .with_key("eta_or_stalled", move |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                                eta_or_stalled(this_run(state), state, out)
+                            })
+                    })
+                    .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
             bar.set_message(name.to_owned());
             bar.set_position(start);
-            // The rate and the time left count this run's bytes, not the
-            // ones a resumed `.part` already held.
-            bar.reset_eta();
+            bar.reset_elapsed();
             bar.enable_steady_tick(Duration::from_millis(200));
         }
         Progress { bar }
@@ -55,11 +67,14 @@ impl Progress {
     }
 }
 
-fn eta_or_stalled(state: &ProgressState, out: &mut dyn std::fmt::Write) {
-    let _ = if state.per_sec() < STALLED_BELOW {
+/// The time left at `rate` bytes a second, or `stalled` below
+/// [`STALLED_BELOW`].
+fn eta_or_stalled(rate: f64, state: &ProgressState, out: &mut dyn std::fmt::Write) {
+    let left = state.len().unwrap_or(0).saturating_sub(state.pos());
+    let _ = if rate < STALLED_BELOW {
         write!(out, "stalled")
     } else {
-        write!(out, "eta {}", indicatif::HumanDuration(state.eta()))
+        write!(out, "eta {}", indicatif::HumanDuration(Duration::from_secs_f64(left as f64 / rate)))
     };
 }
 
