@@ -228,3 +228,19 @@ fn a_reader_that_stops_early_ends_get_and_ls_quietly() {
         }
     }
 }
+
+#[test]
+fn sharing_beyond_loopback_unencrypted_needs_plaintext_said() {
+    // Refused before it binds: the test never listens beyond loopback.
+    let root = tempfile::tempdir().expect("root");
+    for (name, binary) in binaries() {
+        let refused = Command::new(&binary)
+            .args(["serve", &root.path().display().to_string(), "--listen", "0.0.0.0:0"])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{name}: {stderr}");
+        assert!(refused.stdout.is_empty(), "{name}: it never listened");
+        assert!(stderr.contains("--plaintext") && stderr.contains("not encrypted"), "{name}: {stderr}");
+    }
+}

@@ -51,6 +51,8 @@ pub enum Command {
 /// `serve [ROOT] [--listen ADDR] [--max-connections N] [--idle-timeout SECS] [--grace SECS]`
 #[derive(Debug, Args)]
 #[command(long_about = "Share ROOT (default: the current folder) until Ctrl-C or SIGTERM.\n\n\
+        It listens on loopback only unless told otherwise; an address other machines can reach is \
+        refused without --plaintext, since FERRY/1 is neither encrypted nor authenticated.\n\n\
         When ready, prints `listening on <ip:port>` on stdout; logs go to stderr, with one access-log \
         line per request (-q for warnings only). Only files under ROOT can be fetched: `..` is \
         refused, and relative symlinks are followed only while they stay inside ROOT (absolute ones \
@@ -67,10 +69,16 @@ pub struct ServeArgs {
     /// The folder to share.
     #[arg(default_value = ".")]
     pub root: PathBuf,
-    /// Address to listen on. The default is loopback only; use 0.0.0.0:7878
-    /// or [::]:7878 to share with other machines. Port 0 picks a free port.
+    /// Address to listen on. The default is loopback only; 0.0.0.0:7878 or
+    /// [::]:7878 share with other machines, which needs --plaintext (FERRY/1
+    /// is not encrypted). Port 0 picks a free port.
     #[arg(short, long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
     pub listen: SocketAddr,
+    /// Allow listening beyond loopback without encryption: anyone on the
+    /// path can read every file sent, and anyone who can connect can fetch
+    /// every file shared. Only on a network you trust.
+    #[arg(long)]
+    pub plaintext: bool,
     /// Connections served at once; clients beyond it are answered ERR BUSY.
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = positive)]
     pub max_connections: usize,
@@ -294,6 +302,16 @@ mod tests {
         assert!(Cli::try_parse_from(["ferry", "get", "host:x", "a"]).is_err());
         let joined = server_addr("127.0.0.1:7878/docs/a.pdf").expect_err("a path in the address");
         assert!(joined.contains("127.0.0.1:7878 docs/a.pdf"), "{joined}");
+    }
+
+    #[test]
+    fn beyond_loopback_is_a_choice_the_user_makes() {
+        let cli = Cli::try_parse_from(["ferry", "serve", "--listen", "0.0.0.0:0"]).expect("parses");
+        let Command::Serve(serve) = cli.command else { panic!("not serve") };
+        assert!(!serve.plaintext, "not without saying so");
+        let cli = Cli::try_parse_from(["ferry", "serve", "--listen", "0.0.0.0:0", "--plaintext"]).expect("parses");
+        let Command::Serve(serve) = cli.command else { panic!("not serve") };
+        assert!(serve.plaintext);
     }
 
     #[test]

@@ -99,6 +99,15 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 }
 
 fn serve<R: Runtime>(args: ServeArgs) -> Result<ExitCode, Failure> {
+    if !args.listen.ip().is_loopback() && !args.plaintext {
+        return Err(Failure::Usage(format!(
+            "--listen {}: other machines could reach this server, and FERRY/1 is not encrypted: anyone on \
+             the path could read every file sent, and anyone who can connect could fetch every file shared. \
+             Listen on loopback (the default, 127.0.0.1:{}), or add --plaintext to share on a network you trust",
+            args.listen,
+            crate::args::DEFAULT_PORT
+        )));
+    }
     let root = Root::open(&args.root)?;
     tracing::info!(root = %root.path().display(), implementation = R::NAME, "sharing");
     warn_if_too_much(root.path());
