@@ -1,4 +1,6 @@
-//! `ferry-load`: a load generator for FERRY/1, in the spirit of wrk.
+//! `ferry-load`: a load generator for FERRY/1, in the spirit of wrk, and
+//! for HTTP/1.1 (`--http`), so that one program with the same threads and
+//! the same cost per request drives ferry's servers and nginx alike.
 //!
 //! Opens CONNECTIONS connections, keeps DEPTH requests in flight on each
 //! (pipelining), for DURATION, and reports requests/s, bytes/s, latency
@@ -58,6 +60,71 @@ struct Args {
     /// Print the results as one JSON object instead of for people.
     #[arg(long)]
     json: bool,
+    /// Speak HTTP/1.1 instead of FERRY/1: keep-alive `GET /PATH`,
+    /// pipelined to --depth, bodies by `Content-Length` (nginx, for a
+    /// comparison through the same client).
+    #[arg(long, conflicts_with = "range")]
+    http: bool,
+}
+
+/// The protocol a run speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Ferry,
+    Http,
+}
+
+impl Protocol {
+    /// Where an answer's header ends.
+    fn header_end(self) -> &'static [u8] {
+        match self {
+            Protocol::Ferry => b"\n",
+            Protocol::Http => b"\r\n\r\n",
+        }
+    }
+}
+
+/// What an answer's header says.
+enum Header {
+    /// A body of this many bytes follows.
+    Ok(u64),
+    /// A refusal (its cause), and the bytes of its body to skip.
+    Refused(String, u64),
+}
+
+/// Reads an answer's header (without its end).
+fn header(protocol: Protocol, header: &[u8]) -> Result<Header, String> {
+    let text = String::from_utf8_lossy(header);
+    match protocol {
+        Protocol::Ferry => {
+            if let Some(len) = text.strip_prefix("OK ").and_then(|n| n.parse().ok()) {
+                Ok(Header::Ok(len))
+            } else if text.starts_with("ERR ") {
+                let code = text.split(' ').nth(1).unwrap_or_default();
+                Ok(Header::Refused(format!("ERR {code}"), 0))
+            } else {
+                Err(format!("not a FERRY/1 answer: {text:?}"))
+            }
+        }
+        Protocol::Http => {
+            let mut lines = text.split("\r\n");
+            let status = lines.next().unwrap_or_default();
+            let code: u16 = match status.split(' ').collect::<Vec<_>>()[..] {
+                [version, code, ..] if version.starts_with("HTTP/1.") => code.parse().map_err(|_| status.to_owned())?,
+                _ => return Err(format!("not an HTTP/1.1 status line: {status:?}")),
+            };
+            let len = lines
+                .filter_map(|line| line.split_once(':'))
+                .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, value)| value.trim().parse().ok())
+                .ok_or_else(|| format!("HTTP {code} without Content-Length"))?;
+            if (200..300).contains(&code) {
+                Ok(Header::Ok(len))
+            } else {
+                Ok(Header::Refused(format!("HTTP {code}"), len))
+            }
+        }
+    }
 }
 
 /// What one connection saw.
@@ -86,9 +153,14 @@ impl Tally {
 
     /// Counts an `ERR` answer, by its code.
     fn refuse(&mut self, header: &[u8]) {
-        self.refused += 1;
         let code = header.split(|&b| b == b' ').nth(1).unwrap_or_default();
-        *self.causes.entry(format!("ERR {}", String::from_utf8_lossy(code))).or_default() += 1;
+        self.refuse_because(format!("ERR {}", String::from_utf8_lossy(code)));
+    }
+
+    /// Counts a refusal (an `ERR` code, an HTTP status), by its cause.
+    fn refuse_because(&mut self, cause: String) {
+        self.refused += 1;
+        *self.causes.entry(cause).or_default() += 1;
     }
 
     fn add(&mut self, other: &Tally) {
@@ -123,7 +195,11 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     if args.connections == 0 || args.depth == 0 || args.duration.is_nan() || args.duration <= 0.0 {
         bail!("--connections, --depth and --duration must be more than 0");
     }
-    let mut request = format!("GET {}", args.path);
+    let protocol = if args.http { Protocol::Http } else { Protocol::Ferry };
+    let mut request = match protocol {
+        Protocol::Ferry => format!("GET {}", args.path),
+        Protocol::Http => format!("GET /{} HTTP/1.1\r\nHost: {}\r\n\r\n", args.path.trim_start_matches('/'), args.addr),
+    };
     if let Some(range) = &args.range {
         let (offset, length) = range.split_once(':').map_or((range.as_str(), None), |(o, l)| (o, Some(l)));
         offset.parse::<u64>().with_context(|| format!("--range offset {offset:?}"))?;
@@ -133,7 +209,9 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             request.push_str(&format!(" {length}"));
         }
     }
-    request.push('\n');
+    if protocol == Protocol::Ferry {
+        request.push('\n');
+    }
     let request: Arc<[u8]> = request.into_bytes().into();
 
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
@@ -145,12 +223,12 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     let duration =
         if args.requests.is_some() { Duration::from_secs(3600) } else { Duration::from_secs_f64(args.duration) };
     let (total, elapsed, greeting) = runtime.block_on(async {
-        let greeting = greeting_of(args.addr, &request).await?;
+        let greeting = greeting_of(args.addr, &request, protocol).await?;
         let started = Instant::now();
         let deadline = started + duration;
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..args.connections {
-            tasks.spawn(drive(args.addr, Arc::clone(&request), args.depth, deadline, args.requests));
+            tasks.spawn(drive(args.addr, Arc::clone(&request), protocol, args.depth, deadline, args.requests));
         }
         let mut total = Tally::new();
         while let Some(tally) = tasks.join_next().await {
@@ -166,15 +244,22 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
 /// Connects once to learn the server's implementation (and that it is
 /// up), and makes `request` once: a load of refusals measures nothing, so
 /// a refused request ends the run before it starts, saying why.
-async fn greeting_of(addr: SocketAddr, request: &[u8]) -> anyhow::Result<String> {
+async fn greeting_of(addr: SocketAddr, request: &[u8], protocol: Protocol) -> anyhow::Result<String> {
     let mut stream = TcpStream::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?;
-    let text = line_of(&mut stream).await?;
-    if !text.starts_with("FERRY/1 ") {
+    let text = match protocol {
+        Protocol::Ferry => line_of(&mut stream).await?,
+        Protocol::Http => "HTTP/1.1".to_owned(),
+    };
+    if protocol == Protocol::Ferry && !text.starts_with("FERRY/1 ") {
         bail!("{addr} is not a FERRY/1 server (it said {text:?})");
     }
     stream.write_all(request).await.with_context(|| format!("{addr}: cannot send a request"))?;
     let answer = line_of(&mut stream).await?;
-    if !answer.starts_with("OK ") {
+    let answered = match protocol {
+        Protocol::Ferry => answer.starts_with("OK "),
+        Protocol::Http => answer.split(' ').nth(1).is_some_and(|code| code.starts_with('2')),
+    };
+    if !answered {
         let asked = String::from_utf8_lossy(request.trim_ascii_end()).into_owned();
         bail!("{addr} answers {asked:?} with {answer:?}: every request would be refused; nothing to measure");
     }
@@ -201,12 +286,21 @@ enum State {
     Header(Vec<u8>),
     /// Skipping this many body bytes.
     Body(u64),
+    /// Skipping this many bytes of a refusal's body (HTTP's error pages).
+    Skip(u64),
 }
 
 /// One connection: keeps `depth` requests in flight until `deadline` (or
 /// until `count` requests were sent), then reads the answers still due and
 /// leaves.
-async fn drive(addr: SocketAddr, request: Arc<[u8]>, depth: usize, deadline: Instant, count: Option<u64>) -> Tally {
+async fn drive(
+    addr: SocketAddr,
+    request: Arc<[u8]>,
+    protocol: Protocol,
+    depth: usize,
+    deadline: Instant,
+    count: Option<u64>,
+) -> Tally {
     let mut tally = Tally::new();
     let mut stream = match TcpStream::connect(addr).await {
         Ok(stream) => stream,
@@ -220,7 +314,8 @@ async fn drive(addr: SocketAddr, request: Arc<[u8]>, depth: usize, deadline: Ins
     let mut buffer = vec![0u8; 64 * 1024];
     let mut in_flight: VecDeque<Instant> = VecDeque::with_capacity(depth);
     let mut state = State::Header(Vec::new());
-    let mut greeted = false;
+    // HTTP has no greeting.
+    let mut greeted = protocol == Protocol::Http;
     let mut batch = Vec::with_capacity(request.len() * depth);
     let mut sent = 0u64;
     loop {
@@ -261,23 +356,32 @@ async fn drive(addr: SocketAddr, request: Arc<[u8]>, depth: usize, deadline: Ins
         let mut chunk = &buffer[..n];
         while !chunk.is_empty() {
             match &mut state {
-                State::Body(left) => {
+                State::Body(left) | State::Skip(left) => {
                     let take = (*left).min(chunk.len() as u64);
                     *left -= take;
-                    tally.bytes += take;
                     chunk = &chunk[take as usize..];
-                    if *left == 0 {
+                    if let State::Body(_) = state {
+                        tally.bytes += take;
+                    }
+                    if let State::Body(0) = state {
                         finish(&mut tally, &mut in_flight);
+                        state = State::Header(Vec::new());
+                    } else if let State::Skip(0) = state {
                         state = State::Header(Vec::new());
                     }
                 }
                 State::Header(line) => {
-                    let Some(lf) = chunk.iter().position(|&b| b == b'\n') else {
-                        line.extend_from_slice(chunk);
+                    // The end may straddle two reads: look from a little
+                    // before what this read added.
+                    let end = protocol.header_end();
+                    let from = line.len().saturating_sub(end.len() - 1);
+                    line.extend_from_slice(chunk);
+                    let Some(at) = line[from..].windows(end.len()).position(|w| w == end).map(|at| from + at) else {
                         break;
                     };
-                    line.extend_from_slice(&chunk[..lf]);
-                    chunk = &chunk[lf + 1..];
+                    let rest = line.len() - (at + end.len());
+                    chunk = &chunk[chunk.len() - rest..];
+                    line.truncate(at);
                     if !greeted {
                         // At its limit a server says ERR BUSY instead of
                         // the greeting, and closes: a refusal, not a fault.
@@ -289,26 +393,38 @@ async fn drive(addr: SocketAddr, request: Arc<[u8]>, depth: usize, deadline: Ins
                         line.clear();
                         continue;
                     }
-                    let header = std::mem::take(line);
-                    if let Some(len) =
-                        header.strip_prefix(b"OK ").and_then(|n| std::str::from_utf8(n).ok()?.parse().ok())
-                    {
-                        if len == 0 {
-                            finish(&mut tally, &mut in_flight);
-                        } else {
-                            state = State::Body(len);
+                    let answer = std::mem::take(line);
+                    match header(protocol, &answer) {
+                        Ok(Header::Ok(0)) => finish(&mut tally, &mut in_flight),
+                        Ok(Header::Ok(len)) => state = State::Body(len),
+                        Ok(Header::Refused(cause, skip)) => {
+                            tally.refuse_because(cause);
+                            in_flight.pop_front();
+                            if skip > 0 {
+                                state = State::Skip(skip);
+                            }
                         }
-                    } else if header.starts_with(b"ERR ") {
-                        tally.refuse(&header);
-                        in_flight.pop_front();
-                    } else {
-                        tally.fail(format!("not a FERRY/1 answer: {:?}", String::from_utf8_lossy(&header)));
-                        return tally;
+                        Err(why) => {
+                            tally.fail(why);
+                            return tally;
+                        }
                     }
                 }
             }
         }
     }
+}
+
+/// This process's CPU time so far (user and system, every thread), from
+/// /proc/self/stat in the kernel's fixed 100 ticks a second: what the load
+/// generator itself cost, so that a comparison of two servers can show it
+/// was the same for both protocols.
+fn own_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 /// Records an answer that arrived whole.
@@ -343,6 +459,8 @@ fn print(args: &Args, total: &Tally, elapsed: Duration, greeting: &str) {
             "refused": total.refused,
             "failed": total.failed,
             "causes": total.causes,
+            "protocol": if args.http { "HTTP/1.1" } else { "FERRY/1" },
+            "client_cpu_s": own_cpu_seconds(),
         });
         println!("{json}");
         return;
