@@ -72,7 +72,7 @@ pub fn is_timeout(error: &io::Error) -> bool {
 }
 
 /// Zeroed room at the end of a buffer for one read, taken off again when
-/// dropped, but for the bytes the read [kept](Spare::keep): a read into it
+/// dropped, but for the bytes the read [kept](Spare::kept): a read into it
 /// that is cancelled half-way (dropped at a deadline, or by a race with
 /// shutdown) leaves no zeros behind to be parsed as data. For the runtimes
 /// whose reads take a `&mut [u8]` that must be initialised (futures-io:
@@ -95,11 +95,6 @@ impl<'a> Spare<'a> {
     /// The room to read into.
     pub fn bytes(&mut self) -> &mut [u8] {
         &mut self.buffer[self.filled..]
-    }
-
-    /// The read filled `n` bytes of the room.
-    pub fn keep(&mut self, n: usize) {
-        self.kept = n;
     }
 
     /// Keeps what `read` filled, if it succeeded (`None`: it did not end
@@ -137,11 +132,9 @@ mod tests {
     #[test]
     fn a_cancelled_read_leaves_no_zeros() {
         let mut buffer = b"GET".to_vec();
-        {
-            let mut spare = Spare::grow(&mut buffer, 4096);
-            spare.bytes()[..2].copy_from_slice(b" a");
-            spare.keep(2);
-        }
+        let mut spare = Spare::grow(&mut buffer, 4096);
+        spare.bytes()[..2].copy_from_slice(b" a");
+        assert!(matches!(spare.kept(Some(Ok(2))), Some(Ok(2))), "what the read said is passed on");
         assert_eq!(buffer, b"GET a");
         drop(Spare::grow(&mut buffer, 4096));
         assert_eq!(buffer, b"GET a", "room not kept is taken off again");
