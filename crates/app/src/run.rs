@@ -2,6 +2,7 @@
 //! on the implementation's [`Runtime`], and the result turned into words and
 //! an exit code.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -178,17 +179,18 @@ fn get<R: Runtime>(mut args: GetArgs, quiet: bool) -> Result<ExitCode, Failure> 
     args.no_progress |= quiet;
     let config =
         ClientConfig { addr: args.addr.clone(), timeout: args.timeout.0, max_size: args.max_size.map(|size| size.0) };
+    let mut listings = Listings::new(&config);
     // The server is asked first where the answer decides what to ask the
     // user: a missing file or a dead server is said before the prompt for
     // where to save it.
     if let [path] = &args.paths[..]
         && args.output.is_none()
         && std::io::stdin().is_terminal()
-        && let Some(error) = remote_trouble::<R>(&config, path)
+        && let Some(error) = remote_trouble::<R>(&mut listings, path)
     {
         let mut report = Report::new(1).quiet(quiet).with_hints(R::BINARY, &args.addr);
         report.failed(&error);
-        suggest::<R>(&config, &report.missing);
+        suggest::<R>(&mut listings, &report.missing);
         return Ok(report.exit_code());
     }
     let mut plan = Plan::new(&args).map_err(|error| match error {
@@ -202,11 +204,12 @@ fn get<R: Runtime>(mut args: GetArgs, quiet: bool) -> Result<ExitCode, Failure> 
     signals::on_interrupt(move || last_words.tell())
         .map_err(|e| anyhow::anyhow!("cannot install signal handlers: {e}"))?;
     // Files whose destination is in the way fail alone, each named, before
-    // the others are fetched.
-    // A destination in the way is only worth saying for a file the server
-    // has: otherwise what is wrong is the path, a typo say.
+    // the others are fetched; but a destination in the way is only worth
+    // saying for a file the server has: otherwise what is wrong is the
+    // path, a typo say.
     for (path, refused) in std::mem::take(&mut plan.refused) {
-        let trouble = remote_trouble::<R>(&config, path.as_str()).filter(|error| hint::not_found(error).is_some());
+        let trouble =
+            remote_trouble::<R>(&mut listings, path.as_str()).filter(|error| hint::not_found(error).is_some());
         report.failed(&trouble.unwrap_or(ClientError::Save(refused)));
     }
     if !plan.items.is_empty()
@@ -220,8 +223,31 @@ fn get<R: Runtime>(mut args: GetArgs, quiet: bool) -> Result<ExitCode, Failure> 
         plan.abandon(&error);
         resume.tell();
     }
-    suggest::<R>(&config, &report.missing);
+    suggest::<R>(&mut listings, &report.missing);
     Ok(report.exit_code())
+}
+
+/// The server's folders listed for hints, each listed once however many
+/// paths in it need one.
+struct Listings<'c> {
+    config: &'c ClientConfig,
+    made: HashMap<String, hint::Names>,
+}
+
+impl<'c> Listings<'c> {
+    fn new(config: &'c ClientConfig) -> Listings<'c> {
+        Listings { config, made: HashMap::new() }
+    }
+
+    /// `folder`'s names, listed now or earlier.
+    fn of<R: Runtime>(&mut self, folder: &WirePath) -> Result<&hint::Names, ClientError> {
+        if !self.made.contains_key(folder.as_str()) {
+            let mut names = hint::Names::default();
+            R::ls(self.config, folder, &mut names)?;
+            self.made.insert(folder.as_str().to_owned(), names);
+        }
+        Ok(&self.made[folder.as_str()])
+    }
 }
 
 /// What is wrong on the server's side with fetching `path`, found from a
@@ -229,16 +255,15 @@ fn get<R: Runtime>(mut args: GetArgs, quiet: bool) -> Result<ExitCode, Failure> 
 /// (`NOT_A_FILE`), or the server cannot be reached. `None` when it is a
 /// file the server has, or when the listing itself is refused (the GET
 /// will say why).
-fn remote_trouble<R: Runtime>(config: &ClientConfig, path: &str) -> Option<ClientError> {
+fn remote_trouble<R: Runtime>(listings: &mut Listings<'_>, path: &str) -> Option<ClientError> {
     let wire = WirePath::new(path).ok()?;
     let parent = hint::parent(wire.as_str())?;
     let name = wire.file_name()?;
-    let mut names = hint::Names::default();
-    match R::ls(config, &parent, &mut names) {
+    let names = match listings.of::<R>(&parent) {
         Err(error @ (ClientError::Connect { .. } | ClientError::Timeout { .. })) => return Some(error),
         Err(_) => return None,
-        Ok(()) => {}
-    }
+        Ok(names) => names,
+    };
     let refusal = |code, message: String| ClientError::Refused {
         path: wire.as_str().to_owned(),
         refusal: ferry_engine::Refusal::new(code, message),
@@ -260,13 +285,10 @@ fn stdout_closed(error: &ClientError) -> bool {
 
 /// For paths the server does not have: the name in the same folder that
 /// was most likely meant, from a listing of it (the first three paths).
-fn suggest<R: Runtime>(config: &ClientConfig, missing: &[String]) {
+fn suggest<R: Runtime>(listings: &mut Listings<'_>, missing: &[String]) {
     for path in missing.iter().take(3) {
         let Some(parent) = hint::parent(path) else { continue };
-        let mut names = hint::Names::default();
-        if R::ls(config, &parent, &mut names).is_err() {
-            continue;
-        }
+        let Ok(names) = listings.of::<R>(&parent) else { continue };
         let wanted = path.trim_end_matches('/').rsplit('/').next().unwrap_or(path);
         if let Some(name) = hint::closest(wanted, &names.names) {
             let meant = match parent.as_str() {
@@ -283,14 +305,11 @@ fn ls<R: Runtime>(args: LsArgs) -> Result<ExitCode, Failure> {
     let config = ClientConfig { addr: args.addr, timeout: args.timeout.0, max_size: None };
     let mut printer = Printer { out: std::io::stdout().lock(), bytes: args.bytes, failed: None };
     if let Err(error) = R::ls(&config, &path, &mut printer) {
-        say!("error: {error}");
-        if let Some(hint) = hint::for_refusal(R::BINARY, &config.addr, &error) {
-            say!("{hint}");
-        }
-        if hint::not_found(&error).is_some() {
-            suggest::<R>(&config, &[path.as_str().to_owned()]);
-        }
-        return Ok(ExitCode::FAILURE);
+        // Said as `get` says a refusal, with the same hints.
+        let mut report = Report::new(1).with_hints(R::BINARY, &config.addr);
+        report.failed(&error);
+        suggest::<R>(&mut Listings::new(&config), &report.missing);
+        return Ok(report.exit_code());
     }
     let written = match printer.failed.take() {
         Some(error) => Err(error),
