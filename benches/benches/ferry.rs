@@ -89,14 +89,15 @@ fn write_files(root: &Path) -> io::Result<()> {
 /// One file over one connection, with each runtime's own `Connection`,
 /// through the link traits every driver implements.
 mod clients {
+    use ferry_app::dial::Remote;
     use ferry_app::link::AsyncSave;
     use ferry_engine::client::ClientConfig;
 
     use super::*;
 
     /// How each runtime's `Connection::connect` is told where to go.
-    pub(crate) fn config(addr: SocketAddr) -> ClientConfig {
-        ClientConfig { addr: addr.to_string(), timeout: TIMEOUT, max_size: None }
+    pub(crate) fn config(addr: SocketAddr) -> Remote {
+        Remote::plain(ClientConfig { addr: addr.to_string(), timeout: TIMEOUT, max_size: None, token: None })
     }
 
     pub(crate) fn greeted<L: Save>(mut connection: L) -> L {

@@ -21,6 +21,7 @@ pub mod process;
 pub mod report;
 pub mod runner;
 pub mod script;
+pub mod tls;
 pub mod wire;
 
 /// A case's verdict: `Err` says, in words, what went wrong.

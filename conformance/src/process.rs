@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -33,6 +33,30 @@ pub struct Server {
     child: Option<Child>,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// A TLS server's fingerprint, from its second line (`fingerprint
+    /// SHA256:...`).
+    pub fingerprint: Option<String>,
+}
+
+/// The config folder (`XDG_CONFIG_HOME`) of every server the suite starts:
+/// where a TLS server keeps its identity, one for every run on this
+/// machine, never the user's own.
+pub fn config_home() -> PathBuf {
+    std::env::temp_dir().join(format!("ferry-conformance-{}", rustix::process::getuid().as_raw()))
+}
+
+/// A file holding [`crate::tls::TOKEN`], for `--token-file`.
+pub fn token_file() -> Result<PathBuf, String> {
+    let file = config_home().join("token");
+    if !file.exists() {
+        std::fs::create_dir_all(config_home()).map_err(|e| format!("{}: {e}", config_home().display()))?;
+        // Written whole under another name, then renamed: cases in
+        // parallel may read it at any moment.
+        let partial = file.with_extension(format!("{}", std::process::id()));
+        std::fs::write(&partial, format!("{}\n", crate::tls::TOKEN)).map_err(|e| e.to_string())?;
+        std::fs::rename(&partial, &file).map_err(|e| e.to_string())?;
+    }
+    Ok(file)
 }
 
 impl Server {
@@ -44,13 +68,17 @@ impl Server {
 
     /// [`Server::start`], with its log going to `log`.
     pub fn start_logging(launch: &Launch, root: &Path, options: &[&str], log: Log) -> Result<Server, String> {
-        let spawn = |command, what: &str| spawn(command, what, log);
+        let spawn = |mut command: Command, what: &str| {
+            command.env("XDG_CONFIG_HOME", config_home());
+            spawn(command, what, log)
+        };
+        let tls = options.contains(&"--tls");
         match launch {
             Launch::Ferry(binary) => {
                 let mut command = Command::new(binary);
                 command.arg("serve").arg(root).args(["--listen", "127.0.0.1:0"]).args(options);
                 let child = spawn(command, &binary.display().to_string())?;
-                Server::ready(child, None)
+                Server::ready(child, None, tls)
             }
             Launch::Template(template) => {
                 let port = free_port()?;
@@ -62,9 +90,9 @@ impl Server {
                 // `exec`, so that signals reach the server, not the shell.
                 command.arg("-c").arg(format!("exec {line}"));
                 let child = spawn(command, &line)?;
-                Server::ready(child, Some(SocketAddr::from(([127, 0, 0, 1], port))))
+                Server::ready(child, Some(SocketAddr::from(([127, 0, 0, 1], port))), tls)
             }
-            Launch::Running(addr) if options.is_empty() => Ok(Server { child: None, addr: *addr }),
+            Launch::Running(addr) if options.is_empty() => Ok(Server { child: None, addr: *addr, fingerprint: None }),
             Launch::Running(addr) => Err(format!("the server at {addr} is already running; cannot pass {options:?}")),
         }
     }
@@ -74,24 +102,38 @@ impl Server {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Waits for the `listening on` line, or for `port` to accept.
-    fn ready(mut child: Child, port: Option<SocketAddr>) -> Result<Server, String> {
+    /// Waits for the `listening on` line (and, for a TLS server, the
+    /// `fingerprint` line after it), or for `port` to accept.
+    fn ready(mut child: Child, port: Option<SocketAddr>, tls: bool) -> Result<Server, String> {
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let (lines, line) = mpsc::channel();
+        let (fingerprints, fingerprint) = mpsc::channel();
         // The reader ends by itself when the server closes stdout.
         thread::spawn(move || {
-            for text in BufReader::new(stdout).lines() {
+            let mut lines_read = BufReader::new(stdout).lines();
+            for text in lines_read.by_ref() {
                 let Ok(text) = text else { break };
                 if let Some(addr) = text.trim_end().strip_prefix("listening on ") {
                     let _ = lines.send(addr.parse::<SocketAddr>().map_err(|_| text.clone()));
                     break;
                 }
             }
+            if tls && let Some(Ok(text)) = lines_read.next() {
+                let _ = fingerprints.send(text.trim_end().strip_prefix("fingerprint ").map(str::to_owned));
+            }
         });
-        let mut server = Server { child: Some(child), addr: SocketAddr::from(([127, 0, 0, 1], 0)) };
+        let mut server = Server { child: Some(child), addr: SocketAddr::from(([127, 0, 0, 1], 0)), fingerprint: None };
         let deadline = Instant::now() + WAIT;
         loop {
             match line.recv_timeout(Duration::from_millis(50)) {
+                Ok(Ok(addr)) if tls => {
+                    server.addr = addr;
+                    server.fingerprint = fingerprint.recv_timeout(WAIT).ok().flatten();
+                    return match server.fingerprint {
+                        Some(_) => Ok(server),
+                        None => Err("no `fingerprint SHA256:...` line after `listening on`".to_owned()),
+                    };
+                }
                 Ok(Ok(addr)) => {
                     server.addr = addr;
                     return Ok(server);

@@ -133,11 +133,24 @@ pub fn client_cases(
         return Ok(Vec::new());
     }
     let running = Server::start(launch, fixture.root(), &[])?;
-    let context = ClientContext { client, server: &running, fixture };
+    let needs_tls = cases.iter().any(|case| case.needs == Needs::Tls);
+    let secured = match needs_tls && launch.takes_options() {
+        true => {
+            let token = crate::process::token_file()?.display().to_string();
+            Some(Server::start(launch, fixture.root(), &["--tls", "--token-file", &token])?)
+        }
+        false => None,
+    };
+    let context = ClientContext { client, server: &running, secured: secured.as_ref(), fixture };
     Ok(concurrently(&cases, |case| {
         let Run::Client(check) = case.run else { unreachable!("only client cases were selected") };
-        let unmet = (case.needs == Needs::FerryClient && !ferry_client)
-            .then(|| "needs a client with ferry's command line (-o, --force, --continue, --verify)".to_owned());
+        let unmet = match case.needs {
+            Needs::FerryClient | Needs::Tls if !ferry_client => {
+                Some("needs a client with ferry's command line (-o, --force, --continue, --verify)".to_owned())
+            }
+            Needs::Tls if secured.is_none() => Some("needs a server that takes --tls and --token-file".to_owned()),
+            _ => None,
+        };
         let outcome = outcome(*case, &server.name, Some(&client.name), unmet, || check(&context));
         report(&outcome);
         outcome

@@ -1,6 +1,7 @@
 //! A deliberately small FERRY/1 client written from SPEC.md alone, for
-//! speaking raw bytes to a server under test. Every read has a timeout, so
-//! a server that hangs fails a case instead of hanging the suite.
+//! speaking raw bytes to a server under test, on plain TCP or inside TLS
+//! (§8). Every read has a timeout, so a server that hangs fails a case
+//! instead of hanging the suite.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -66,6 +67,8 @@ pub fn shown(bytes: &[u8]) -> String {
 #[derive(Debug)]
 pub struct Wire {
     stream: TcpStream,
+    /// TLS over the stream, once a handshake made it.
+    tls: Option<Box<rustls::ClientConnection>>,
     buffer: Vec<u8>,
     /// Its place in this thread's [`Transcript`], when one is kept.
     recorded: Option<usize>,
@@ -128,7 +131,30 @@ impl Wire {
                 transcript.connections.len() - 1
             })
         });
-        Ok(Wire { stream, buffer: Vec::new(), recorded })
+        Ok(Wire { stream, tls: None, buffer: Vec::new(), recorded })
+    }
+
+    /// Connects and makes a TLS session with `config`, as `name`: the
+    /// handshake done, nothing read after it.
+    pub fn tls(addr: SocketAddr, config: std::sync::Arc<rustls::ClientConfig>) -> Result<Wire, String> {
+        let mut wire = Wire::connect(addr)?;
+        let mut conn = rustls::ClientConnection::new(config, crate::tls::loopback()).map_err(|e| e.to_string())?;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut wire.stream).map_err(|e| format!("TLS handshake: {e}"))?;
+        }
+        wire.tls = Some(Box::new(conn));
+        Ok(wire)
+    }
+
+    /// [`Wire::tls`], then the greeting read; returns the implementation
+    /// token.
+    pub fn tls_greeted(
+        addr: SocketAddr,
+        config: std::sync::Arc<rustls::ClientConfig>,
+    ) -> Result<(Wire, String), String> {
+        let mut wire = Wire::tls(addr, config)?;
+        let name = wire.greeting()?;
+        Ok((wire, name))
     }
 
     /// Shrinks this side's receive buffer to about `bytes`, so that what
@@ -142,12 +168,19 @@ impl Wire {
     pub fn accepted(stream: TcpStream) -> Result<Wire, String> {
         stream.set_read_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
         stream.set_write_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
-        Ok(Wire { stream, buffer: Vec::new(), recorded: None })
+        Ok(Wire { stream, tls: None, buffer: Vec::new(), recorded: None })
     }
 
     /// Connects and checks the greeting; returns the implementation token.
     pub fn greeted(addr: SocketAddr) -> Result<(Wire, String), String> {
         let mut wire = Wire::connect(addr)?;
+        let name = wire.greeting()?;
+        Ok((wire, name))
+    }
+
+    /// Reads and checks the greeting; returns the implementation token.
+    fn greeting(&mut self) -> Result<String, String> {
+        let wire = self;
         let line = wire.line()?;
         let text = String::from_utf8(line).map_err(|_| "greeting is not UTF-8".to_owned())?;
         let Some(name) = text.strip_prefix("FERRY/1 ") else {
@@ -156,7 +189,7 @@ impl Wire {
         if name.is_empty() || name.contains(' ') {
             return Err(format!("greeting {text:?} does not name the implementation in one token"));
         }
-        Ok((wire, name.to_owned()))
+        Ok(name.to_owned())
     }
 
     /// Sends raw bytes.
@@ -168,14 +201,27 @@ impl Wire {
                 }
             });
         }
-        self.stream.write_all(bytes).map_err(|e| format!("send: {e}"))
+        match &mut self.tls {
+            Some(tls) => rustls::Stream::new(&mut **tls, &mut self.stream).write_all(bytes).and_then(|()| {
+                while tls.wants_write() {
+                    tls.write_tls(&mut self.stream)?;
+                }
+                Ok(())
+            }),
+            None => self.stream.write_all(bytes),
+        }
+        .map_err(|e| format!("send: {e}"))
     }
 
     /// Reads more bytes into the buffer; `Ok(false)` at end of stream.
     fn fill(&mut self) -> Result<bool, String> {
         let mut chunk = vec![0; 256 * 1024];
         loop {
-            return match self.stream.read(&mut chunk) {
+            let read = match &mut self.tls {
+                Some(tls) => rustls::Stream::new(&mut **tls, &mut self.stream).read(&mut chunk),
+                None => self.stream.read(&mut chunk),
+            };
+            return match read {
                 Ok(0) => Ok(false),
                 Ok(n) => {
                     self.buffer.extend_from_slice(&chunk[..n]);

@@ -241,6 +241,23 @@ fn sharing_beyond_loopback_unencrypted_needs_plaintext_said() {
         let stderr = String::from_utf8_lossy(&refused.stderr);
         assert_eq!(refused.status.code(), Some(2), "{name}: {stderr}");
         assert!(refused.stdout.is_empty(), "{name}: it never listened");
-        assert!(stderr.contains("--plaintext") && stderr.contains("not encrypted"), "{name}: {stderr}");
+        assert!(
+            stderr.contains("--tls") && stderr.contains("--plaintext") && stderr.contains("encrypted"),
+            "{name}: {stderr}"
+        );
+        // A token would cross the network in clear: refused even with
+        // --plaintext, before binding.
+        let token = root.path().join("token");
+        std::fs::write(&token, "s3cret\n").expect("token file");
+        let refused = Command::new(&binary)
+            .args(["serve", &root.path().display().to_string(), "--listen", "0.0.0.0:0", "--plaintext"])
+            .arg("--token-file")
+            .arg(&token)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{name}: {stderr}");
+        assert!(refused.stdout.is_empty(), "{name}: it never listened");
+        assert!(stderr.contains("token") && stderr.contains("add --tls"), "{name}: {stderr}");
     }
 }

@@ -46,7 +46,7 @@
 //!   ([`ferry_app::Runtime::DESCRIPTORS_PER_CONNECTION`]). A window of a
 //!   body the kernel does not have in memory
 //!   ([`ferry_share::FileBody::resident`]) is read under `spawn_blocking`
-//!   instead and written from the executor (`connection.rs: send_cold`),
+//!   instead and written from the executor (`ferry_app::futures: send_copied`),
 //!   so `sendfile` never waits for a disk on an executor thread.
 //! - **Blocking work** goes to `task::spawn_blocking`, but for GETs of files
 //!   the kernel has in memory, answered on the executor with calls that

@@ -8,11 +8,12 @@
 use anyhow::Context;
 use async_std::net::TcpListener;
 use async_std::task;
+use ferry_app::dial::Remote;
 use ferry_app::link::Client;
 use ferry_app::switch::Trigger;
 use ferry_app::{Item, Plan, Report, Runtime, ServeConfig};
 use ferry_engine::WirePath;
-use ferry_engine::client::{ClientConfig, ClientError, Outcomes};
+use ferry_engine::client::{ClientError, Outcomes};
 
 use crate::connection::Connection;
 use crate::server;
@@ -35,22 +36,24 @@ impl Runtime for AsyncStd {
                 .map(TcpListener::from)
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
             let shutdown = Shutdown::new();
-            ferry_app::net::ready(listener.local_addr()?, shutdown.trigger_fn())?;
+            ferry_app::net::ready(&config, listener.local_addr()?, shutdown.trigger_fn())?;
             server::run(listener, config, shutdown).await?;
             anyhow::Ok(())
         })
     }
 
-    fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
+    fn get(remote: &Remote, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
+        let config = &remote.config;
         task::block_on(async {
-            let client = Client::new(Connection::connect(config).await?, config);
+            let client = Client::new(Connection::connect(remote).await?, config);
             client.get_async(config, plan, report).await
         })
     }
 
-    fn ls(config: &ClientConfig, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
+    fn ls(remote: &Remote, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
+        let config = &remote.config;
         task::block_on(async {
-            let client = Client::new(Connection::connect(config).await?, config);
+            let client = Client::new(Connection::connect(remote).await?, config);
             client.ls_async(config, path, out).await
         })
     }

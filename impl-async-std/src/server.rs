@@ -41,7 +41,9 @@ pub async fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown)
         // One task a connection, even past the limit: there it answers
         // BUSY and ends, so the accept loop never waits for a client.
         let (permit, serving) = config.admit(peer, limit.try_acquire_arc(), AsyncStd::NAME);
-        let (connection, held) = (Connection::new(stream), (permit, tasks.track()));
+        // A TLS handshake is the task's, never the accept loop's.
+        let connection = Connection::accepted(stream, config.tls.clone(), config.handshake_within(&serving));
+        let held = (permit, tasks.track());
         // The handle is dropped: the task runs on, detached, until its
         // connection ends; at shutdown, `run` waits for it through `tasks`.
         task::spawn(serve_task(Arc::clone(&config), serving, connection, Arc::clone(&server), held));

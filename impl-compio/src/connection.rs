@@ -24,16 +24,19 @@ use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use compio::BufResult;
+use compio::buf::IoBufMut;
 use compio::buf::{IntoInner, IoBuf};
 use compio::driver::op::ReadAt;
 use compio::driver::{SharedFd, ToSharedFd};
 use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use compio::net::{TcpStream, ToSocketAddrsAsync};
 use compio::time::sleep_until;
-use ferry_app::dial;
+use compio::tls::{TlsAcceptor, TlsConnector, TlsStream};
+use ferry_app::dial::{self, Remote};
 use ferry_app::link::AsyncLink;
+use ferry_app::tls::ServerTls;
 use ferry_engine::body::{BODY_BUFFER, BodyError, Incoming, SEND_WINDOW};
-use ferry_engine::client::{ClientConfig, ClientError};
+use ferry_engine::client::ClientError;
 use ferry_engine::frame::{LINE_READ, stopped_reading};
 use ferry_engine::server::{LINGER, LINGER_BYTES};
 use ferry_share::FileBody;
@@ -44,7 +47,10 @@ use crate::pool::Pipe;
 /// A stream and the bytes received on it but not yet used.
 #[derive(Debug)]
 pub struct Connection {
-    pub(crate) stream: TcpStream,
+    /// The socket itself: its descriptor, `shutdown` and `splice`.
+    socket: TcpStream,
+    /// What reads and writes go through: the socket, or TLS over it.
+    pub(crate) stream: Stream,
     pub(crate) buffer: Vec<u8>,
     /// What line reads are handed to the kernel in; emptied into `buffer`.
     scratch: Vec<u8>,
@@ -85,10 +91,13 @@ impl AsyncLink for Connection {
     ///
     /// Every [`SEND_WINDOW`] bytes must be accepted within `idle`, so a
     /// client that stops reading is dropped.
+    ///
+    /// Over TLS every window is copied, read through the ring and
+    /// encrypted here (no kTLS for `splice` to write into).
     async fn send_body(&mut self, body: FileBody, idle: Duration, sent: &mut u64) -> io::Result<()> {
         // A pipe from this thread's pool, or, when all are in use, a copy
         // through a buffer ([`Pipe::take`]).
-        let pipe = Pipe::take()?;
+        let pipe = if self.stream.is_tls() { None } else { Pipe::take()? };
         let windows = body.windows(SEND_WINDOW);
         let (start, len) = (body.offset, body.len);
         // The operations share the file; it is closed when the last is done.
@@ -120,8 +129,9 @@ impl AsyncLink for Connection {
         Ok(())
     }
 
-    /// Sends FIN (a ring `shutdown`), then drains up to [`LINGER_BYTES`]
-    /// for [`LINGER`], through one scratch buffer.
+    /// Sends FIN (a ring `shutdown`; TLS first sends its close_notify),
+    /// then drains up to [`LINGER_BYTES`] for [`LINGER`], through one
+    /// scratch buffer.
     async fn close(mut self) {
         if self.stream.shutdown().await.is_err() {
             return;
@@ -145,16 +155,45 @@ impl AsyncLink for Connection {
 impl Connection {
     /// Connects to the first address `config.addr` resolves to that
     /// accepts (client side), each within the client's timeout.
-    pub async fn connect(config: &ClientConfig) -> Result<Connection, ClientError> {
+    pub async fn connect(remote: &Remote) -> Result<Connection, ClientError> {
+        let config = &remote.config;
         let resolve = async |addr: &str| addr.to_socket_addrs_async().await;
         let attempt = |to, within| until(Instant::now() + within, TcpStream::connect(to));
-        dial::connect(config, resolve, attempt).await.map(Connection::new)
+        let socket = dial::connect(config, resolve, attempt).await?;
+        let Some(tls) = &remote.tls else { return Ok(Connection::new(socket)) };
+        let name = tls.name().to_str().into_owned();
+        let connector = TlsConnector::from(tls.config());
+        let handshake = connector.connect(&name, socket.clone());
+        let shaken = until(Instant::now() + config.timeout, handshake).await.unwrap_or_else(|| Err(timed_out()));
+        let stream = shaken.map_err(|e| tls.failed(&config.addr, config.timeout, e))?;
+        tls.settle(&config.addr)?;
+        Ok(Connection::with(socket, Stream::Tls(Box::new(stream))))
     }
 
-    /// Wraps a connected stream; its `TCP_NODELAY` is already set (by the
-    /// listener it was accepted from, or by `Dial::made`).
-    pub fn new(stream: TcpStream) -> Connection {
-        Connection { stream, buffer: Vec::new(), scratch: Vec::new() }
+    /// A connection just accepted: with TLS, once its handshake is done
+    /// within `within` (`None` if it failed, and was logged).
+    pub async fn accepted(socket: TcpStream, tls: Option<ServerTls>, within: Duration) -> Option<Connection> {
+        let Some(tls) = tls else { return Some(Connection::new(socket)) };
+        let peer = socket.peer_addr().ok()?;
+        let acceptor = TlsAcceptor::from(tls.config());
+        let handshake = acceptor.accept(socket.clone());
+        match until(Instant::now() + within, handshake).await.unwrap_or_else(|| Err(timed_out())) {
+            Ok(stream) => Some(Connection::with(socket, Stream::Tls(Box::new(stream)))),
+            Err(error) => {
+                ServerTls::failed(peer, &error);
+                None
+            }
+        }
+    }
+
+    /// Wraps a connected socket, plain; its `TCP_NODELAY` is already set
+    /// (by the listener it was accepted from, or by `Dial::made`).
+    pub fn new(socket: TcpStream) -> Connection {
+        Connection::with(socket.clone(), Stream::Plain(socket))
+    }
+
+    fn with(socket: TcpStream, stream: Stream) -> Connection {
+        Connection { socket, stream, buffer: Vec::new(), scratch: Vec::new() }
     }
 
     /// [`AsyncLink::receive_into`], into any of compio's writers: the
@@ -214,7 +253,7 @@ impl Connection {
             }
             offset += left as u64;
             while left > 0 {
-                let Some(sent) = self.splice_until(deadline, pipe.drain(&self.stream, left)).await else {
+                let Some(sent) = self.splice_until(deadline, pipe.drain(&self.socket, left)).await else {
                     return Ok(Sent::Late);
                 };
                 match sent? {
@@ -229,7 +268,7 @@ impl Connection {
     /// Sends one window of a body through an owned buffer: a ring read of
     /// the file, then a send, for when every pipe of this thread's pool is
     /// in use (by clients that stopped reading, say).
-    async fn send_copied(&self, file: &SharedFd<File>, window: Range<u64>, deadline: Instant) -> io::Result<Sent> {
+    async fn send_copied(&mut self, file: &SharedFd<File>, window: Range<u64>, deadline: Instant) -> io::Result<Sent> {
         let mut offset = window.start;
         let mut buffer = Vec::new();
         while offset < window.end {
@@ -246,7 +285,7 @@ impl Connection {
             }
             buffer.truncate(n);
             offset += n as u64;
-            let Some(BufResult(sent, back)) = until(deadline, (&self.stream).write_all(buffer)).await else {
+            let Some(BufResult(sent, back)) = until(deadline, self.stream.write_all(buffer)).await else {
                 return Ok(Sent::Late);
             };
             sent?;
@@ -271,7 +310,7 @@ impl Connection {
         match select(splice.as_mut(), pin!(sleep_until(deadline))).await {
             Either::Left((done, _)) => Some(done),
             Either::Right(((), _)) => {
-                let _ = rustix::net::shutdown(&self.stream, rustix::net::Shutdown::Both);
+                let _ = rustix::net::shutdown(&self.socket, rustix::net::Shutdown::Both);
                 let _ = splice.await;
                 None
             }
@@ -283,8 +322,65 @@ impl Connection {
 /// thread while heavy work runs (`ferry_app::serve` duplicates it).
 impl AsFd for Connection {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.stream.as_fd()
+        self.socket.as_fd()
     }
+}
+
+/// The socket as compio reads and writes it: plain, or inside TLS
+/// (compio's rustls, over the same socket: compio's `TcpStream` is a
+/// shared handle, so the connection keeps one for its descriptor).
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+}
+
+impl AsyncRead for Stream {
+    async fn read<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
+        match self {
+            Stream::Plain(socket) => socket.read(buf).await,
+            Stream::Tls(tls) => tls.read(buf).await,
+        }
+    }
+}
+
+/// Over TLS each write is flushed: rustls keeps back what it could not
+/// send, and here no later write is sure to come and push it out.
+impl AsyncWrite for Stream {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            Stream::Plain(socket) => socket.write(buf).await,
+            Stream::Tls(tls) => match tls.write(buf).await {
+                BufResult(Ok(n), buf) => BufResult(tls.flush().await.map(|()| n), buf),
+                failed => failed,
+            },
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(socket) => socket.flush().await,
+            Stream::Tls(tls) => tls.flush().await,
+        }
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(socket) => socket.shutdown().await,
+            Stream::Tls(tls) => tls.shutdown().await,
+        }
+    }
+}
+
+/// A handshake that did not finish in time, as a read that timed out.
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "the TLS handshake did not finish in time")
 }
 
 /// How sending a window ended, when the socket itself did not fail.

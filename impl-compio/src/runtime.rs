@@ -18,6 +18,7 @@ use anyhow::Context;
 use compio::driver::op::OpCodeFlag;
 use compio::driver::{DriverType, ProactorBuilder};
 use compio::net::TcpListener;
+use ferry_app::dial::Remote;
 use ferry_app::link::Client;
 use ferry_app::switch::Trigger;
 use ferry_app::{Item, Plan, Report, Runtime, ServeConfig};
@@ -72,7 +73,7 @@ impl Runtime for Compio {
                     });
                 others.push(thread.context("cannot start a server thread")?);
             }
-            ferry_app::net::ready(addr, shutdown.trigger_fn())?;
+            ferry_app::net::ready(&config, addr, shutdown.trigger_fn())?;
             let served = runtime.block_on(serve_on(first, config, limits, shutdown.clone()));
             shutdown.trigger();
             for other in others {
@@ -82,16 +83,18 @@ impl Runtime for Compio {
         })
     }
 
-    fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
+    fn get(remote: &Remote, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
+        let config = &remote.config;
         client_runtime(config)?.block_on(async {
-            let connected = Connection::connect(config).await?;
+            let connected = Connection::connect(remote).await?;
             Client::new(connected, config).get_async(config, plan, report).await
         })
     }
 
-    fn ls(config: &ClientConfig, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
+    fn ls(remote: &Remote, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
+        let config = &remote.config;
         client_runtime(config)?.block_on(async {
-            let connected = Connection::connect(config).await?;
+            let connected = Connection::connect(remote).await?;
             Client::new(connected, config).ls_async(config, path, out).await
         })
     }

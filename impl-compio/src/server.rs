@@ -63,7 +63,8 @@ pub async fn run(
         // Past the limit the task says BUSY and ends; the accept loop
         // itself never writes to a client.
         let (permit, serving) = config.admit(peer, limits.connections.try_acquire_arc(), Compio::NAME);
-        let connection = Connection::new(stream);
+        // A TLS handshake is the task's, never the accept loop's.
+        let connection = Connection::accepted(stream, config.tls.clone(), config.handshake_within(&serving));
         let task = serve_task(Arc::clone(&config), serving, connection, Rc::clone(&server), (permit, tasks.track()));
         // Detached, on this thread: the task ends with its connection; at
         // shutdown, `run` waits for it through `tasks` for the grace period.

@@ -19,10 +19,22 @@ use ferry_engine::{Answer, parse_answer};
 
 #[test]
 fn its_own_client_fetches_from_its_own_server() {
+    round_trip_on_its_own_server(false);
+}
+
+/// Over TLS, the client pinning the server's fingerprint, with the token
+/// the server requires.
+#[test]
+fn its_own_client_fetches_over_tls_with_a_token() {
+    round_trip_on_its_own_server(true);
+}
+
+fn round_trip_on_its_own_server(secured: bool) {
     let share = Share::new();
     let listener = ferry_app::net::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
     let addr = listener.local_addr().expect("addr");
-    let (config, shutdown) = (share.config(addr), Shutdown::new());
+    let (config, shutdown) = (if secured { share.secured(addr) } else { share.config(addr) }, Shutdown::new());
+    let pin = config.tls.as_ref().map(|tls| tls.fingerprint().to_owned());
     let serving = shutdown.clone();
     let server = thread::spawn(move || {
         let runtime = Driver::Auto.runtime().expect("a runtime");
@@ -32,7 +44,10 @@ fn its_own_client_fetches_from_its_own_server() {
             server::run(listener, Arc::new(config), limits, serving).await
         })
     });
-    share.round_trip::<Compio>(addr);
+    match pin {
+        Some(pin) => share.round_trip_secured::<Compio>(addr, &pin),
+        None => share.round_trip::<Compio>(addr),
+    }
     shutdown.trigger();
     server.join().expect("the server thread").expect("the server");
 }

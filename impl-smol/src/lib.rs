@@ -37,7 +37,7 @@
 //!   the file, on the executor thread, so a window of a body the kernel
 //!   does not have in memory ([`ferry_share::FileBody::resident`]) is read
 //!   under `unblock` instead and written from the executor
-//!   (`connection.rs: send_cold`). Executor threads are `smol-loop-N`,
+//!   (`ferry_app::futures: send_copied`). Executor threads are `smol-loop-N`,
 //!   smol's pool threads `blocking-N`.
 //! - **Timeouts.** A deadline is an `async-io` `Timer` raced against the
 //!   work with `future::or` ([`connection::until`]). A read raced so must be

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::thread;
 
 use anyhow::Context;
+use ferry_app::dial::Remote;
 use ferry_app::link::Client;
 use ferry_app::switch::Trigger;
 use ferry_app::{Item, Plan, Report, Runtime, ServeConfig};
 use ferry_engine::WirePath;
-use ferry_engine::client::{ClientConfig, ClientError, Outcomes};
+use ferry_engine::client::{ClientError, Outcomes};
 
 use smol::{Async, Executor, block_on};
 
@@ -48,7 +49,7 @@ impl Runtime for Smol {
                     .and_then(Async::new)
                     .with_context(|| format!("cannot listen on {}", config.listen))?;
                 let shutdown = Shutdown::new();
-                ferry_app::net::ready(listener.get_ref().local_addr()?, shutdown.trigger_fn())?;
+                ferry_app::net::ready(&config, listener.get_ref().local_addr()?, shutdown.trigger_fn())?;
                 server::run(&executor, listener, config, shutdown).await?;
                 anyhow::Ok(())
             }));
@@ -57,16 +58,18 @@ impl Runtime for Smol {
         })
     }
 
-    fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
+    fn get(remote: &Remote, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
+        let config = &remote.config;
         block_on(async {
-            let connection = Connection::connect(config).await?;
+            let connection = Connection::connect(remote).await?;
             Client::new(connection, config).get_async(config, plan, report).await
         })
     }
 
-    fn ls(config: &ClientConfig, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
+    fn ls(remote: &Remote, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
+        let config = &remote.config;
         block_on(async {
-            let connection = Connection::connect(config).await?;
+            let connection = Connection::connect(remote).await?;
             Client::new(connection, config).ls_async(config, path, out).await
         })
     }

@@ -48,7 +48,9 @@ pub async fn run(
         // the accept loop never waits for a client.
         let (permit, serving) = config.admit(peer, limit.try_acquire_arc(), Smol::NAME);
         let held = (permit, tasks.track());
-        let task = serve_task(Arc::clone(&config), serving, Connection::new(stream), Arc::clone(&server), held);
+        // A TLS handshake is the task's, never the accept loop's.
+        let connection = Connection::accepted(stream, config.tls.clone(), config.handshake_within(&serving));
+        let task = serve_task(Arc::clone(&config), serving, connection, Arc::clone(&server), held);
         // Detached: the task ends with its connection; at shutdown, `run`
         // waits for it through `tasks` for the grace period.
         executor.spawn(task).detach();

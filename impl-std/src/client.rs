@@ -47,7 +47,7 @@ impl Save for Connection {
         self.stream.set_read_timeout(Some(timeout)).map_err(|e| BodyError::socket(0, e))?;
         let mut chunk = vec![0; BODY_BUFFER];
         while let Some(want) = body.want(chunk.len()) {
-            let n = body.on_read(Some((&*self.stream).read(&mut chunk[..want])), Instant::now())?;
+            let n = body.on_read(Some(self.wire.read(&mut chunk[..want])), Instant::now())?;
             sink.write_all(&chunk[..n]).map_err(|e| body.sink_failed(n, e))?;
             each(&chunk[..n]);
         }

@@ -1,11 +1,12 @@
 //! Plugs this runtime into the shared command line.
 
 use anyhow::Context;
+use ferry_app::dial::Remote;
 use ferry_app::link::Client;
 use ferry_app::switch::Trigger;
 use ferry_app::{Item, Plan, Report, Runtime, ServeConfig};
 use ferry_engine::WirePath;
-use ferry_engine::client::{ClientConfig, ClientError, Outcomes};
+use ferry_engine::client::{ClientError, Outcomes};
 
 use crate::connection::Connection;
 use crate::server;
@@ -23,16 +24,18 @@ impl Runtime for Std {
         let listener =
             ferry_app::net::listen(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
         let shutdown = Shutdown::new();
-        ferry_app::net::ready(listener.local_addr()?, shutdown.trigger_fn())?;
+        ferry_app::net::ready(&config, listener.local_addr()?, shutdown.trigger_fn())?;
         server::run(listener, config, shutdown)?;
         Ok(())
     }
 
-    fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
-        Client::new(Connection::connect(config)?, config).get(config, plan, report)
+    fn get(remote: &Remote, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
+        let config = &remote.config;
+        Client::new(Connection::connect(remote)?, config).get(config, plan, report)
     }
 
-    fn ls(config: &ClientConfig, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
-        Client::new(Connection::connect(config)?, config).ls(config, path, out)
+    fn ls(remote: &Remote, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
+        let config = &remote.config;
+        Client::new(Connection::connect(remote)?, config).ls(config, path, out)
     }
 }

@@ -51,17 +51,23 @@ pub fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown) -> io
             }
         };
         let (slot, serving) = config.admit(peer, connections.admit(&stream), Std::NAME);
-        let connection = Connection::new(Arc::clone(&stream));
         if slot.is_none() {
             // Answered here, on the accept loop: the answer fits in a fresh
-            // socket's buffer, and the write may take a second at most.
-            serve(&config, serving, connection, &*server);
+            // socket's buffer, and the write may take a second at most. Over
+            // TLS it is not answered (the connection closes): a handshake
+            // here would hold the accept loop for as long as a client likes.
+            if config.tls.is_none() {
+                serve(&config, serving, Connection::new(stream), &*server);
+            }
             continue;
         }
         let (config, server) = (Arc::clone(&config), Arc::clone(&server));
         let spawned = thread::Builder::new().name("connection".into()).spawn(move || {
             let _slot = slot;
-            serve(&config, serving, connection, &*server);
+            let within = config.handshake_within(&serving);
+            if let Some(connection) = Connection::accepted(stream, config.tls.as_ref(), within) {
+                serve(&config, serving, connection, &*server);
+            }
         });
         if let Err(error) = spawned {
             tracing::warn!(%error, "cannot start a thread for a connection; dropping it");

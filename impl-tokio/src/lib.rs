@@ -49,7 +49,7 @@
 //!   worker. But `sendfile` reads the file on the worker, so each window
 //!   of a body is first probed ([`ferry_share::FileBody::resident`]); one
 //!   the kernel does not have in memory is read under `spawn_blocking`
-//!   and written from the worker (`connection.rs: send_cold`), so a slow
+//!   and written from the worker (`connection.rs: send_copied`), so a slow
 //!   disk holds a pool thread, never a worker.
 //! - **Shutdown.** A `CancellationToken` raced with `select!` against
 //!   `accept`, each wait for a request and each wait for a permit. The

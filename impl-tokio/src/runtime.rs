@@ -5,6 +5,7 @@
 //! runtime and spends no threads it cannot use.
 
 use anyhow::Context;
+use ferry_app::dial::Remote;
 use ferry_app::link::Client;
 use ferry_app::switch::Trigger;
 use ferry_app::{Item, Plan, Report, Runtime, ServeConfig};
@@ -45,7 +46,7 @@ impl Runtime for Tokio {
                 })
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
             let shutdown = Shutdown::new();
-            ferry_app::net::ready(listener.local_addr()?, shutdown.trigger_fn())?;
+            ferry_app::net::ready(&config, listener.local_addr()?, shutdown.trigger_fn())?;
             server::run(listener, config, shutdown).await?;
             anyhow::Ok(())
         });
@@ -56,16 +57,18 @@ impl Runtime for Tokio {
         served
     }
 
-    fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
+    fn get(remote: &Remote, plan: &Plan, report: &mut Report) -> Result<(), ClientError> {
+        let config = &remote.config;
         client_runtime(config)?.block_on(async {
-            let client = Client::new(Connection::connect(config).await?, config);
+            let client = Client::new(Connection::connect(remote).await?, config);
             client.get_async(config, plan, report).await
         })
     }
 
-    fn ls(config: &ClientConfig, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
+    fn ls(remote: &Remote, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
+        let config = &remote.config;
         client_runtime(config)?.block_on(async {
-            let client = Client::new(Connection::connect(config).await?, config);
+            let client = Client::new(Connection::connect(remote).await?, config);
             client.ls_async(config, path, out).await
         })
     }

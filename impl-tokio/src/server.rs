@@ -50,7 +50,9 @@ pub async fn run(listener: TcpListener, config: ServeConfig, shutdown: Shutdown)
         // Past the limit, the client is answered BUSY by a task of its
         // own, so that a stuck one never holds up the accept loop.
         let (permit, serving) = config.admit(peer, Arc::clone(&limit).try_acquire_owned().ok(), Tokio::NAME);
-        let connection = Connection::new(stream);
+        // A TLS handshake is the connection's task's, under its place and
+        // its deadline, never the accept loop's.
+        let connection = Connection::accepted(stream, config.tls.clone(), config.handshake_within(&serving));
         tasks.spawn(serve_task(Arc::clone(&config), serving, connection, Arc::clone(&server), permit));
     }
     drop(listener);

@@ -20,16 +20,31 @@ use tokio::time::timeout;
 
 #[test]
 fn its_own_client_fetches_from_its_own_server() {
+    round_trip_on_its_own_server(false);
+}
+
+/// Over TLS, the client pinning the server's fingerprint, with the token
+/// the server requires.
+#[test]
+fn its_own_client_fetches_over_tls_with_a_token() {
+    round_trip_on_its_own_server(true);
+}
+
+fn round_trip_on_its_own_server(secured: bool) {
     let share = Share::new();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let listener = ferry_app::net::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
     let addr = listener.local_addr().expect("addr");
     listener.set_nonblocking(true).expect("non-blocking");
     let listener = runtime.block_on(async { tokio::net::TcpListener::from_std(listener) }).expect("adopt");
-    let (config, shutdown) = (share.config(addr), Shutdown::new());
+    let (config, shutdown) = (if secured { share.secured(addr) } else { share.config(addr) }, Shutdown::new());
+    let pin = config.tls.as_ref().map(|tls| tls.fingerprint().to_owned());
     let server = runtime.spawn(server::run(listener, config, shutdown.clone()));
     // The client builds its own runtime, on this thread, as the binary does.
-    share.round_trip::<Tokio>(addr);
+    match pin {
+        Some(pin) => share.round_trip_secured::<Tokio>(addr, &pin),
+        None => share.round_trip::<Tokio>(addr),
+    }
     shutdown.trigger();
     runtime.block_on(server).expect("the server task").expect("the server");
 }

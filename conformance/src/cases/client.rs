@@ -9,7 +9,7 @@ use std::process::Output;
 
 use tempfile::TempDir;
 
-use super::{Case, ClientContext, Needs, Run, ensure};
+use super::{Case, ClientContext, Needs, Run, ensure, tls};
 use crate::Check;
 use crate::implementation::ClientLaunch;
 use crate::process::shell_quote;
@@ -27,6 +27,62 @@ macro_rules! case {
 
 /// The client cases, in the order they are reported.
 pub const CASES: &[Case] = &[
+    case!(
+        "client.tls.get",
+        "§8",
+        "get and ls over TLS, pinned, with the token (--token-file, FERRY_TOKEN): the exact bytes",
+        Needs::Tls,
+        tls::client_tls_get
+    ),
+    case!(
+        "client.tls.wrong-pin",
+        "§8",
+        "a server whose fingerprint is not the pinned one is refused, both named; nothing written",
+        Needs::Tls,
+        tls::client_tls_wrong_pin
+    ),
+    case!(
+        "client.tls.token",
+        "§2",
+        "a missing or wrong token fails, said as such, quickly; nothing written",
+        Needs::Tls,
+        tls::client_tls_token
+    ),
+    case!(
+        "client.tls.plain-meets-tls",
+        "§8",
+        "a plain client meeting a TLS server fails quickly, suggesting --tls",
+        Needs::Tls,
+        tls::client_plain_meets_tls
+    ),
+    case!(
+        "client.tls.tls-meets-plain",
+        "§8",
+        "a TLS client meeting a plain server fails quickly: drop --tls",
+        Needs::Tls,
+        tls::client_tls_meets_plain
+    ),
+    case!(
+        "client.tls.unknown",
+        "§8",
+        "an unknown server, off a terminal, is refused with the --pin to use; nothing remembered",
+        Needs::Tls,
+        tls::client_tls_unknown
+    ),
+    case!(
+        "client.tls.known",
+        "§8",
+        "a server whose fingerprint known_servers remembers is trusted",
+        Needs::Tls,
+        tls::client_tls_known
+    ),
+    case!(
+        "client.tls.changed",
+        "§8",
+        "a server whose fingerprint changed is refused loudly, naming the file and line",
+        Needs::Tls,
+        tls::client_tls_changed
+    ),
     case!("client.save", "§3", "saves a file byte-identical under the name asked for, no .part left", save),
     case!("client.large", "§3", "saves a 64 MiB file byte-identical", large),
     case!(

@@ -11,6 +11,7 @@ use crate::wire::Wire;
 
 pub mod client;
 pub mod server;
+mod tls;
 
 /// One conformance case.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +39,9 @@ pub enum Needs {
     ServerOptions,
     /// A client with ferry's command line (`--force`, `--continue`, ...).
     FerryClient,
+    /// A client with ferry's command line, and a server started with
+    /// `--tls` and `--token-file` (SPEC.md §8).
+    Tls,
     /// `python3` on this machine, to write to a shared file through a
     /// memory mapping (the suite itself denies `unsafe`), and the shared
     /// folder on this machine.
@@ -100,6 +104,9 @@ pub struct ClientContext<'a> {
     pub client: &'a Implementation,
     /// A real server (any implementation) over the fixture.
     pub server: &'a Server,
+    /// The same implementation's server over TLS, requiring the suite's
+    /// token ([`crate::tls::TOKEN`]), when it takes ferry's options.
+    pub secured: Option<&'a Server>,
     /// The folder the server shares.
     pub fixture: &'a Fixture,
 }

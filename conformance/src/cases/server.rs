@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 
-use super::{Case, Needs, Run, ServerContext, encode, ensure};
+use super::{Case, Needs, Run, ServerContext, encode, ensure, tls};
 use crate::Check;
 use crate::fixture::{HUGE, MANY, MANY_COUNT, SECRET, many_name};
 use crate::process::Log;
@@ -23,6 +23,70 @@ macro_rules! case {
 
 /// The server cases, in the order they are reported.
 pub const CASES: &[Case] = &[
+    case!(
+        "tls.get",
+        "§8",
+        "over TLS 1.3 (ALPN ferry/1, the printed fingerprint pinned): greeting, a file, BYE, close",
+        Needs::ServerOptions,
+        tls::tls_get
+    ),
+    case!(
+        "tls.identity-kept",
+        "§8",
+        "the fingerprint is SHA256: and 43 base64 characters, and the same after a restart",
+        Needs::ServerOptions,
+        tls::tls_identity_kept
+    ),
+    case!(
+        "tls.alpn",
+        "§8",
+        "a handshake that offers another ALPN protocol is refused",
+        Needs::ServerOptions,
+        tls::tls_alpn
+    ),
+    case!("tls.1.3-only", "§8", "a TLS 1.2 handshake is refused", Needs::ServerOptions, tls::tls_13_only),
+    case!(
+        "tls.silent",
+        "§8",
+        "a client that never starts the handshake is cut at the idle timeout; others are served",
+        Needs::ServerOptions,
+        tls::tls_silent
+    ),
+    case!(
+        "tls.plain-request",
+        "§8",
+        "a plain request to a TLS server is not answered in FERRY/1; others are served",
+        Needs::ServerOptions,
+        tls::tls_plain_request
+    ),
+    case!(
+        "auth.required",
+        "§2",
+        "a request before AUTH is refused UNAUTHORIZED, after about a second, and closed",
+        Needs::ServerOptions,
+        tls::auth_required
+    ),
+    case!(
+        "auth.wrong",
+        "§2",
+        "a wrong or malformed token is refused UNAUTHORIZED, late, even with the right one behind it",
+        Needs::ServerOptions,
+        tls::auth_wrong
+    ),
+    case!(
+        "auth.right",
+        "§2",
+        "AUTH with the token is OK 0, and what is pipelined behind it answered",
+        Needs::ServerOptions,
+        tls::auth_right
+    ),
+    case!(
+        "auth.tls",
+        "§8",
+        "over TLS, the token is required and accepted the same way",
+        Needs::ServerOptions,
+        tls::auth_tls
+    ),
     case!(
         "greeting.names-implementation",
         "§1",

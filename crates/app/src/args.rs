@@ -51,14 +51,18 @@ pub enum Command {
 /// `serve [ROOT] [--listen ADDR] [--max-connections N] [--idle-timeout SECS] [--grace SECS]`
 #[derive(Debug, Args)]
 #[command(long_about = "Share ROOT (default: the current folder) until Ctrl-C or SIGTERM.\n\n\
-        It listens on loopback only unless told otherwise; an address other machines can reach is \
-        refused without --plaintext, since FERRY/1 is neither encrypted nor authenticated.\n\n\
-        When ready, prints `listening on <ip:port>` on stdout; logs go to stderr, with one access-log \
-        line per request (-q for warnings only). Only files under ROOT can be fetched: `..` is \
-        refused, and relative symlinks are followed only while they stay inside ROOT (absolute ones \
-        never). FERRY/1 has no authentication or encryption: anyone who can reach the address can \
-        fetch every file under ROOT, so share only what you would publish, on loopback or a network \
-        you trust.\n\n\
+        It listens on loopback only unless told otherwise. To share with other machines, use --tls \
+        (encrypted; clients check the server's fingerprint) and --token-file (only those who have the \
+        token can fetch): an address other machines can reach is refused without --tls, unless \
+        --plaintext says the network is one you trust.\n\n\
+        With --tls the server uses its own identity, made on first use in ~/.config/ferry/identity.pem \
+        (or $XDG_CONFIG_HOME/ferry) and the same on every start, or the certificate --cert and --key \
+        give.\n\n\
+        When ready, prints `listening on <ip:port>` on stdout, and with --tls a second line, \
+        `fingerprint SHA256:...`, to read out to the people who fetch. Logs go to stderr, with one \
+        access-log line per request (-q for warnings only). Only files under ROOT can be fetched: `..` \
+        is refused, and relative symlinks are followed only while they stay inside ROOT (absolute ones \
+        never). Without a token, anyone who can reach the address can fetch every file under ROOT.\n\n\
         A SUM or LIST must be answered within the idle timeout or is refused with ERR TIMEOUT; at most \
         one per core runs at once, and one whose client has gone stops. On Ctrl-C or SIGTERM the \
         server stops accepting, lets transfers in flight finish for the grace period, and exits 0; a \
@@ -70,15 +74,31 @@ pub struct ServeArgs {
     #[arg(default_value = ".")]
     pub root: PathBuf,
     /// Address to listen on. The default is loopback only; 0.0.0.0:7878 or
-    /// [::]:7878 share with other machines, which needs --plaintext (FERRY/1
-    /// is not encrypted). Port 0 picks a free port.
+    /// [::]:7878 share with other machines, which needs --tls (or
+    /// --plaintext). Port 0 picks a free port.
     #[arg(short, long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
     pub listen: SocketAddr,
     /// Allow listening beyond loopback without encryption: anyone on the
     /// path can read every file sent, and anyone who can connect can fetch
     /// every file shared. Only on a network you trust.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tls")]
     pub plaintext: bool,
+    /// Serve FERRY/1 over TLS 1.3, with this server's own identity (made
+    /// on first use) unless --cert and --key name another.
+    #[arg(long)]
+    pub tls: bool,
+    /// The certificate chain (PEM) to serve with, instead of the server's
+    /// own identity; implies --tls.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The private key (PEM) of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Require an access token, the first line of FILE (or set
+    /// FERRY_TOKEN): 1 to 256 of A-Z a-z 0-9 - . _ ~. Beyond loopback
+    /// only with --tls, which keeps it secret.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Connections served at once; clients beyond it are answered ERR BUSY.
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = positive)]
     pub max_connections: usize,
@@ -145,6 +165,43 @@ pub struct GetArgs {
     /// files; errors are always said).
     #[arg(long)]
     pub no_progress: bool,
+    /// TLS and the access token.
+    #[command(flatten)]
+    pub secure: Secure,
+}
+
+/// How a client reaches a server that uses TLS or a token (`get`, `ls`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct Secure {
+    /// Speak FERRY/1 over TLS. A server seen for the first time is shown
+    /// with its fingerprint and trusted only if you say so (on a terminal;
+    /// it is then remembered in ~/.config/ferry/known_servers); a server
+    /// whose fingerprint changed is refused.
+    #[arg(long, help_heading = "TLS")]
+    pub tls: bool,
+    /// Trust only the server whose certificate has this fingerprint (as its
+    /// `serve` printed it); implies --tls.
+    #[arg(long, value_name = "SHA256:...", help_heading = "TLS", conflicts_with = "ca", value_parser = pin)]
+    pub pin: Option<String>,
+    /// Trust a server whose certificate a CA in FILE (PEM) signed for the
+    /// host name, instead of a fingerprint; implies --tls.
+    #[arg(long, value_name = "FILE", help_heading = "TLS")]
+    pub ca: Option<PathBuf>,
+    /// The access token the server requires: the first line of FILE (or set
+    /// FERRY_TOKEN).
+    #[arg(long, value_name = "FILE", help_heading = "TLS")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// Parses a fingerprint as `serve` prints it: `SHA256:` and 43 characters
+/// of unpadded base64.
+fn pin(text: &str) -> Result<String, String> {
+    let digits = text.strip_prefix("SHA256:").unwrap_or("");
+    if digits.len() == 43 && digits.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/') {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("{text:?} is not a fingerprint: SHA256: and 43 characters, as `serve --tls` prints it"))
+    }
 }
 
 /// `ls ADDR [PATH] [--bytes]`
@@ -166,6 +223,9 @@ pub struct LsArgs {
     /// Seconds to wait for the connection and for each read.
     #[arg(long, value_name = "SECS", default_value = "30")]
     pub timeout: Seconds,
+    /// TLS and the access token.
+    #[command(flatten)]
+    pub secure: Secure,
 }
 
 /// Parses a server address as `host:port`, `host` (port 7878), an IP

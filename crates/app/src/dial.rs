@@ -12,6 +12,25 @@ use std::time::Duration;
 
 use ferry_engine::client::{ClientConfig, ClientError};
 
+use crate::tls::ClientTls;
+
+/// A server to reach and how: the protocol's settings (the address, the
+/// timeout, the token), and TLS when the user asked for it.
+#[derive(Debug)]
+pub struct Remote {
+    /// What the session needs.
+    pub config: ClientConfig,
+    /// TLS, and the trust in the server's identity; `None` for plain TCP.
+    pub tls: Option<ClientTls>,
+}
+
+impl Remote {
+    /// A plain FERRY/1 server.
+    pub fn plain(config: ClientConfig) -> Remote {
+        Remote { config, tls: None }
+    }
+}
+
 /// Connects to the first address `config.addr` resolves to that accepts:
 /// `resolve` is the runtime's name lookup, `attempt` its connect within a
 /// timeout (the client's; `None` when it ran out). The stream comes with

@@ -1,19 +1,23 @@
 //! What smol and async-std do the same way, because both read and write
 //! through futures-io's traits (`AsyncRead`, `AsyncWrite`): a line's next
 //! read, a body received at its pace, a write within a deadline, the drain
-//! at close. A driver's connection says only what differs ([`FuturesLink`]:
-//! its socket, how `sendfile` waits for room, how it sleeps;
-//! [`FuturesSave`]: the file a client writes to), and is an [`AsyncLink`]
-//! and an [`AsyncSave`] through the impls here.
+//! at close, and TLS with futures-rustls ([`Wire`], [`accepted`],
+//! [`connected`]). A driver's connection says only what differs
+//! ([`FuturesLink`]: its socket, how `sendfile` waits for room, how it
+//! sleeps; [`FuturesSave`]: the file a client writes to), and is an
+//! [`AsyncLink`] and an [`AsyncSave`] through the impls here.
 
 use std::io;
 use std::net::TcpStream;
 use std::ops::Range;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_io::Async;
+use futures_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 
 use ferry_engine::body::{BODY_BUFFER, BodyError, Incoming, SEND_WINDOW};
 use ferry_engine::frame::{LINE_READ, Spare, stopped_reading};
@@ -21,13 +25,15 @@ use ferry_engine::server::{LINGER, LINGER_BYTES};
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use rustix::io::Errno;
 
-use ferry_engine::client::SaveError;
+use ferry_engine::client::{ClientError, SaveError};
 use ferry_share::FileBody;
 
+use crate::dial::Remote;
 use crate::link::{AsyncLink, AsyncSave};
 use crate::save::Item;
 use crate::serve::unless;
 use crate::switch::AnyExecutor;
+use crate::tls::ServerTls;
 
 /// A connection on a runtime whose streams are futures-io's: what it does
 /// its own way. Every such connection is an [`AsyncLink`].
@@ -36,13 +42,15 @@ pub trait FuturesLink: AsFd + Sized {
     /// The runtime, for its timers.
     type Runtime: AnyExecutor;
     /// The socket.
-    type Stream: AsyncRead + AsyncWrite + Unpin;
-    /// The socket, and what has been received on it and not yet used.
-    fn parts(&mut self) -> (&mut Self::Stream, &mut Vec<u8>);
+    type Socket: AsyncRead + AsyncWrite + Unpin + AsFd;
+    /// The socket (inside TLS or not), and what has been received on it
+    /// but not yet used.
+    fn parts(&mut self) -> (&mut Wire<Self::Socket>, &mut Vec<u8>);
     /// The socket alone, to drain at close.
-    fn into_stream(self) -> Self::Stream;
-    /// [`AsyncLink::send_body`]: the runtime's way to wait for room.
-    async fn send_file(&mut self, body: FileBody, idle: Duration, sent: &mut u64) -> io::Result<()>;
+    fn into_stream(self) -> Wire<Self::Socket>;
+    /// [`AsyncLink::send_body`] on a plain socket: `sendfile`, the
+    /// runtime's way to wait for room.
+    async fn send_file(socket: &Self::Socket, body: FileBody, idle: Duration, sent: &mut u64) -> io::Result<()>;
 }
 
 impl<L: FuturesLink> AsyncLink for L {
@@ -59,16 +67,116 @@ impl<L: FuturesLink> AsyncLink for L {
         write_all::<L::Runtime>(self.parts().0, &bytes, within).await
     }
 
+    /// Over TLS every window is copied through this process and encrypted
+    /// (no kTLS here for `sendfile`).
     async fn send_body(&mut self, body: FileBody, idle: Duration, sent: &mut u64) -> io::Result<()> {
-        self.send_file(body, idle, sent).await
-    }
-
-    /// Sends FIN (a `shutdown` of the write side), then drains.
-    async fn close(self) {
-        if rustix::net::shutdown(&self, rustix::net::Shutdown::Write).is_ok() {
-            drain::<L::Runtime>(self.into_stream()).await;
+        match self.parts().0 {
+            Wire::Plain(socket) => L::send_file(socket, body, idle, sent).await,
+            tls @ Wire::Tls(_) => send_through::<L::Runtime>(tls, body, idle, sent).await,
         }
     }
+
+    /// Sends FIN (a `shutdown` of the write side; TLS first sends its
+    /// close_notify), then drains.
+    async fn close(self) {
+        let mut stream = self.into_stream();
+        let closed = match &mut stream {
+            Wire::Plain(socket) => rustix::net::shutdown(&*socket, rustix::net::Shutdown::Write).is_ok(),
+            Wire::Tls(tls) => unless(L::Runtime::sleep_until(Instant::now() + LINGER), tls.close()).await.is_some(),
+        };
+        if closed {
+            drain::<L::Runtime>(stream).await;
+        }
+    }
+}
+
+/// The socket `S` as a futures-io stream, plain or inside TLS
+/// (futures-rustls): both smol's and async-std's.
+#[derive(Debug)]
+pub enum Wire<S> {
+    /// TCP as it is.
+    Plain(S),
+    /// FERRY/1 over TLS.
+    Tls(Box<TlsStream<S>>),
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Wire<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Wire::Plain(socket) => Pin::new(socket).poll_read(cx, buf),
+            Wire::Tls(tls) => Pin::new(tls).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Wire<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Wire::Plain(socket) => Pin::new(socket).poll_write(cx, buf),
+            Wire::Tls(tls) => Pin::new(tls).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Wire::Plain(socket) => Pin::new(socket).poll_flush(cx),
+            Wire::Tls(tls) => Pin::new(tls).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Wire::Plain(socket) => Pin::new(socket).poll_close(cx),
+            Wire::Tls(tls) => Pin::new(tls).poll_close(cx),
+        }
+    }
+}
+
+impl<S: AsFd> AsFd for Wire<S> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Wire::Plain(socket) => socket.as_fd(),
+            Wire::Tls(tls) => tls.get_ref().0.as_fd(),
+        }
+    }
+}
+
+/// A socket just accepted by a server on runtime `R`: with `tls`, once its
+/// handshake is done within `within` (`None` if it failed, and was logged).
+pub async fn accepted<R: AnyExecutor, S: AsyncRead + AsyncWrite + Unpin>(
+    socket: S,
+    tls: Option<ServerTls>,
+    within: Duration,
+    peer: std::net::SocketAddr,
+) -> Option<Wire<S>> {
+    let Some(tls) = tls else { return Some(Wire::Plain(socket)) };
+    let handshake = TlsAcceptor::from(tls.config()).accept(socket);
+    match unless(R::sleep_until(Instant::now() + within), handshake).await.unwrap_or_else(|| Err(timed_out())) {
+        Ok(stream) => Some(Wire::Tls(Box::new(stream.into()))),
+        Err(error) => {
+            ServerTls::failed(peer, &error);
+            None
+        }
+    }
+}
+
+/// A socket a client connected to `remote` on runtime `R`: over TLS when
+/// the user asked, the handshake done and the server trusted.
+pub async fn connected<R: AnyExecutor, S: AsyncRead + AsyncWrite + Unpin>(
+    socket: S,
+    remote: &Remote,
+) -> Result<Wire<S>, ClientError> {
+    let (Some(tls), config) = (&remote.tls, &remote.config) else { return Ok(Wire::Plain(socket)) };
+    let handshake = TlsConnector::from(tls.config()).connect(tls.name(), socket);
+    let shaken = unless(R::sleep_until(Instant::now() + config.timeout), handshake).await;
+    let stream = shaken.unwrap_or_else(|| Err(timed_out())).map_err(|e| tls.failed(&config.addr, config.timeout, e))?;
+    tls.settle(&config.addr)?;
+    Ok(Wire::Tls(Box::new(stream.into())))
+}
+
+/// A handshake that did not finish in time, as a read that timed out.
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "the TLS handshake did not finish in time")
 }
 
 /// What a client on such a runtime does its own way when it saves a body:
@@ -174,6 +282,24 @@ pub async fn drain<R: AnyExecutor>(stream: impl AsyncRead + Unpin) {
     unless(R::sleep_until(Instant::now() + LINGER), futures_lite::io::copy(drain, futures_lite::io::sink())).await;
 }
 
+/// Sends a file's range through `out` (TLS), every window copied
+/// ([`send_copied`]) and taken within `idle`, counting in `sent`.
+async fn send_through<R: AnyExecutor>(
+    out: &mut (impl AsyncWrite + Unpin),
+    body: FileBody,
+    idle: Duration,
+    sent: &mut u64,
+) -> io::Result<()> {
+    let body = Arc::new(body);
+    for window in body.windows(SEND_WINDOW) {
+        let len = window.end - window.start;
+        let done = unless(R::sleep_until(Instant::now() + idle), send_copied::<R>(out, &body, window)).await;
+        done.unwrap_or_else(|| Err(stopped_reading()))?;
+        *sent += len;
+    }
+    Ok(())
+}
+
 /// Sends a file's range on `socket`, a socket registered with async-io,
 /// the reactor under both smol and async-std, with `sendfile(2)` driven by
 /// readiness: `write_with` calls it on the non-blocking socket, and when it
@@ -209,7 +335,7 @@ async fn send_window<R: AnyExecutor>(
     window: Range<u64>,
 ) -> io::Result<()> {
     if !body.resident(&window) {
-        return send_cold::<R>(socket, body, window).await;
+        return send_copied::<R>(&mut &*socket, body, window).await;
     }
     let mut offset = window.start;
     while offset < window.end {
@@ -231,21 +357,26 @@ async fn send_window<R: AnyExecutor>(
     Ok(())
 }
 
-/// Sends a window the kernel does not have in memory: the runtime's
-/// blocking pool reads it, [`COLD_READ`](ferry_share::COLD_READ) bytes at a
-/// time, and this task writes what was read. The disk's wait is a pool
-/// thread's.
-async fn send_cold<R: AnyExecutor>(
-    mut socket: &Async<TcpStream>,
+/// Sends a window through this process, [`COLD_READ`](ferry_share::COLD_READ)
+/// bytes at a time: read here what the kernel has in memory (`read_hot`),
+/// on the runtime's blocking pool what it does not, so a disk's wait is a
+/// pool thread's; then written to `out` (and encrypted, over TLS).
+async fn send_copied<R: AnyExecutor>(
+    out: &mut (impl AsyncWrite + Unpin),
     body: &Arc<FileBody>,
     window: Range<u64>,
 ) -> io::Result<()> {
     let mut at = window.start;
     while at < window.end {
-        let (body, end) = (Arc::clone(body), window.end);
-        let bytes = R::unblock(move || body.read_cold(at, end)).await?;
-        socket.write_all(&bytes).await?;
+        let bytes = match body.read_hot(at, window.end) {
+            Some(bytes) => bytes,
+            None => {
+                let (body, end) = (Arc::clone(body), window.end);
+                R::unblock(move || body.read_cold(at, end)).await?
+            }
+        };
+        out.write_all(&bytes).await?;
         at += bytes.len() as u64;
     }
-    Ok(())
+    out.flush().await
 }

@@ -28,6 +28,8 @@
 //! - [`signals`]: Ctrl-C and SIGTERM, the same for every runtime;
 //!   [`switch`]: the shutdown switch and the connections in flight, for the
 //!   runtimes whose futures run on any executor.
+//! - [`tls`]: FERRY/1 over TLS: the rustls configuration, a server's
+//!   identity and fingerprint, a client's trust (pins, `known_servers`).
 //! - [`say`]: messages on stderr that cannot fail the program.
 //! - [`chat`]: the chat examples' shared rules.
 
@@ -50,6 +52,7 @@ pub mod switch;
 pub mod tally;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 
 pub use run::main;
 pub use runtime::{Runtime, ServeConfig};

@@ -295,8 +295,8 @@ impl<L: AsyncSave> AsyncSteps for Client<L> {
     type Item = Item;
     type File = L::File;
 
-    async fn line<T, E>(&mut self, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
-        self.link.read_line(Instant::now() + self.timeout, parse).await
+    async fn line<T, E>(&mut self, within: Duration, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
+        self.link.read_line(Instant::now() + within, parse).await
     }
 
     async fn send(&mut self, requests: Vec<u8>) -> io::Result<()> {
@@ -320,8 +320,8 @@ impl<L: Save> Steps for Client<L> {
     type Item = Item;
     type File = L::File;
 
-    fn line<T, E>(&mut self, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
-        self.link.read_line(Instant::now() + self.timeout, parse)
+    fn line<T, E>(&mut self, within: Duration, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
+        self.link.read_line(Instant::now() + within, parse)
     }
 
     fn send(&mut self, requests: Vec<u8>) -> io::Result<()> {

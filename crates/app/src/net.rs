@@ -9,20 +9,29 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-/// Prints the one line on stdout that says the server is ready, with the
-/// real port, and flushes it: scripts and tests wait for this line.
-pub fn announce(addr: SocketAddr) {
+use crate::runtime::ServeConfig;
+use crate::tls::ServerTls;
+
+/// Prints the line on stdout that says the server is ready, with the real
+/// port, and flushes it: scripts and tests wait for this line. A TLS
+/// server's fingerprint follows on a line of its own, to be read out to the
+/// people who fetch.
+pub fn announce(addr: SocketAddr, fingerprint: Option<&str>) {
     let mut out = io::stdout().lock();
+    let mut text = format!("listening on {addr}\n");
+    if let Some(fingerprint) = fingerprint {
+        text.push_str(&format!("fingerprint {fingerprint}\n"));
+    }
     // If stdout is gone there is no one to tell; serving goes on.
-    let _ = writeln!(out, "listening on {addr}").and_then(|()| out.flush());
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
-/// The last steps before a server accepts on `listening`: Ctrl-C and
-/// SIGTERM turn `shutdown` on ([`crate::signals::on_signals`]), then the
-/// ready line ([`announce`]).
-pub fn ready(listening: SocketAddr, shutdown: impl Fn() + Send + 'static) -> anyhow::Result<()> {
+/// The last steps before a server of `config` accepts on `listening`:
+/// Ctrl-C and SIGTERM turn `shutdown` on ([`crate::signals::on_signals`]),
+/// then the ready line ([`announce`]).
+pub fn ready(config: &ServeConfig, listening: SocketAddr, shutdown: impl Fn() + Send + 'static) -> anyhow::Result<()> {
     crate::signals::on_signals(shutdown).context("cannot install signal handlers")?;
-    announce(listening);
+    announce(listening, config.tls.as_ref().map(ServerTls::fingerprint));
     Ok(())
 }
 

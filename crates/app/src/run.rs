@@ -9,12 +9,15 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 use ferry_engine::client::{ClientConfig, ClientError, Outcomes, SaveError};
 use ferry_engine::show;
-use ferry_engine::{Entry, Kind, WirePath};
+use ferry_engine::{Entry, Kind, Token, WirePath};
 use ferry_share::Root;
 
-use crate::args::{self, Cli, Command, GetArgs, LsArgs, ServeArgs};
+use crate::args::{self, Cli, Command, GetArgs, LsArgs, Secure, ServeArgs};
+use crate::dial::Remote;
 use crate::runtime::{Runtime, ServeConfig};
 use crate::save::{Item, Plan, PlanError, Report, Resume};
+use crate::tls::identity::{Identity, config_dir};
+use crate::tls::{Check, ClientTls, ServerTls};
 use crate::{hint, progress, say, signals};
 
 /// The whole program: parse the command line, run it on `R`, and turn the
@@ -100,15 +103,32 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 }
 
 fn serve<R: Runtime>(args: ServeArgs) -> Result<ExitCode, Failure> {
-    if !args.listen.ip().is_loopback() && !args.plaintext {
+    let tls = args.tls || args.cert.is_some();
+    let beyond_loopback = !args.listen.ip().is_loopback();
+    if beyond_loopback && !tls && !args.plaintext {
         return Err(Failure::Usage(format!(
-            "--listen {}: other machines could reach this server, and FERRY/1 is not encrypted: anyone on \
-             the path could read every file sent, and anyone who can connect could fetch every file shared. \
-             Listen on loopback (the default, 127.0.0.1:{}), or add --plaintext to share on a network you trust",
+            "--listen {}: other machines could reach this server, and without --tls nothing is encrypted: \
+             anyone on the path could read every file sent. Add --tls (and --token-file, so that only those \
+             you give the token can fetch), or listen on loopback (the default, 127.0.0.1:{}); --plaintext \
+             shares unencrypted, on a network you trust",
             args.listen,
             crate::args::DEFAULT_PORT
         )));
     }
+    let token = read_token(args.token_file.as_deref())?;
+    if token.is_some() && beyond_loopback && !tls {
+        return Err(Failure::Usage(format!(
+            "--listen {}: without --tls the access token would cross the network in clear, for anyone on \
+             the path to read and use; add --tls",
+            args.listen
+        )));
+    }
+    let tls = match (tls, &args.cert, &args.key) {
+        (false, ..) => None,
+        (true, Some(cert), Some(key)) => Some(Identity::from_pem(cert, key)?),
+        (true, ..) => Some(Identity::own(&config_dir()?)?),
+    };
+    let tls = tls.map(ServerTls::new).transpose()?;
     let root = Root::open(&args.root)?;
     tracing::info!(root = %root.path().display(), implementation = R::NAME, "sharing");
     warn_if_too_much(root.path());
@@ -122,12 +142,47 @@ fn serve<R: Runtime>(args: ServeArgs) -> Result<ExitCode, Failure> {
         ),
         idle_timeout: args.idle_timeout.0,
         grace: args.grace.0,
+        tls,
+        token: token.map(std::sync::Arc::new),
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// FERRY/1 has no authentication: sharing `/` or a home folder hands every
-/// file in it to anyone who can connect. Allowed, but said.
+/// The access token in the first line of `file`, or else in FERRY_TOKEN;
+/// `None` when neither is given.
+fn read_token(file: Option<&std::path::Path>) -> Result<Option<Token>, Failure> {
+    let (text, from) = match file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| Failure::Usage(format!("--token-file {}: {e}", file.display())))?;
+            (text.lines().next().unwrap_or("").trim().to_owned(), format!("the first line of {}", file.display()))
+        }
+        None => match std::env::var("FERRY_TOKEN") {
+            Ok(text) => (text.trim().to_owned(), "FERRY_TOKEN".to_owned()),
+            Err(_) => return Ok(None),
+        },
+    };
+    Token::new(text.as_bytes()).map(Some).map_err(|e| Failure::Usage(format!("{from}: {e}")))
+}
+
+/// How `get` and `ls` reach `addr`: TLS when any TLS flag asks for it,
+/// checked by a pin, a CA, or `known_servers`; the token from its file or
+/// the environment.
+fn remote(config: ClientConfig, secure: &Secure) -> Result<Remote, Failure> {
+    let config = ClientConfig { token: read_token(secure.token_file.as_deref())?, ..config };
+    let check = match (&secure.pin, &secure.ca) {
+        (Some(pin), _) => Some(Check::Pin(pin.clone())),
+        (None, Some(ca)) => Some(Check::Ca(ca.clone())),
+        (None, None) if secure.tls => Some(Check::KnownServers),
+        (None, None) => None,
+    };
+    let tls = check.map(|check| ClientTls::new(&config.addr, check)).transpose()?;
+    Ok(Remote { config, tls })
+}
+
+/// Without a token, anyone who can connect can fetch every file shared:
+/// sharing `/` or a home folder hands every file in it to them. Allowed,
+/// but said.
 fn warn_if_too_much(root: &std::path::Path) {
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from).and_then(|home| home.canonicalize().ok());
     if root == std::path::Path::new("/") || home.as_deref() == Some(root) {
@@ -177,9 +232,14 @@ fn fit_descriptors(max_connections: usize, per_connection: u64, runtime_reserved
 
 fn get<R: Runtime>(mut args: GetArgs, quiet: bool) -> Result<ExitCode, Failure> {
     args.no_progress |= quiet;
-    let config =
-        ClientConfig { addr: args.addr.clone(), timeout: args.timeout.0, max_size: args.max_size.map(|size| size.0) };
-    let mut listings = Listings::new(&config);
+    let config = ClientConfig {
+        addr: args.addr.clone(),
+        timeout: args.timeout.0,
+        max_size: args.max_size.map(|size| size.0),
+        token: None,
+    };
+    let remote = remote(config, &args.secure)?;
+    let mut listings = Listings::new(&remote);
     // The server is asked first where the answer decides what to ask the
     // user: a missing file or a dead server is said before the prompt for
     // where to save it.
@@ -213,7 +273,7 @@ fn get<R: Runtime>(mut args: GetArgs, quiet: bool) -> Result<ExitCode, Failure> 
         report.failed(&trouble.unwrap_or(ClientError::Save(refused)));
     }
     if !plan.items.is_empty()
-        && let Err(error) = R::get(&config, &plan, &mut report)
+        && let Err(error) = R::get(&remote, &plan, &mut report)
     {
         // `get -o - | head`: the reader has all it wanted, as for `ls`.
         if stdout_closed(&error) {
@@ -230,20 +290,20 @@ fn get<R: Runtime>(mut args: GetArgs, quiet: bool) -> Result<ExitCode, Failure> 
 /// The server's folders listed for hints, each listed once however many
 /// paths in it need one.
 struct Listings<'c> {
-    config: &'c ClientConfig,
+    remote: &'c Remote,
     made: HashMap<String, hint::Names>,
 }
 
 impl<'c> Listings<'c> {
-    fn new(config: &'c ClientConfig) -> Listings<'c> {
-        Listings { config, made: HashMap::new() }
+    fn new(remote: &'c Remote) -> Listings<'c> {
+        Listings { remote, made: HashMap::new() }
     }
 
     /// `folder`'s names, listed now or earlier.
     fn of<R: Runtime>(&mut self, folder: &WirePath) -> Result<&hint::Names, ClientError> {
         if !self.made.contains_key(folder.as_str()) {
             let mut names = hint::Names::default();
-            R::ls(self.config, folder, &mut names)?;
+            R::ls(self.remote, folder, &mut names)?;
             self.made.insert(folder.as_str().to_owned(), names);
         }
         Ok(&self.made[folder.as_str()])
@@ -260,7 +320,14 @@ fn remote_trouble<R: Runtime>(listings: &mut Listings<'_>, path: &str) -> Option
     let parent = hint::parent(wire.as_str())?;
     let name = wire.file_name()?;
     let names = match listings.of::<R>(&parent) {
-        Err(error @ (ClientError::Connect { .. } | ClientError::Timeout { .. })) => return Some(error),
+        // What stops every request is said before anything is asked.
+        Err(
+            error @ (ClientError::Connect { .. }
+            | ClientError::Timeout { .. }
+            | ClientError::Tls { .. }
+            | ClientError::Unauthorized { .. }
+            | ClientError::NotFerry { .. }),
+        ) => return Some(error),
         Err(_) => return None,
         Ok(names) => names,
     };
@@ -302,13 +369,14 @@ fn suggest<R: Runtime>(listings: &mut Listings<'_>, missing: &[String]) {
 
 fn ls<R: Runtime>(args: LsArgs) -> Result<ExitCode, Failure> {
     let path = WirePath::new(&args.path).map_err(|refusal| Failure::Usage(format!("{}: {refusal}", args.path)))?;
-    let config = ClientConfig { addr: args.addr, timeout: args.timeout.0, max_size: None };
+    let config = ClientConfig { addr: args.addr, timeout: args.timeout.0, max_size: None, token: None };
+    let remote = remote(config, &args.secure)?;
     let mut printer = Printer { out: std::io::stdout().lock(), bytes: args.bytes, failed: None };
-    if let Err(error) = R::ls(&config, &path, &mut printer) {
+    if let Err(error) = R::ls(&remote, &path, &mut printer) {
         // Said as `get` says a refusal, with the same hints.
-        let mut report = Report::new(1).with_hints(R::BINARY, &config.addr);
+        let mut report = Report::new(1).with_hints(R::BINARY, &remote.config.addr);
         report.failed(&error);
-        suggest::<R>(&mut Listings::new(&config), &report.missing);
+        suggest::<R>(&mut Listings::new(&remote), &report.missing);
         return Ok(report.exit_code());
     }
     let written = match printer.failed.take() {

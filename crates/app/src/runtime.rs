@@ -2,13 +2,16 @@
 //! fetches and lists) and what a server is told ([`ServeConfig`]).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_engine::WirePath;
-use ferry_engine::client::{ClientConfig, ClientError, Outcomes};
+use ferry_engine::client::{ClientError, Outcomes};
+use ferry_engine::{Token, WirePath};
 use ferry_share::Root;
 
+use crate::dial::Remote;
 use crate::save::{Item, Plan, Report};
+use crate::tls::ServerTls;
 
 /// Everything a server needs, decided from the command line.
 #[derive(Debug)]
@@ -24,6 +27,10 @@ pub struct ServeConfig {
     pub idle_timeout: Duration,
     /// How long transfers in flight may continue after a shutdown signal.
     pub grace: Duration,
+    /// TLS: every connection's handshake, before the greeting.
+    pub tls: Option<ServerTls>,
+    /// The access token every connection must give first.
+    pub token: Option<Arc<Token>>,
 }
 
 /// One implementation of ferry: how its runtime serves and fetches.
@@ -53,9 +60,9 @@ pub trait Runtime {
     /// Fetches every item of `plan` over one connection, pipelined.
     /// Refusals of single items go to `report`; an error that ends the
     /// connection is returned.
-    fn get(config: &ClientConfig, plan: &Plan, report: &mut Report) -> Result<(), ClientError>;
+    fn get(remote: &Remote, plan: &Plan, report: &mut Report) -> Result<(), ClientError>;
 
     /// Lists a directory, telling `out` each entry as soon as it arrives
     /// ([`Outcomes::listed`]), so that no listing is held whole.
-    fn ls(config: &ClientConfig, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError>;
+    fn ls(remote: &Remote, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError>;
 }

@@ -64,10 +64,16 @@ impl ServeConfig {
     pub fn admit<P>(&self, peer: SocketAddr, place: Option<P>, name: &str) -> (Option<P>, Serving<Batch>) {
         let now = Instant::now();
         let serving = match place {
-            Some(_) => Serving::new(peer, name, self.idle_timeout, now),
+            Some(_) => Serving::new(peer, name, self.idle_timeout, now).requiring(self.token.clone()),
             None => Serving::busy(peer, self.max_connections, now),
         };
         (place, serving)
+    }
+
+    /// How long a connection's TLS handshake may take: the idle timeout,
+    /// or for one past the limit the second its `ERR BUSY` has.
+    pub fn handshake_within(&self, serving: &Serving<Batch>) -> std::time::Duration {
+        if serving.is_busy() { ferry_engine::server::BUSY_WRITE } else { self.idle_timeout }
     }
 
     /// Where to answer `pending`, read on `socket`, by `deadline`. A batch
@@ -183,17 +189,20 @@ pub async fn serve_async(
     }
 }
 
-/// One connection's task on an async runtime: [`serve_async`], holding
+/// One connection's task on an async runtime: its link made (over TLS,
+/// the handshake; `None` if that failed), then [`serve_async`], holding
 /// `held` (its place under the connection limit, its token among the
 /// tasks in flight) until the connection ends.
 pub async fn serve_task<S: AsyncServer>(
     config: Arc<ServeConfig>,
     serving: Serving<Batch>,
-    link: impl AsyncLink,
+    link: impl Future<Output = Option<impl AsyncLink>>,
     server: impl Deref<Target = S>,
     held: impl Sized,
 ) {
-    serve_async(&config, serving, link, &*server).await;
+    if let Some(link) = link.await {
+        serve_async(&config, serving, link, &*server).await;
+    }
     drop(held);
 }
 

@@ -20,6 +20,7 @@ use ferry_share::Root;
 use crate::args::{Cli, Command};
 use ferry_engine::client::ClientConfig;
 
+use crate::dial::Remote;
 use crate::{Plan, Report, Runtime, ServeConfig};
 
 /// A shared folder with files of known bytes, and a folder to save into.
@@ -71,21 +72,46 @@ impl Share {
             max_connections: 16,
             idle_timeout: Duration::from_secs(5),
             grace: Duration::from_secs(1),
+            tls: None,
+            token: None,
         }
+    }
+
+    /// [`Share::config`] over TLS, with an identity made in the share's
+    /// folder, requiring the token [`TOKEN`].
+    pub fn secured(&self, listen: SocketAddr) -> ServeConfig {
+        let identity = crate::tls::identity::Identity::own(&self.dir.path().join("config")).expect("identity");
+        let tls = crate::tls::ServerTls::new(identity).expect("TLS");
+        let token = ferry_engine::Token::new(TOKEN.as_bytes()).expect("token");
+        ServeConfig { tls: Some(tls), token: Some(std::sync::Arc::new(token)), ..self.config(listen) }
+    }
+
+    /// [`Share::round_trip`] over TLS, the server pinned to `fingerprint`,
+    /// with the token.
+    pub fn round_trip_secured<R: Runtime>(&self, addr: SocketAddr, fingerprint: &str) {
+        let token = ferry_engine::Token::new(TOKEN.as_bytes()).expect("token");
+        let config = ClientConfig { token: Some(token), ..client_config(addr) };
+        let tls = crate::tls::ClientTls::new(&config.addr, crate::tls::Check::Pin(fingerprint.to_owned()));
+        self.round_trip_with::<R>(&Remote { tls: Some(tls.expect("TLS")), config });
     }
 
     /// Fetches every file with `R`'s client from the server at `addr`, with
     /// `--verify`, and lists the folder; panics unless every byte is right.
     pub fn round_trip<R: Runtime>(&self, addr: SocketAddr) {
+        self.round_trip_with::<R>(&Remote::plain(client_config(addr)));
+    }
+
+    fn round_trip_with<R: Runtime>(&self, remote: &Remote) {
+        let config = &remote.config;
         let saved = self.dir.path().join("saved");
-        let config = ClientConfig { addr: addr.to_string(), timeout: Duration::from_secs(10), max_size: None };
+        std::fs::remove_dir_all(&saved).and_then(|()| std::fs::create_dir(&saved)).expect("an empty folder to save in");
         let mut args = vec!["ferry".to_owned(), "get".to_owned(), config.addr.clone()];
         args.extend(FILES.iter().map(|(name, _)| (*name).to_owned()));
         args.extend(["-o".to_owned(), saved.display().to_string(), "--verify".to_owned()]);
         let Command::Get(get) = Cli::try_parse_from(&args).expect("arguments").command else { panic!("not get") };
         let plan = Plan::new(&get).unwrap_or_else(|_| panic!("no plan"));
         let mut report = Report::new(plan.items.len());
-        R::get(&config, &plan, &mut report).expect("the connection");
+        R::get(remote, &plan, &mut report).expect("the connection");
         assert_eq!(report.exit_code(), ExitCode::SUCCESS, "{}: not every file was saved", R::NAME);
         for (name, len) in FILES {
             let file = Path::new(name).file_name().expect("a name");
@@ -93,7 +119,7 @@ impl Share {
             assert!(got == Share::bytes(name, len), "{}: {name} was saved with other bytes", R::NAME);
         }
         let mut entries = Listed(Vec::new());
-        R::ls(&config, &WirePath::new("/").expect("valid"), &mut entries).expect("ls");
+        R::ls(remote, &WirePath::new("/").expect("valid"), &mut entries).expect("ls");
         let entries = entries.0;
         let names: Vec<(Kind, &str)> = entries.iter().map(|entry| (entry.kind, entry.name.as_str())).collect();
         assert_eq!(
@@ -208,4 +234,11 @@ impl ferry_engine::client::Outcomes<crate::Item> for Listed {
     fn listed(&mut self, entry: ferry_engine::Entry) {
         self.0.push(entry);
     }
+}
+
+/// The token [`Share::secured`] requires.
+pub const TOKEN: &str = "in-process-token";
+
+fn client_config(addr: SocketAddr) -> ClientConfig {
+    ClientConfig { addr: addr.to_string(), timeout: Duration::from_secs(10), max_size: None, token: None }
 }

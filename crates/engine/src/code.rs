@@ -29,11 +29,14 @@ pub enum ErrorCode {
     Busy,
     /// No complete request line within the idle timeout.
     Timeout,
+    /// The server requires an access token, and the connection's first
+    /// request was not `AUTH` with it.
+    Unauthorized,
 }
 
 impl ErrorCode {
     /// Every code, in SPEC.md's order.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::BadRequest,
         ErrorCode::NotFound,
         ErrorCode::Forbidden,
@@ -44,6 +47,7 @@ impl ErrorCode {
         ErrorCode::TooLong,
         ErrorCode::Busy,
         ErrorCode::Timeout,
+        ErrorCode::Unauthorized,
     ];
 
     /// The code's name on the wire.
@@ -59,6 +63,7 @@ impl ErrorCode {
             ErrorCode::TooLong => "TOO_LONG",
             ErrorCode::Busy => "BUSY",
             ErrorCode::Timeout => "TIMEOUT",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
         }
     }
 
@@ -70,10 +75,11 @@ impl ErrorCode {
     /// Whether the server closes the connection after sending this code.
     ///
     /// After the request-level codes the connection stays usable; after
-    /// these three the server can no longer trust where the next line starts
-    /// (TOO_LONG), or never began a session (BUSY), or gave up (TIMEOUT).
+    /// these four the server can no longer trust where the next line starts
+    /// (TOO_LONG), or never began a session (BUSY), or gave up (TIMEOUT),
+    /// or will not serve this client (UNAUTHORIZED).
     pub fn closes_connection(self) -> bool {
-        matches!(self, ErrorCode::TooLong | ErrorCode::Busy | ErrorCode::Timeout)
+        matches!(self, ErrorCode::TooLong | ErrorCode::Busy | ErrorCode::Timeout | ErrorCode::Unauthorized)
     }
 }
 
@@ -124,8 +130,8 @@ mod tests {
     }
 
     #[test]
-    fn exactly_three_codes_close() {
+    fn exactly_four_codes_close() {
         let closing: Vec<_> = ErrorCode::ALL.into_iter().filter(|c| c.closes_connection()).collect();
-        assert_eq!(closing, [ErrorCode::TooLong, ErrorCode::Busy, ErrorCode::Timeout]);
+        assert_eq!(closing, [ErrorCode::TooLong, ErrorCode::Busy, ErrorCode::Timeout, ErrorCode::Unauthorized]);
     }
 }

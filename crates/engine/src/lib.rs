@@ -36,6 +36,7 @@ mod path;
 mod request;
 pub mod server;
 pub mod show;
+mod token;
 
 pub use answer::{
     Answer, AnswerError, CUT, Greeting, GreetingError, encode_greeting, parse_answer, parse_digest, parse_greeting,
@@ -48,3 +49,4 @@ pub use listing::{
 };
 pub use path::{WirePath, encode_path};
 pub use request::{Request, parse_pipelined, parse_request};
+pub use token::{MAX_TOKEN, Token, TokenError};

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use crate::code::{ErrorCode, Refusal};
 use crate::line::{Line, MAX_LINE, Parsed, next_line, parse_u64};
 use crate::path::{WirePath, escape};
+use crate::token::Token;
 
 /// One request line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,12 @@ pub enum Request {
     },
     /// `QUIT`: the server answers `BYE` and closes.
     Quit,
+    /// `AUTH <token>`: the access token, first on a connection to a server
+    /// that requires one; answered `OK 0`.
+    Auth {
+        /// The token.
+        token: Token,
+    },
 }
 
 impl Request {
@@ -53,8 +60,25 @@ impl Request {
             Request::List { path } => format!("LIST {}\n", path.encoded()),
             Request::Sum { path } => format!("SUM {}\n", path.encoded()),
             Request::Quit => "QUIT\n".to_owned(),
+            Request::Auth { token } => {
+                out.extend_from_slice(b"AUTH ");
+                out.extend_from_slice(token.expose());
+                out.push(b'\n');
+                return;
+            }
         };
         out.extend_from_slice(line.as_bytes());
+    }
+
+    /// The request as a log line shows it: as it would be sent, but with
+    /// an access token left out, so that no log holds a secret.
+    pub fn shown(&self) -> String {
+        if let Request::Auth { .. } = self {
+            return "AUTH -".to_owned();
+        }
+        let mut line = Vec::new();
+        self.encode(&mut line);
+        String::from_utf8_lossy(line.trim_ascii_end()).into_owned()
     }
 }
 
@@ -139,9 +163,13 @@ fn parse_line(line: &[u8]) -> Result<Request, Refusal> {
             [] => Ok(Request::Quit),
             _ => Err(usage("QUIT")),
         },
+        b"AUTH" => match args {
+            [token] => Token::new(token).map(|token| Request::Auth { token }).map_err(|e| bad(e.to_string())),
+            _ => Err(usage("AUTH <token>")),
+        },
         other => {
             let shown = escape(&String::from_utf8_lossy(&other[..other.len().min(32)]));
-            Err(bad(format!("unknown command {shown:?}; commands are GET, LIST, SUM, QUIT")))
+            Err(bad(format!("unknown command {shown:?}; commands are GET, LIST, SUM, QUIT, AUTH")))
         }
     }
 }

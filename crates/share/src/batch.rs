@@ -116,14 +116,7 @@ impl From<Reply> for Batch {
 
 /// What the access log says of `request` answered with `reply`.
 fn logged(request: Option<&Request>, reply: &Reply) -> Logged {
-    let request = request.map_or_else(
-        || "-".to_owned(),
-        |request| {
-            let mut line = Vec::new();
-            request.encode(&mut line);
-            String::from_utf8_lossy(line.trim_ascii_end()).into_owned()
-        },
-    );
+    let request = request.map_or_else(|| "-".to_owned(), Request::shown);
     let (status, bytes) = match reply {
         Reply::Abandon => ("-", 0),
         Reply::File { body, .. } => ("OK", body.len),
@@ -147,8 +140,12 @@ impl Root {
     pub fn batch_cached(&self, pending: &mut VecDeque<Result<Request, Refusal>>) -> Batch {
         let mut batch = Batch::default();
         while !batch.is_full() {
-            let Some(Ok(request @ Request::Get { path, offset, length })) = pending.front() else { break };
-            let Some(reply) = self.get_cached(path, *offset, *length) else { break };
+            let reply = match pending.front() {
+                Some(Ok(Request::Get { path, offset, length })) => self.get_cached(path, *offset, *length),
+                Some(Ok(Request::Auth { .. })) => Some(Root::auth()),
+                _ => None,
+            };
+            let (Some(reply), Some(Ok(request))) = (reply, pending.front()) else { break };
             batch.push(Some(request), reply);
             pending.pop_front();
         }

@@ -65,6 +65,28 @@ impl FileBody {
     }
 
     /// Reads the next at most [`COLD_READ`] bytes of the body from `at`, not
+    /// past `end`, only as far as the kernel has them in memory: `None`
+    /// when it has none of them (or cannot say), for [`FileBody::read_cold`]
+    /// on a blocking pool. Never waits for a disk, so an event loop may call
+    /// it: the way a body goes where `sendfile` cannot take it (into TLS).
+    pub fn read_hot(&self, at: u64, end: u64) -> Option<Vec<u8>> {
+        use rustix::io::{Errno, ReadWriteFlags};
+        let mut bytes = vec![0; usize::try_from((end - at).min(COLD_READ)).unwrap_or(0)];
+        loop {
+            match rustix::io::preadv2(&self.file, &mut [io::IoSliceMut::new(&mut bytes)], at, ReadWriteFlags::NOWAIT) {
+                Err(Errno::INTR) => continue,
+                // Past the end (it shrank), or nothing in memory: the
+                // blocking read finds out which, and says so.
+                Ok(0) | Err(_) => return None,
+                Ok(read) => {
+                    bytes.truncate(read);
+                    return Some(bytes);
+                }
+            }
+        }
+    }
+
+    /// Reads the next at most [`COLD_READ`] bytes of the body from `at`, not
     /// past `end`, waiting for the disk if it must: a driver runs this on
     /// its blocking pool for a window that is not [`resident`](FileBody::resident),
     /// and sends what it returns. Fails if the file ends first (it shrank).

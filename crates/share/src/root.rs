@@ -73,12 +73,22 @@ impl Root {
                 Answer::Bye.encode(&mut bytes);
                 return Reply::Bytes { bytes, closes: true };
             }
+            Request::Auth { .. } => return Root::auth(),
         };
         match result {
             Ok(reply) => reply,
             Err(Halt::Refused(refusal)) => Reply::refuse(refusal),
             Err(Halt::Stopped) => Reply::Abandon,
         }
+    }
+
+    /// The answer to `AUTH`. The token was checked before anything was
+    /// answered, when the server requires one (`Serving`'s gate); past the
+    /// gate, or on a server that requires none, `AUTH` changes nothing.
+    pub(crate) fn auth() -> Reply {
+        let mut bytes = Vec::new();
+        Answer::Ok { len: 0 }.encode(&mut bytes);
+        Reply::Bytes { bytes, closes: false }
     }
 
     pub(crate) fn get(&self, path: &WirePath, offset: u64, length: Option<u64>) -> Result<Reply, Refusal> {

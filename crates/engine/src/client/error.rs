@@ -36,6 +36,19 @@ pub enum ClientError {
         /// The start of what it sent.
         said: String,
     },
+    /// The server accepted the connection and said nothing.
+    #[error(
+        "{addr} sent no greeting within {:.1} s: a server started with --tls says nothing until the \
+         client's TLS handshake, so add --tls (with --pin, as its serve printed); otherwise it is not a \
+         FERRY/1 server, or it is overloaded",
+        waited.as_secs_f64()
+    )]
+    NoGreeting {
+        /// The server.
+        addr: String,
+        /// How long the client waited.
+        waited: Duration,
+    },
     /// The server is at its connection limit.
     #[error("{addr} is busy: {}", escaped(message))]
     Busy {
@@ -88,6 +101,27 @@ pub enum ClientError {
         /// The server.
         addr: String,
     },
+    /// The server requires an access token, and this client gave none, or
+    /// another (`ERR UNAUTHORIZED`).
+    #[error("{addr} {}: {}", if *gave_token { "refused the access token" } else { "requires an access token" }, unauthorized_hint(*gave_token))]
+    Unauthorized {
+        /// The server.
+        addr: String,
+        /// Whether a token was sent.
+        gave_token: bool,
+        /// What the server said.
+        message: String,
+    },
+    /// TLS failed, or the server is not the one this client trusts: said by
+    /// the application, which knows which, in its own words (no byte of
+    /// it comes from the server, so it is shown as it is, lines and all).
+    #[error("{addr}: {detail}")]
+    Tls {
+        /// The server.
+        addr: String,
+        /// What happened, and what to do.
+        detail: String,
+    },
     /// The server sent something FERRY/1 does not allow.
     #[error("{addr} broke FERRY/1: {}", escaped(detail))]
     Protocol {
@@ -108,6 +142,14 @@ pub enum ClientError {
     /// Saving failed.
     #[error(transparent)]
     Save(#[from] SaveError),
+}
+
+fn unauthorized_hint(gave_token: bool) -> &'static str {
+    if gave_token {
+        "check the token in --token-file or FERRY_TOKEN against the one the server was started with"
+    } else {
+        "give it with --token-file FILE (its first line) or the FERRY_TOKEN environment variable"
+    }
 }
 
 impl ClientError {
@@ -280,7 +322,7 @@ impl LineError<GreetingError> {
         let addr = addr.to_owned();
         match self {
             LineError::Closed => ClientError::Closed { addr },
-            LineError::TimedOut => ClientError::NotFerry { addr, said: format!("nothing within {timeout:?}") },
+            LineError::TimedOut => ClientError::NoGreeting { addr, waited: timeout },
             LineError::Invalid(GreetingError { said }) => ClientError::NotFerry { addr, said },
             LineError::Io(source) => ClientError::Io { addr, source },
         }

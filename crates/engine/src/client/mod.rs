@@ -13,8 +13,8 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use error::{ClientError, SaveError, without_os_code};
-pub use session::{DIGEST_HEX, DISCARD_MOST, NotReceived, PIPELINE_WINDOW, Received, Session, Step};
-pub use steps::{AsyncSteps, Outcomes, Steps};
+pub use session::{DIGEST_HEX, DISCARD_MOST, GREETING_WAIT, PIPELINE_WINDOW, Session};
+pub use steps::{AsyncSteps, NotReceived, Outcomes, Received, Step, Steps};
 
 use crate::WirePath;
 
@@ -28,6 +28,9 @@ pub struct ClientConfig {
     /// The largest body a `get` accepts (`--max-size`); larger ones fail
     /// before anything is written.
     pub max_size: Option<u64>,
+    /// The access token to give first (`AUTH`), for a server that
+    /// requires one.
+    pub token: Option<crate::Token>,
 }
 
 /// One file a [`Session`] fetches, as the session needs to know it. The

@@ -26,12 +26,14 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::error::{ClientError, SaveError};
+use super::steps::{NotReceived, Received, Step};
 use super::{ClientConfig, Fetch};
 use crate::body::{BodyError, MAX_SMALL_BODY};
 use crate::frame::LineError;
-use crate::{Answer, AnswerError, Greeting, GreetingError, ListingError, Request, WirePath, parse_digest};
+use crate::{Answer, AnswerError, ErrorCode, Greeting, GreetingError, ListingError, Request, WirePath, parse_digest};
 
 /// How many items' requests a client keeps ahead of the answers it has read.
 ///
@@ -47,6 +49,12 @@ pub const DISCARD_MOST: u64 = 16 << 20;
 
 /// The length of a SUM body: 64 hex digits.
 pub const DIGEST_HEX: usize = 64;
+
+/// How long a client waits for the greeting (or `--timeout`, if shorter).
+/// A FERRY/1 server greets as soon as it accepts; one that says nothing is
+/// most often a server started with `--tls`, waiting for the TLS handshake
+/// a plain client never begins, and the user should hear so within seconds.
+pub const GREETING_WAIT: Duration = Duration::from_millis(1500);
 
 /// One conversation with a server: a `get` of some files, or an `ls`.
 #[derive(Debug)]
@@ -80,6 +88,10 @@ impl<I> Copy for Job<'_, I> {}
 #[derive(Debug)]
 enum Phase<F> {
     Greeting,
+    /// The access token to send, before any request.
+    Auth,
+    /// Its answer.
+    AuthAnswer,
     Start,
     /// The answer to the current item's GET.
     Get,
@@ -136,72 +148,6 @@ enum Phase<F> {
     Done,
 }
 
-/// Why a [`Step::Receive`] did not bring a whole body.
-#[derive(Debug)]
-pub enum NotReceived {
-    /// The destination could not be opened; nothing was read.
-    Unopened(SaveError),
-    /// The body was cut short (or could not be written).
-    Cut(BodyError),
-}
-
-/// A body that arrived whole, before it is committed.
-#[derive(Debug)]
-pub enum Received<F> {
-    /// Streamed to stdout or a device; its digest, when verifying.
-    Stream(Option<blake3::Hash>),
-    /// In the `.part`, still open and locked.
-    File(F),
-}
-
-/// What the driver does next.
-#[derive(Debug)]
-pub enum Step<'p, I, F> {
-    /// Read the server's first line; pass it to [`Session::on_greeting`].
-    ReadGreeting,
-    /// Write these request lines, then ask again.
-    Send(Vec<u8>),
-    /// Read the next answer header; pass it to [`Session::on_answer`].
-    ReadAnswer,
-    /// Receive `len` body bytes for `item` into its destination, opened
-    /// for the purpose, counting them (and hashing them when `hash`); pass
-    /// the result to [`Session::on_received`].
-    Receive {
-        /// The file.
-        item: &'p I,
-        /// The body's length.
-        len: u64,
-        /// Whether to hash the bytes on their way (a stream being verified).
-        hash: bool,
-    },
-    /// Read `len` bytes into memory; pass them to [`Session::on_small`].
-    ReadSmall(usize),
-    /// Read a listing of `len` bytes as it arrives, each entry reported as
-    /// soon as its line is whole; pass the result to [`Session::on_listing`].
-    ReadListing(u64),
-    /// Read and drop `len` body bytes, then ask again.
-    Discard(u64),
-    /// Make `file` the destination of `item`; pass the result to
-    /// [`Session::on_committed`].
-    Commit {
-        /// The file it is.
-        item: &'p I,
-        /// The complete `.part`.
-        file: F,
-        /// The server's digest to check it against, when verifying.
-        digest: Option<[u8; 32]>,
-    },
-    /// An item is done: tell the user ([`super::Outcomes::record`]).
-    Report {
-        /// The file.
-        item: &'p I,
-        /// Saved (with the digest it was verified against), or why not.
-        outcome: Result<Option<[u8; 32]>, ClientError>,
-    },
-    /// The conversation is over.
-    Done,
-}
-
 impl<'p, I: Fetch, F> Session<'p, I, F> {
     /// A session that fetches `items` from the server, in order, each
     /// followed by its SUM when `verify`.
@@ -218,6 +164,16 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
         Session { job, config: config.clone(), sent: 0, current: 0, phase: Phase::Greeting }
     }
 
+    /// How long the greeting may take to arrive whole.
+    pub fn greeting_wait(&self) -> Duration {
+        self.config.timeout.min(GREETING_WAIT)
+    }
+
+    /// How long any other line (an answer header) may take.
+    pub fn timeout(&self) -> Duration {
+        self.config.timeout
+    }
+
     /// What to do next.
     pub fn step(&mut self) -> Step<'p, I, F> {
         loop {
@@ -230,6 +186,13 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
             let phase = std::mem::replace(&mut self.phase, Phase::Waiting);
             let (next, step) = match phase {
                 Phase::Greeting => (Phase::Waiting, Some(Step::ReadGreeting)),
+                Phase::Auth => {
+                    let mut request = Vec::new();
+                    if let Some(token) = &self.config.token {
+                        Request::Auth { token: token.clone() }.encode(&mut request);
+                    }
+                    (Phase::AuthAnswer, Some(Step::Send(request)))
+                }
                 Phase::Start => match self.job {
                     Job::Get { items: [], .. } => (Phase::Bye, None),
                     Job::Get { .. } => (Phase::Get, None),
@@ -240,7 +203,12 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
                         (Phase::ListAnswer, Some(Step::Send(requests)))
                     }
                 },
-                Phase::Get | Phase::Sum { .. } | Phase::SkipSum { .. } | Phase::ListAnswer | Phase::Bye => {
+                Phase::AuthAnswer
+                | Phase::Get
+                | Phase::Sum { .. }
+                | Phase::SkipSum { .. }
+                | Phase::ListAnswer
+                | Phase::Bye => {
                     // Still waiting for that answer: put the phase back.
                     (phase, Some(Step::ReadAnswer))
                 }
@@ -287,11 +255,11 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
 
     /// The server's first line, as the driver read it (or why it could not).
     pub fn on_greeting(&mut self, greeting: Result<Greeting, LineError<GreetingError>>) -> Result<(), ClientError> {
-        let (addr, timeout) = (&self.config.addr, self.config.timeout);
-        match greeting.map_err(|e| e.into_client(addr, timeout))? {
+        let (addr, waited) = (&self.config.addr, self.greeting_wait());
+        match greeting.map_err(|e| e.into_client(addr, waited))? {
             Greeting::Ferry { implementation } => {
                 tracing::debug!(%addr, %implementation, "connected");
-                self.phase = Phase::Start;
+                self.phase = if self.config.token.is_some() { Phase::Auth } else { Phase::Start };
                 Ok(())
             }
             Greeting::Busy { message } => Err(ClientError::Busy { addr: addr.clone(), message }),
@@ -317,8 +285,23 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
             return Ok(());
         }
         let answer = answer?;
+        if let Answer::Err(refusal) = &answer
+            && refusal.code == ErrorCode::Unauthorized
+        {
+            // Said instead of any answer once the server has refused this
+            // client: nothing more will be answered, whatever was asked.
+            let (addr, gave_token) = (self.config.addr.clone(), self.config.token.is_some());
+            return Err(ClientError::Unauthorized { addr, gave_token, message: refusal.message.clone() });
+        }
         let refused = |refusal| ClientError::Refused { path: self.path().to_owned(), refusal };
         self.phase = match (phase, answer) {
+            (Phase::AuthAnswer, Answer::Ok { len: 0 }) => Phase::Start,
+            (Phase::AuthAnswer, Answer::Ok { len }) => {
+                return Err(self.broke(&format!("AUTH answered with a body of {len} bytes")));
+            }
+            (Phase::AuthAnswer, Answer::Err(refusal)) => {
+                return Err(self.broke(&format!("AUTH refused with {}", refusal.code)));
+            }
             (Phase::Get, Answer::Ok { len }) if self.config.max_size.is_some_and(|max| len > max) => {
                 let (path, max) = (self.path().to_owned(), self.config.max_size.unwrap_or(len));
                 self.drop_body(len, ClientError::TooLarge { path, len, max })?
@@ -406,7 +389,7 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
     /// everything; `None` when there is nothing new to send.
     fn refill(&mut self) -> Option<Vec<u8>> {
         let Job::Get { items, verify } = self.job else { return None };
-        if matches!(self.phase, Phase::Greeting) || self.sent > items.len() {
+        if matches!(self.phase, Phase::Greeting | Phase::Auth | Phase::AuthAnswer) || self.sent > items.len() {
             return None;
         }
         let mut out = Vec::new();

@@ -35,7 +35,7 @@ fn files(paths: &[&str]) -> Vec<File> {
 }
 
 fn config() -> ClientConfig {
-    ClientConfig { addr: "h:1".to_owned(), timeout: Duration::from_secs(1), max_size: None }
+    ClientConfig { addr: "h:1".to_owned(), timeout: Duration::from_secs(1), max_size: None, token: None }
 }
 
 type Test<'p> = Session<'p, File, ()>;
@@ -243,4 +243,38 @@ fn a_huge_body_whose_destination_refused_it_ends_the_connection() {
     let refused = SaveError::NoSpace { dest: "x".into(), folder: ".".into(), need: DISCARD_MOST + 1, free: 10 };
     let ended = session.on_received(Err(NotReceived::Unopened(refused))).expect_err("not read to be dropped");
     assert!(ended.to_string().contains("only 10 are free"), "{ended}");
+}
+
+#[test]
+fn a_token_goes_first_alone_and_its_ok_lets_the_requests_go() {
+    let token = crate::Token::new(b"s3cret").expect("token");
+    let config = ClientConfig { token: Some(token), ..config() };
+    let items = files(&["a"]);
+    let mut session = Test::get(&items, false, &config);
+    greeted(&mut session);
+    assert_eq!(sent(session.step()), "AUTH s3cret\n");
+    assert!(matches!(session.step(), Step::ReadAnswer), "nothing else is sent before its answer");
+    session.on_answer(ok(0)).expect("accepted");
+    assert_eq!(sent(session.step()), "GET a\nQUIT\n");
+}
+
+#[test]
+fn unauthorized_ends_the_connection_saying_whether_a_token_was_given() {
+    let refusal = || Ok(Answer::Err(Refusal::new(ErrorCode::Unauthorized, "needs a token")));
+    let items = files(&["a", "b"]);
+    let mut without = Test::get(&items, false, &config());
+    greeted(&mut without);
+    without.step();
+    without.step();
+    let error = without.on_answer(refusal()).expect_err("the connection ends, not one file");
+    assert!(matches!(error, ClientError::Unauthorized { gave_token: false, .. }), "{error:?}");
+    assert!(error.to_string().contains("requires an access token") && error.to_string().contains("--token-file"));
+
+    let config = ClientConfig { token: Some(crate::Token::new(b"wrong").expect("token")), ..config() };
+    let mut wrong = Test::get(&items, false, &config);
+    greeted(&mut wrong);
+    wrong.step();
+    wrong.step();
+    let error = wrong.on_answer(refusal()).expect_err("refused");
+    assert!(error.to_string().contains("refused the access token"), "{error}");
 }

@@ -61,6 +61,13 @@ pub fn refused(peer: Option<SocketAddr>, status: &str) {
     tracing::info!(target: TARGET, %peer, request = "-", %status, bytes = 0, ms = %"0.00");
 }
 
+/// Logs a connection refused without a request for a reason worth
+/// saying: `TLS_FAILED` with what the handshake said.
+pub fn refused_because(peer: Option<SocketAddr>, status: &str, error: &str) {
+    let peer = peer.map_or_else(|| "-".to_owned(), |peer| peer.to_string());
+    tracing::info!(target: TARGET, %peer, request = "-", %status, bytes = 0, ms = %"0.00", %error);
+}
+
 #[cfg(test)]
 mod tests {
     use std::io;

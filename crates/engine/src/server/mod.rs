@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::time::Duration;
 
-pub use serving::{BUSY_WRITE, Next, Serving};
+pub use serving::{AUTH_PENALTY, BUSY_WRITE, Next, Serving};
 
 use crate::{ErrorCode, Refusal, Request, encode_greeting};
 

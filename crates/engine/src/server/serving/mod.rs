@@ -18,14 +18,20 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Answers, Logged, Pending, WriteCut, access, busy_refusal, greeting, starts_heavy, timeout_refusal};
 use crate::frame::LineError;
-use crate::{Answer, Refusal, Request};
+use crate::{Answer, ErrorCode, Refusal, Request, Token};
 
 /// How long a client past the connection limit has to take its `ERR BUSY`.
 pub const BUSY_WRITE: Duration = Duration::from_secs(1);
+
+/// How long a server waits before it answers a wrong or missing access
+/// token: a guesser gets one try per connection and per second, not as many
+/// as the network carries.
+pub const AUTH_PENALTY: Duration = Duration::from_secs(1);
 
 /// One connection, from the server's side; `B` is what the share answers
 /// with (`ferry_share::Batch`).
@@ -38,6 +44,10 @@ pub struct Serving<B> {
     /// The batch being written: when its requests were read, and their log.
     started: Instant,
     log: Vec<Logged>,
+    /// The access token the first request must give, until it has.
+    token: Option<Arc<Token>>,
+    /// Past the connection limit: `ERR BUSY`, then the end.
+    busy: bool,
 }
 
 #[derive(Debug)]
@@ -58,6 +68,11 @@ enum Phase<B> {
     Answer,
     /// Waiting for the driver's answer.
     Answering,
+    /// The first request did not give the access token: what arrives is
+    /// read and dropped until `until`, then `ERR UNAUTHORIZED` and close.
+    Refusing {
+        until: Instant,
+    },
     Close,
     Stop,
 }
@@ -122,11 +137,28 @@ impl<B: Answers> Serving<B> {
     pub fn busy(peer: SocketAddr, limit: usize, now: Instant) -> Serving<B> {
         access::refused(Some(peer), "BUSY");
         let batch = B::bytes(refusal(busy_refusal(limit)));
-        Serving::with(peer, BUSY_WRITE, Phase::Write { batch, within: BUSY_WRITE, then: After::Stop }, now)
+        let phase = Phase::Write { batch, within: BUSY_WRITE, then: After::Stop };
+        Serving { busy: true, ..Serving::with(peer, BUSY_WRITE, phase, now) }
+    }
+
+    /// Whether this connection is past the limit, to be answered `ERR BUSY`
+    /// and closed: what comes before the answer (a TLS handshake) gets
+    /// only [`BUSY_WRITE`] too.
+    pub fn is_busy(&self) -> bool {
+        self.busy
     }
 
     fn with(peer: SocketAddr, idle: Duration, phase: Phase<B>, now: Instant) -> Serving<B> {
-        Serving { peer, idle, pending: VecDeque::new(), phase, started: now, log: Vec::new() }
+        Serving { peer, idle, pending: VecDeque::new(), phase, started: now, log: Vec::new(), token: None, busy: false }
+    }
+
+    /// Requires `token` (when there is one) as the connection's first
+    /// request, `AUTH <token>`: anything else, or another token, is
+    /// answered `ERR UNAUTHORIZED` after [`AUTH_PENALTY`], and the
+    /// connection closed.
+    pub fn requiring(mut self, token: Option<Arc<Token>>) -> Serving<B> {
+        self.token = token;
+        self
     }
 
     /// The peer.
@@ -142,8 +174,16 @@ impl<B: Answers> Serving<B> {
                 Next::Write { batch, within }
             }
             // Between requests, shutdown ends the connection at once.
-            Phase::Read | Phase::Answer if shutting_down => Next::Stop,
+            Phase::Read | Phase::Answer | Phase::Refusing { .. } if shutting_down => Next::Stop,
+            Phase::Read | Phase::Answer if !self.pending.is_empty() && !self.admits_front() => {
+                self.refuse_unauthorized(now)
+            }
             Phase::Read if !self.pending.is_empty() => self.answer(now),
+            Phase::Refusing { until } if now >= until => self.unauthorized(),
+            Phase::Refusing { until } => {
+                self.phase = Phase::Refusing { until };
+                Next::Read { deadline: until }
+            }
             Phase::Read => {
                 self.phase = Phase::Read;
                 Next::Read { deadline: now + self.idle }
@@ -154,6 +194,38 @@ impl<B: Answers> Serving<B> {
             // the connection rather than guess.
             Phase::Writing { .. } | Phase::Answering | Phase::Stop => Next::Stop,
         }
+    }
+
+    /// Whether the front request may be answered: always, unless a token is
+    /// still required, which only `AUTH` with it gives (and which it then
+    /// no longer is).
+    fn admits_front(&mut self) -> bool {
+        let Some(token) = &self.token else { return true };
+        let admitted = matches!(self.pending.front(), Some(Ok(Request::Auth { token: guess })) if token.matches(guess));
+        if admitted {
+            self.token = None;
+        }
+        admitted
+    }
+
+    /// The first request did not give the token: it is logged, and nothing
+    /// more is answered; the refusal comes after [`AUTH_PENALTY`].
+    fn refuse_unauthorized(&mut self, now: Instant) -> Next<B> {
+        access::refused(Some(self.peer), "UNAUTHORIZED");
+        tracing::warn!(peer = %self.peer, "a client gave a wrong access token, or none");
+        self.pending.clear();
+        let until = now + AUTH_PENALTY;
+        self.phase = Phase::Refusing { until };
+        Next::Read { deadline: until }
+    }
+
+    fn unauthorized(&mut self) -> Next<B> {
+        let batch = B::bytes(refusal(Refusal::new(
+            ErrorCode::Unauthorized,
+            "this server requires an access token: give the right one (--token-file or FERRY_TOKEN)",
+        )));
+        self.phase = Phase::Writing { then: After::Close };
+        Next::Write { batch, within: self.idle }
     }
 
     fn answer(&mut self, now: Instant) -> Next<B> {
@@ -175,6 +247,18 @@ impl<B: Answers> Serving<B> {
 
     /// How [`Next::Read`] ended: `None` if shutdown came first.
     pub fn on_read(&mut self, read: Option<Result<(), LineError<Infallible>>>) -> io::Result<()> {
+        if let Phase::Refusing { until } = self.phase {
+            // Whatever a refused client sends is dropped; its deadline is
+            // the refusal's (`next` says when it has come).
+            self.pending.clear();
+            self.phase = match read {
+                None | Some(Err(LineError::Closed)) => Phase::Stop,
+                Some(Ok(()) | Err(LineError::TimedOut)) => Phase::Refusing { until },
+                Some(Err(LineError::Io(error))) => return Err(error),
+                Some(Err(LineError::Invalid(never))) => match never {},
+            };
+            return Ok(());
+        }
         self.phase = match read {
             None | Some(Err(LineError::Closed)) => Phase::Stop,
             Some(Ok(())) => Phase::Answer,
@@ -222,153 +306,4 @@ fn refusal(refusal: Refusal) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Answers as bytes in memory, the way the share's batches look to the
-    /// session.
-    #[derive(Debug, Default)]
-    struct Written {
-        bytes: Vec<u8>,
-        closes: bool,
-        log: Vec<Logged>,
-    }
-
-    impl Answers for Written {
-        fn bytes(bytes: Vec<u8>) -> Written {
-            Written { bytes, ..Written::default() }
-        }
-        fn closes(&self) -> bool {
-            self.closes
-        }
-        fn take_log(&mut self) -> Vec<Logged> {
-            std::mem::take(&mut self.log)
-        }
-    }
-
-    const IDLE: Duration = Duration::from_secs(1);
-
-    fn peer() -> SocketAddr {
-        "127.0.0.1:9".parse().expect("addr")
-    }
-
-    fn bytes(next: Next<Written>) -> Vec<u8> {
-        let Next::Write { batch, .. } = next else { panic!("expected Write, got {next:?}") };
-        batch.bytes
-    }
-
-    fn request(line: &str) -> Result<Request, Refusal> {
-        match crate::parse_request(line.as_bytes()) {
-            crate::Parsed::Complete { value, .. } => value,
-            crate::Parsed::Incomplete => panic!("incomplete"),
-        }
-    }
-
-    /// A session past its greeting, waiting for requests, at `now`.
-    fn greeted(now: Instant) -> Serving<Written> {
-        let mut serving = Serving::new(peer(), "test", IDLE, now);
-        assert_eq!(bytes(serving.next(now, false)), b"FERRY/1 test\n");
-        serving.on_written(Ok(()), now).expect("written");
-        serving
-    }
-
-    #[test]
-    fn greet_read_answer_write_and_read_again() {
-        let now = Instant::now();
-        let mut serving = greeted(now);
-        assert!(matches!(serving.next(now, false), Next::Read { .. }));
-        serving.pending().push_back(request("SUM a\n"));
-        serving.on_read(Some(Ok(()))).expect("read");
-        assert!(matches!(serving.next(now, false), Next::Answer { heavy: true, .. }));
-        let pending = serving.take_pending();
-        assert_eq!(pending.len(), 1);
-        serving.on_answered((Written::bytes(b"OK 0\n".to_vec()), VecDeque::new()));
-        assert_eq!(bytes(serving.next(now, false)), b"OK 0\n");
-        serving.on_written(Ok(()), now).expect("written");
-        assert!(matches!(serving.next(now, false), Next::Read { .. }));
-    }
-
-    #[test]
-    fn every_deadline_counts_from_the_time_it_is_given() {
-        let start = Instant::now();
-        let mut serving = greeted(start);
-        // The wait for a request line starts when the session is asked.
-        let later = start + Duration::from_secs(7);
-        let Next::Read { deadline } = serving.next(later, false) else { panic!("not Read") };
-        assert_eq!(deadline, later + IDLE);
-        // An answer must be ready one idle timeout after its request was read.
-        serving.pending().push_back(request("LIST /\n"));
-        serving.on_read(Some(Ok(()))).expect("read");
-        let read = later + Duration::from_millis(300);
-        let Next::Answer { deadline, heavy: true } = serving.next(read, false) else { panic!("not Answer") };
-        assert_eq!(deadline, read + IDLE);
-        // A pipelined GET behind it is not heavy.
-        serving.on_answered((Written::bytes(b"OK 0\n".to_vec()), VecDeque::from([request("GET a\n")])));
-        serving.next(read, false);
-        serving.on_written(Ok(()), read).expect("written");
-        let Next::Answer { heavy: false, .. } = serving.next(read, false) else { panic!("not Answer") };
-    }
-
-    #[test]
-    fn silence_is_answered_timeout_and_closed() {
-        let now = Instant::now();
-        let mut serving = Serving::<Written>::new(peer(), "test", Duration::from_millis(500), now);
-        serving.next(now, false);
-        serving.on_written(Ok(()), now).expect("written");
-        serving.next(now, false);
-        serving.on_read(Some(Err(LineError::TimedOut))).expect("read");
-        let line = String::from_utf8(bytes(serving.next(now, false))).expect("utf-8");
-        assert!(line.starts_with("ERR TIMEOUT ") && line.contains("0.5 s"), "{line}");
-        serving.on_written(Ok(()), now).expect("written");
-        assert!(matches!(serving.next(now, false), Next::Close));
-    }
-
-    #[test]
-    fn shutdown_between_requests_and_a_departed_peer_stop_at_once() {
-        let now = Instant::now();
-        let mut serving = Serving::<Written>::new(peer(), "test", IDLE, now);
-        serving.next(now, true);
-        serving.on_written(Ok(()), now).expect("the greeting goes out even at shutdown");
-        assert!(matches!(serving.next(now, true), Next::Stop));
-
-        let mut serving = greeted(now);
-        serving.next(now, false);
-        serving.on_read(Some(Err(LineError::Closed))).expect("read");
-        assert!(matches!(serving.next(now, false), Next::Stop));
-
-        let mut serving = greeted(now);
-        serving.next(now, false);
-        serving.on_read(None).expect("shutdown came first");
-        assert!(matches!(serving.next(now, false), Next::Stop));
-    }
-
-    #[test]
-    fn a_closing_answer_closes_and_busy_says_so_and_stops() {
-        let now = Instant::now();
-        let mut serving = greeted(now);
-        serving.next(now, false);
-        serving.on_read(Some(Ok(()))).expect("read");
-        serving.next(now, false);
-        serving.on_answered((Written { bytes: b"BYE\n".to_vec(), closes: true, log: Vec::new() }, VecDeque::new()));
-        serving.next(now, false);
-        serving.on_written(Ok(()), now).expect("written");
-        assert!(matches!(serving.next(now, false), Next::Close));
-
-        let mut busy = Serving::<Written>::busy(peer(), 2, now);
-        let Next::Write { batch, within } = busy.next(now, false) else { panic!("not Write") };
-        let line = String::from_utf8(batch.bytes).expect("utf-8");
-        assert!(line.starts_with("ERR BUSY serving 2 connections"), "{line}");
-        assert_eq!(within, BUSY_WRITE, "a client past the limit gets a second to take its answer");
-        busy.on_written(Ok(()), now).expect("written");
-        assert!(matches!(busy.next(now, false), Next::Stop));
-    }
-
-    #[test]
-    fn a_failed_write_is_passed_on() {
-        let now = Instant::now();
-        let mut serving = Serving::<Written>::new(peer(), "test", IDLE, now);
-        serving.next(now, false);
-        let failed = serving.on_written(Err(io::Error::from(io::ErrorKind::BrokenPipe).into()), now);
-        assert_eq!(failed.expect_err("passed on").kind(), io::ErrorKind::BrokenPipe);
-    }
-}
+mod tests;
