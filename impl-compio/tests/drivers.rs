@@ -221,13 +221,19 @@ fn no_descriptor_outlives_its_connection(driver: &str) {
     }
     // The server lets go of a connection's descriptors as its operations
     // end; wait for that, boundedly.
+    // (The baseline may hold the warm-up's own socket still, in its
+    // close's brief drain: fewer afterwards is no leak.)
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut now = server.descriptors();
-    while now.len() != baseline && Instant::now() < deadline {
+    while now.len() > baseline && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(50));
         now = server.descriptors();
     }
-    assert_eq!(now.len(), baseline, "{driver}: descriptors after 320 connections: {now:?}");
+    assert!(
+        now.len() <= baseline,
+        "{driver}: {} descriptors after 320 connections, {baseline} before: {now:?}",
+        now.len()
+    );
 }
 
 #[test]
