@@ -82,6 +82,20 @@ def compare(results):
             v = _median(samples[key], field)
             rows.append((f"4 KiB, 1 conn, {label} latency", f"ferry-{impl}", micros(v), spread(key, field, micros),
                          f"{loader} {micros(ref)}", f"{v / ref:.2f} (lower is better)", ""))
+    # Over TLS (runs since TLS was measured): the same client for both
+    # protocols where the protocols allow.
+    tls_rows = [("tls one-g.bin", "TLS: 1 GiB download", "bps", gb, "nginx+curl"),
+                ("tls c64 four-k.bin", "TLS: 4 KiB, 64 conns", "rps", rate, "nginx"),
+                ("tls new four-k.bin", "TLS: new connections (a 4 KiB request each)", "rps",
+                 lambda v: f"{v:,.0f} conn/s", "nginx")]
+    for key, label, field, fmt, reference in tls_rows:
+        if ("nginx", key) not in samples:
+            continue
+        ref = _median(samples[("nginx", key)], field)
+        for impl in impls:
+            v = _median(samples[(impl, key)], field)
+            rows.append((label, f"ferry-{impl}", fmt(v), spread((impl, key), field, fmt), f"{reference} {fmt(ref)}",
+                         f"{v / ref:.2f}", f"{v / iperf:.2f}" if field == "bps" else ""))
     rounds = env["rounds"]
     out = [f"iperf3, one TCP stream over loopback: {gb(iperf)} (median of {rounds}).", "",
            "| test | ferry | median | min – max | reference (median) | ferry ÷ reference | ferry ÷ iperf3 |",
@@ -100,7 +114,12 @@ def compare(results):
             ("c64 depth32 four-k.bin", "4 KiB, depth 32: CPU per request", "requests", 1e6, "{:.1f} µs"),
             ("c64 depth32 four-k.bin" + ONE_CORE, "4 KiB, depth 32, server on 1 core: CPU per request",
              "requests", 1e6, "{:.1f} µs"),
-            ("c64 one-m.bin", "1 MiB, 64 conns: CPU per GB sent", "bytes", 1e9 * 1e3, "{:.0f} ms")]:
+            ("c64 one-m.bin", "1 MiB, 64 conns: CPU per GB sent", "bytes", 1e9 * 1e3, "{:.0f} ms"),
+            ("tls c64 four-k.bin", "TLS, 4 KiB, 64 conns: CPU per request", "requests", 1e6, "{:.1f} µs"),
+            ("tls new four-k.bin", "TLS, new connections: CPU per connection", "requests", 1e6, "{:.1f} µs"),
+            ("tls one-g.bin", "TLS, 1 GiB download: CPU per GB sent", "bytes", 1e9 * 1e3, "{:.0f} ms")]:
+        if key.startswith("tls ") and ("nginx", key) not in samples:
+            continue  # a run from before TLS was measured
         cells = []
         for server in ["nginx"] + impls:
             runs = samples.get((server, key))

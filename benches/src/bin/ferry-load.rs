@@ -19,8 +19,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_util::either::Either;
+
+/// A connection: plain TCP, or TLS over it.
+type Conn = Either<TcpStream, TlsStream<TcpStream>>;
 
 /// Load a FERRY/1 server with GET requests and report throughput and latency.
 #[derive(Debug, Parser)]
@@ -65,6 +71,110 @@ struct Args {
     /// comparison through the same client).
     #[arg(long, conflicts_with = "range")]
     http: bool,
+    /// Over TLS 1.3 (ALPN ferry/1, or http/1.1 with --http), with the one
+    /// cipher suite TLS_AES_256_GCM_SHA384 and X25519, and no session
+    /// resumption: every connection a full handshake. The certificate is
+    /// not checked: a load generator on loopback, not a client.
+    #[arg(long)]
+    tls: bool,
+    /// Make each request on a new connection (connect, handshake, one
+    /// request, close), for the duration: connections per second.
+    #[arg(long, conflicts_with_all = ["requests", "depth"])]
+    reconnect: bool,
+}
+
+/// The one cipher suite and key exchange a TLS run uses (nginx is
+/// configured to the same).
+pub const CIPHER_SUITE: &str = "TLS_AES_256_GCM_SHA384";
+
+/// The TLS configuration of every connection of a run: no check of the
+/// certificate, no resumption.
+#[allow(deprecated)] // rustls' ring provider, as ferry's own
+fn tls_config(protocol: Protocol) -> Arc<rustls::ClientConfig> {
+    use rustls::crypto::ring;
+    let provider = rustls::crypto::CryptoProvider {
+        cipher_suites: vec![ring::cipher_suite::TLS13_AES_256_GCM_SHA384],
+        kx_groups: vec![ring::kx_group::X25519],
+        ..ring::default_provider()
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3 with ring")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate))
+        .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    config.alpn_protocols = vec![match protocol {
+        Protocol::Ferry => b"ferry/1".to_vec(),
+        Protocol::Http => b"http/1.1".to_vec(),
+    }];
+    Arc::new(config)
+}
+
+/// Takes any certificate (the signature over the handshake is still
+/// checked, as a client's would be, so the work is the same).
+#[derive(Debug)]
+struct AnyCertificate;
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &algorithms())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &algorithms())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        algorithms().supported_schemes()
+    }
+}
+
+#[allow(deprecated)]
+fn algorithms() -> rustls::crypto::WebPkiSupportedAlgorithms {
+    rustls::crypto::ring::default_provider().signature_verification_algorithms
+}
+
+/// Where and how every connection of a run connects.
+#[derive(Clone)]
+struct Dial {
+    addr: SocketAddr,
+    tls: Option<TlsConnector>,
+}
+
+impl Dial {
+    async fn connect(&self) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect(self.addr).await?;
+        stream.set_nodelay(true)?;
+        match &self.tls {
+            None => Ok(Either::Left(stream)),
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::IpAddress(self.addr.ip().into());
+                Ok(Either::Right(tls.connect(name, stream).await?))
+            }
+        }
+    }
 }
 
 /// The protocol a run speaks.
@@ -222,13 +332,27 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     // With a request count, the duration is only a bound on a hung run.
     let duration =
         if args.requests.is_some() { Duration::from_secs(3600) } else { Duration::from_secs_f64(args.duration) };
+    let dial = Dial { addr: args.addr, tls: args.tls.then(|| TlsConnector::from(tls_config(protocol))) };
     let (total, elapsed, greeting) = runtime.block_on(async {
-        let greeting = greeting_of(args.addr, &request, protocol).await?;
+        let greeting = greeting_of(&dial, &request, protocol).await?;
         let started = Instant::now();
         let deadline = started + duration;
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..args.connections {
-            tasks.spawn(drive(args.addr, Arc::clone(&request), protocol, args.depth, deadline, args.requests));
+            let (dial, request) = (dial.clone(), Arc::clone(&request));
+            let (depth, count) = (args.depth, args.requests);
+            if args.reconnect {
+                // A request a connection, one connection after another.
+                tasks.spawn(async move {
+                    let mut tally = Tally::new();
+                    while Instant::now() < deadline && tally.failed == 0 {
+                        tally.add(&drive(&dial, Arc::clone(&request), protocol, 1, deadline, Some(1)).await);
+                    }
+                    tally
+                });
+            } else {
+                tasks.spawn(async move { drive(&dial, request, protocol, depth, deadline, count).await });
+            }
         }
         let mut total = Tally::new();
         while let Some(tally) = tasks.join_next().await {
@@ -244,8 +368,9 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
 /// Connects once to learn the server's implementation (and that it is
 /// up), and makes `request` once: a load of refusals measures nothing, so
 /// a refused request ends the run before it starts, saying why.
-async fn greeting_of(addr: SocketAddr, request: &[u8], protocol: Protocol) -> anyhow::Result<String> {
-    let mut stream = TcpStream::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?;
+async fn greeting_of(dial: &Dial, request: &[u8], protocol: Protocol) -> anyhow::Result<String> {
+    let addr = dial.addr;
+    let mut stream = dial.connect().await.with_context(|| format!("cannot connect to {addr}"))?;
     let text = match protocol {
         Protocol::Ferry => line_of(&mut stream).await?,
         Protocol::Http => "HTTP/1.1".to_owned(),
@@ -268,7 +393,7 @@ async fn greeting_of(addr: SocketAddr, request: &[u8], protocol: Protocol) -> an
 
 /// One line from `stream`, a byte at a time (so nothing after it is read),
 /// at most 256 bytes.
-async fn line_of(stream: &mut TcpStream) -> anyhow::Result<String> {
+async fn line_of(stream: &mut (impl AsyncRead + AsyncWrite + Unpin)) -> anyhow::Result<String> {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     while line.len() < 256 {
@@ -294,7 +419,7 @@ enum State {
 /// until `count` requests were sent), then reads the answers still due and
 /// leaves.
 async fn drive(
-    addr: SocketAddr,
+    dial: &Dial,
     request: Arc<[u8]>,
     protocol: Protocol,
     depth: usize,
@@ -302,14 +427,13 @@ async fn drive(
     count: Option<u64>,
 ) -> Tally {
     let mut tally = Tally::new();
-    let mut stream = match TcpStream::connect(addr).await {
+    let mut stream = match dial.connect().await {
         Ok(stream) => stream,
         Err(error) => {
             tally.fail(format!("connect: {error}"));
             return tally;
         }
     };
-    let _ = stream.set_nodelay(true);
     // As ferry's clients: the kernel copies into it, so it should stay in cache.
     let mut buffer = vec![0u8; 64 * 1024];
     let mut in_flight: VecDeque<Instant> = VecDeque::with_capacity(depth);
@@ -460,6 +584,8 @@ fn print(args: &Args, total: &Tally, elapsed: Duration, greeting: &str) {
             "failed": total.failed,
             "causes": total.causes,
             "protocol": if args.http { "HTTP/1.1" } else { "FERRY/1" },
+            "tls": args.tls.then_some(CIPHER_SUITE),
+            "reconnect": args.reconnect,
             "client_cpu_s": own_cpu_seconds(),
         });
         println!("{json}");
