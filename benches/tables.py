@@ -228,6 +228,13 @@ def summary(results):
                                ("c64 one-m.bin", "1 MiB files, 64 connections", "bps")]:
         ref = _median(samples[("nginx", test)], field)
         out.append(f"| {label} | " + " | ".join(f"{_median(samples[(i, test)], field) / ref:.2f}" for i in impls) + " |")
+    for test, label, field in [("tls one-g.bin", "TLS: 1 GiB download (curl for nginx)", "bps"),
+                               ("tls c64 four-k.bin", "TLS: 4 KiB files, 64 connections", "rps"),
+                               ("tls new four-k.bin", "TLS: new connections a second", "rps")]:
+        if ("nginx", test) in samples:
+            ref = _median(samples[("nginx", test)], field)
+            out.append(f"| {label} | " + " | ".join(f"{_median(samples[(i, test)], field) / ref:.2f}" for i in impls)
+                       + " |")
     ref = _median(samples[("nginx", "c1 four-k.bin")], "p50_us")
     out.append("| 4 KiB, one connection: nginx's p50 ÷ ferry's | "
                + " | ".join(f"{ref / _median(samples[(i, 'c1 four-k.bin')], 'p50_us'):.2f}" for i in impls) + " |")

@@ -34,10 +34,19 @@ struct Served {
 
 impl Served {
     fn start(binary: &Path, root: &Path, log: PathBuf) -> Served {
+        Served::start_with(binary, root, log, &[])
+    }
+
+    /// [`Served::start`] with `options`; over TLS, its identity kept in a
+    /// folder of the test's (beside the log).
+    fn start_with(binary: &Path, root: &Path, log: PathBuf, options: &[&str]) -> Served {
+        let config = log.with_extension("config");
         let mut child = Command::new(binary)
             .arg("serve")
             .arg(root)
             .args(["--listen", "127.0.0.1:0"])
+            .args(options)
+            .env("XDG_CONFIG_HOME", &config)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
@@ -259,5 +268,28 @@ fn sharing_beyond_loopback_unencrypted_needs_plaintext_said() {
         assert_eq!(refused.status.code(), Some(2), "{name}: {stderr}");
         assert!(refused.stdout.is_empty(), "{name}: it never listened");
         assert!(stderr.contains("token") && stderr.contains("add --tls"), "{name}: {stderr}");
+    }
+}
+
+#[test]
+fn a_failed_tls_handshake_is_one_access_log_line_and_the_server_goes_on() {
+    let root = tempfile::tempdir().expect("root");
+    std::fs::write(root.path().join("a"), b"a").expect("file");
+    for (name, binary) in binaries() {
+        let log = root.path().join(format!("{name}.log"));
+        let server = Served::start_with(&binary, root.path(), log, &["--tls", "--idle-timeout", "0.5"]);
+        // A plain request where a ClientHello belongs.
+        let mut plain = TcpStream::connect(&server.addr).expect("connect");
+        plain.write_all(b"GET a\n").expect("request");
+        plain.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let mut answer = Vec::new();
+        let _ = plain.read_to_end(&mut answer);
+        assert!(!answer.starts_with(b"FERRY/1"), "{name}: greeted a plain client in the clear");
+        let logged = server.log_line("status=TLS_FAILED", Duration::from_secs(10));
+        assert!(logged.contains("error="), "{name}: the reason is said: {logged}");
+        // And the server serves the next client.
+        let (code, stderr) = run(&binary, root.path(), &["ls", &server.addr, "--tls"]);
+        assert_eq!(code, Some(1), "{name}: an unknown server is refused off a terminal: {stderr}");
+        assert!(stderr.contains("--pin SHA256:"), "{name}: {stderr}");
     }
 }

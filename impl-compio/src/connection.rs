@@ -177,7 +177,9 @@ impl Connection {
         let Some(tls) = tls else { return Some(Connection::new(socket)) };
         let peer = socket.peer_addr().ok()?;
         let acceptor = TlsAcceptor::from(tls.config());
-        let handshake = acceptor.accept_compat(AsyncStream::with_capacity(TLS_IO_BUFFER, socket.clone()));
+        // Boxed: inline, its state would be reserved in every connection's
+        // task, plain ones too.
+        let handshake = Box::pin(acceptor.accept_compat(AsyncStream::with_capacity(TLS_IO_BUFFER, socket.clone())));
         match until(Instant::now() + within, handshake).await.unwrap_or_else(|| Err(timed_out())) {
             Ok(stream) => Some(Connection::with(socket, Stream::Tls(Box::new(stream)))),
             Err(error) => {

@@ -30,8 +30,10 @@ use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 use tokio_util::either::Either;
 
 /// The socket, plain or inside TLS (tokio-rustls): both are tokio's
-/// `AsyncRead` and `AsyncWrite`, and so is `Either` of them.
-pub type Stream = Either<TcpStream, TlsStream<TcpStream>>;
+/// `AsyncRead` and `AsyncWrite`, and so is `Either` of them. The TLS state
+/// is boxed: inline, its kilobytes would be in every plain connection's
+/// task too.
+pub type Stream = Either<TcpStream, Box<TlsStream<TcpStream>>>;
 
 /// A stream and the bytes received on it but not yet used.
 #[derive(Debug)]
@@ -101,7 +103,7 @@ impl Connection {
         let shaken = timeout(config.timeout, handshake).await.unwrap_or_else(|_elapsed| Err(timed_out()));
         let stream = shaken.map_err(|e| tls.failed(&config.addr, config.timeout, e))?;
         tls.settle(&config.addr)?;
-        Ok(Connection::with(Either::Right(stream.into())))
+        Ok(Connection::with(Either::Right(Box::new(stream.into()))))
     }
 
     /// A connection just accepted: with TLS, once its handshake is done
@@ -109,9 +111,11 @@ impl Connection {
     pub async fn accepted(socket: TcpStream, tls: Option<ServerTls>, within: Duration) -> Option<Connection> {
         let Some(tls) = tls else { return Some(Connection::new(socket)) };
         let peer = socket.peer_addr().ok()?;
-        let handshake = TlsAcceptor::from(tls.config()).accept(socket);
+        // Boxed: inline, its state would be reserved in every connection's
+        // task, plain ones too.
+        let handshake = Box::pin(TlsAcceptor::from(tls.config()).accept(socket));
         match timeout(within, handshake).await.unwrap_or_else(|_elapsed| Err(timed_out())) {
-            Ok(stream) => Some(Connection::with(Either::Right(stream.into()))),
+            Ok(stream) => Some(Connection::with(Either::Right(Box::new(stream.into())))),
             Err(error) => {
                 ServerTls::failed(peer, &error);
                 None

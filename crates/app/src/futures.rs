@@ -150,7 +150,9 @@ pub async fn accepted<R: AnyExecutor, S: AsyncRead + AsyncWrite + Unpin>(
     peer: std::net::SocketAddr,
 ) -> Option<Wire<S>> {
     let Some(tls) = tls else { return Some(Wire::Plain(socket)) };
-    let handshake = TlsAcceptor::from(tls.config()).accept(socket);
+    // Boxed: its state (a whole TLS connection) would otherwise be
+    // reserved inline in every connection's task, plain ones too.
+    let handshake = Box::pin(TlsAcceptor::from(tls.config()).accept(socket));
     match unless(R::sleep_until(Instant::now() + within), handshake).await.unwrap_or_else(|| Err(timed_out())) {
         Ok(stream) => Some(Wire::Tls(Box::new(stream.into()))),
         Err(error) => {
