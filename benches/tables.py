@@ -51,6 +51,16 @@ def compare(results):
             v = _median(samples[(impl, name)])
             rows.append((label, f"ferry-{impl}", gb(v), spread((impl, name), None, gb), f"nginx+curl {gb(ref)}",
                          f"{v / ref:.2f}", f"{v / iperf:.2f}"))
+    for name, label in [("one-g.bin", "1 GiB download, one reader for both"),
+                        ("sixty-four-m.bin", "64 MiB download, one reader for both")]:
+        key = f"reader {name}"
+        if ("nginx", key) not in samples:
+            continue  # a run from before the common reader
+        ref = _median(samples[("nginx", key)], "bps")
+        for impl in impls:
+            v = _median(samples[(impl, key)], "bps")
+            rows.append((label, f"ferry-{impl}", gb(v), spread((impl, key), "bps", gb), f"nginx {gb(ref)}",
+                         f"{v / ref:.2f}", f"{v / iperf:.2f}"))
     for name, label, field, fmt in [("c64 four-k.bin", "4 KiB, 64 conns", "rps", rate),
                                     ("c64 one-m.bin", "1 MiB, 64 conns", "bps", gb)]:
         ref = _median(samples[("nginx", name)], field)
@@ -75,6 +85,15 @@ def compare(results):
             v, ref_all = _median(samples[key], "rps"), _median(samples[all_cores], "rps")
             rows.append(("4 KiB, depth 32, server on 1 core", f"ferry-{impl}", rate(v), spread(key, "rps", rate),
                          f"itself on all cores {rate(ref_all)}", f"{v / ref_all:.2f}", ""))
+    if ("nginx", "c1 four-k.bin" + ONE_CORE) in samples:
+        ref = _median(samples[("nginx", "c1 four-k.bin" + ONE_CORE)], "p50_us")
+        for impl in impls:
+            key = (impl, "c1 four-k.bin" + ONE_CORE)
+            if key in samples:
+                v = _median(samples[key], "p50_us")
+                rows.append(("4 KiB, 1 conn, p50, server and client each on one CPU", f"ferry-{impl}", micros(v),
+                             spread(key, "p50_us", micros), f"nginx (1 worker) {micros(ref)}",
+                             f"{v / ref:.2f} (lower is better)", ""))
     for field, label in [("p50_us", "p50"), ("p99_us", "p99")]:
         ref = _median(samples[("nginx", "c1 four-k.bin")], field)
         for impl in impls:
@@ -115,10 +134,11 @@ def compare(results):
             ("c64 depth32 four-k.bin" + ONE_CORE, "4 KiB, depth 32, server on 1 core: CPU per request",
              "requests", 1e6, "{:.1f} µs"),
             ("c64 one-m.bin", "1 MiB, 64 conns: CPU per GB sent", "bytes", 1e9 * 1e3, "{:.0f} ms"),
+            ("reader one-g.bin", "1 GiB download, one reader: CPU per GB sent", "bytes", 1e9 * 1e3, "{:.0f} ms"),
             ("tls c64 four-k.bin", "TLS, 4 KiB, 64 conns: CPU per request", "requests", 1e6, "{:.1f} µs"),
             ("tls new four-k.bin", "TLS, new connections: CPU per connection", "requests", 1e6, "{:.1f} µs"),
             ("tls one-g.bin", "TLS, 1 GiB download: CPU per GB sent", "bytes", 1e9 * 1e3, "{:.0f} ms")]:
-        if key.startswith("tls ") and ("nginx", key) not in samples:
+        if key.startswith(("tls ", "reader ")) and ("nginx", key) not in samples:
             continue  # a run from before TLS was measured
         cells = []
         for server in ["nginx"] + impls:
@@ -228,7 +248,8 @@ def summary(results):
                                ("c64 one-m.bin", "1 MiB files, 64 connections", "bps")]:
         ref = _median(samples[("nginx", test)], field)
         out.append(f"| {label} | " + " | ".join(f"{_median(samples[(i, test)], field) / ref:.2f}" for i in impls) + " |")
-    for test, label, field in [("tls one-g.bin", "TLS: 1 GiB download (curl for nginx)", "bps"),
+    for test, label, field in [("reader one-g.bin", "1 GiB download, one reader for both (ferry-load)", "bps"),
+                               ("tls one-g.bin", "TLS: 1 GiB download (curl for nginx)", "bps"),
                                ("tls c64 four-k.bin", "TLS: 4 KiB files, 64 connections", "rps"),
                                ("tls new four-k.bin", "TLS: new connections a second", "rps")]:
         if ("nginx", test) in samples:
