@@ -131,6 +131,11 @@ fn serve<R: Runtime>(args: ServeArgs) -> Result<ExitCode, Failure> {
     let tls = tls.map(ServerTls::new).transpose()?;
     let root = Root::open(&args.root)?;
     tracing::info!(root = %root.path().display(), implementation = R::NAME, "sharing");
+    if token.is_some() {
+        // Said, since FERRY_TOKEN alone (set for a client, say) requires it.
+        let from = args.token_file.as_ref().map_or_else(|| "FERRY_TOKEN".to_owned(), |f| f.display().to_string());
+        tracing::info!(from = %from, "clients must give the access token");
+    }
     warn_if_too_much(root.path());
     R::serve(ServeConfig {
         root,
