@@ -44,7 +44,7 @@ impl Save for Connection {
         // One read waits at most `timeout`: set once, not before every read
         // (a system call each). A read begun late in a window may then run
         // past its end, so a stalled body fails within two windows.
-        self.stream.set_read_timeout(Some(timeout)).map_err(|e| BodyError::socket(0, e))?;
+        self.read_timeout(timeout).map_err(|e| BodyError::socket(0, e))?;
         let mut chunk = vec![0; BODY_BUFFER];
         while let Some(want) = body.want(chunk.len()) {
             let n = body.on_read(Some(self.wire.read(&mut chunk[..want])), Instant::now())?;

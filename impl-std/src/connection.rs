@@ -40,24 +40,36 @@ pub struct Connection {
     /// The write timeout last set on the socket, so it is set only when it
     /// changes (a system call each time).
     write_limit: Option<Duration>,
+    /// The read timeout last set on the socket ([`Connection::read_timeout`]).
+    read_limit: Option<Duration>,
 }
+
+/// What a read timeout set for a line's deadline is rounded down to.
+const READ_LIMIT_STEP: Duration = Duration::from_millis(10);
 
 impl Link for Connection {
     fn received(&mut self) -> &mut Vec<u8> {
         &mut self.buffer
     }
 
-    /// The socket's read timeout bounds one call, not a line: it is set to
-    /// the time left before every read. A read the kernel interrupts is
-    /// made again.
+    /// The socket's read timeout bounds one call, not a line: before a
+    /// read, one that would outlast the deadline is lowered to the time
+    /// left, rounded down to [`READ_LIMIT_STEP`]. The next line's deadline,
+    /// a moment later than this one's, then finds it short enough as it
+    /// is: one `setsockopt` a connection rather than one a request. A read
+    /// cut early by the rounding, or interrupted, is made again.
     fn read_more(&mut self, deadline: Instant) -> Option<io::Result<usize>> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return None;
             }
-            if let Err(e) = self.stream.set_read_timeout(Some(left)) {
-                return Some(Err(e));
+            if self.read_limit.is_none_or(|limit| limit > left) {
+                let step = READ_LIMIT_STEP.as_nanos();
+                let rounded = Duration::from_nanos(u64::try_from(left.as_nanos() / step * step).unwrap_or(u64::MAX));
+                if let Err(e) = self.read_timeout(if rounded.is_zero() { left } else { rounded }) {
+                    return Some(Err(e));
+                }
             }
             let filled = self.buffer.len();
             // The bytes read into must be zeroed first; reading little while
@@ -68,6 +80,7 @@ impl Link for Connection {
             self.buffer.truncate(filled + *read.as_ref().unwrap_or(&0));
             match read {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_timeout(&e) && Instant::now() < deadline => {}
                 read => return Some(read),
             }
         }
@@ -131,7 +144,7 @@ impl Link for Connection {
         }
         // The read timeout bounds each read, not the whole drain; at most
         // two of LINGER each (end of stream usually comes at once).
-        if self.stream.set_read_timeout(Some(LINGER)).is_ok() {
+        if self.read_timeout(LINGER).is_ok() {
             let _ = io::copy(&mut (&*self.stream).take(LINGER_BYTES), &mut io::sink());
         }
     }
@@ -185,7 +198,16 @@ impl Connection {
     pub fn new(stream: impl Into<Arc<TcpStream>>) -> Connection {
         let stream = stream.into();
         let wire = Wire::Plain(Socket(Arc::clone(&stream)));
-        Connection { stream, wire, buffer: Vec::with_capacity(LINE_READ), write_limit: None }
+        Connection { stream, wire, buffer: Vec::with_capacity(LINE_READ), write_limit: None, read_limit: None }
+    }
+
+    /// Sets the socket's read timeout, and remembers it: every read
+    /// timeout goes through here, so that `read_more` knows the one in
+    /// place.
+    pub(crate) fn read_timeout(&mut self, limit: Duration) -> io::Result<()> {
+        self.stream.set_read_timeout(Some(limit))?;
+        self.read_limit = Some(limit);
+        Ok(())
     }
 
     /// Does the TLS handshake, each read and write under the time left
@@ -196,7 +218,7 @@ impl Connection {
             if left.is_zero() {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "the TLS handshake did not finish in time"));
             }
-            self.stream.set_read_timeout(Some(left))?;
+            self.read_timeout(left)?;
             self.stream.set_write_timeout(Some(left))?;
             self.write_limit = Some(left);
             let step = match &mut self.wire {
