@@ -5,6 +5,7 @@
 
 mod error;
 mod session;
+mod step;
 mod steps;
 #[cfg(test)]
 mod tests;
@@ -14,7 +15,8 @@ use std::time::Duration;
 
 pub use error::{ClientError, SaveError, without_os_code};
 pub use session::{DIGEST_HEX, DISCARD_MOST, GREETING_WAIT, PIPELINE_WINDOW, Session};
-pub use steps::{AsyncSteps, NotReceived, Outcomes, Received, Step, Steps};
+pub use step::{NotReceived, Received, Step};
+pub use steps::{AsyncSteps, Outcomes, Steps};
 
 use crate::WirePath;
 

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::{ClientError, SaveError};
-use super::steps::{NotReceived, Received, Step};
+use super::step::{NotReceived, Received, Step};
 use super::{ClientConfig, Fetch};
 use crate::body::{BodyError, MAX_SMALL_BODY};
 use crate::frame::LineError;
