@@ -38,10 +38,7 @@ fn round_trip_on_its_own_server(secured: bool) {
     let pin = config.tls.as_ref().map(|tls| tls.fingerprint().to_owned());
     let serving = shutdown.clone();
     let server = thread::spawn(move || task::block_on(server::run(TcpListener::from(listener), config, serving)));
-    match pin {
-        Some(pin) => share.round_trip_secured::<AsyncStd>(addr, &pin),
-        None => share.round_trip::<AsyncStd>(addr),
-    }
+    share.round_trip_either::<AsyncStd>(addr, pin.as_deref());
     shutdown.trigger();
     server.join().expect("the server thread").expect("the server");
 }

@@ -44,10 +44,7 @@ fn round_trip_on_its_own_server(secured: bool) {
             server::run(listener, Arc::new(config), limits, serving).await
         })
     });
-    match pin {
-        Some(pin) => share.round_trip_secured::<Compio>(addr, &pin),
-        None => share.round_trip::<Compio>(addr),
-    }
+    share.round_trip_either::<Compio>(addr, pin.as_deref());
     shutdown.trigger();
     server.join().expect("the server thread").expect("the server");
 }

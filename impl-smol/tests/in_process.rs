@@ -43,10 +43,7 @@ fn round_trip_on_its_own_server(secured: bool) {
         let executor = Arc::new(Executor::new());
         smol::block_on(executor.run(server::run(&executor, listener, config, serving)))
     });
-    match pin {
-        Some(pin) => share.round_trip_secured::<Smol>(addr, &pin),
-        None => share.round_trip::<Smol>(addr),
-    }
+    share.round_trip_either::<Smol>(addr, pin.as_deref());
     shutdown.trigger();
     server.join().expect("the server thread").expect("the server");
 }

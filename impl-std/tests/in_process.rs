@@ -30,10 +30,7 @@ fn round_trip_on_its_own_server(secured: bool) {
     let pin = config.tls.as_ref().map(|tls| tls.fingerprint().to_owned());
     let serving = shutdown.clone();
     let server = thread::spawn(move || server::run(listener, config, serving));
-    match pin {
-        Some(pin) => share.round_trip_secured::<Std>(addr, &pin),
-        None => share.round_trip::<Std>(addr),
-    }
+    share.round_trip_either::<Std>(addr, pin.as_deref());
     shutdown.trigger();
     server.join().expect("the server thread").expect("the server");
 }

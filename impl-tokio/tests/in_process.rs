@@ -41,10 +41,7 @@ fn round_trip_on_its_own_server(secured: bool) {
     let pin = config.tls.as_ref().map(|tls| tls.fingerprint().to_owned());
     let server = runtime.spawn(server::run(listener, config, shutdown.clone()));
     // The client builds its own runtime, on this thread, as the binary does.
-    match pin {
-        Some(pin) => share.round_trip_secured::<Tokio>(addr, &pin),
-        None => share.round_trip::<Tokio>(addr),
-    }
+    share.round_trip_either::<Tokio>(addr, pin.as_deref());
     shutdown.trigger();
     runtime.block_on(server).expect("the server task").expect("the server");
 }

@@ -86,6 +86,15 @@ impl Share {
         ServeConfig { tls: Some(tls), token: Some(std::sync::Arc::new(token)), ..self.config(listen) }
     }
 
+    /// [`Share::round_trip_secured`] when `fingerprint` is the server's
+    /// (a server of [`Share::secured`]), else [`Share::round_trip`].
+    pub fn round_trip_either<R: Runtime>(&self, addr: SocketAddr, fingerprint: Option<&str>) {
+        match fingerprint {
+            Some(fingerprint) => self.round_trip_secured::<R>(addr, fingerprint),
+            None => self.round_trip::<R>(addr),
+        }
+    }
+
     /// [`Share::round_trip`] over TLS, the server pinned to `fingerprint`,
     /// with the token.
     pub fn round_trip_secured<R: Runtime>(&self, addr: SocketAddr, fingerprint: &str) {
