@@ -956,14 +956,29 @@ fn giant_listing(context: &ClientContext<'_>) -> Check {
     // The peak so far, while the process lives: read until it is gone. What
     // the memory was (anonymous, file, shared; threads) is kept as it was
     // at the highest resident size seen, to say in a failure.
-    let (mut peak_kib, mut rss_kib, mut at_peak) = (0u64, 0u64, String::new());
+    let (mut peak_kib, mut rss_kib, mut at_peak, mut samples) = (0u64, 0u64, String::new(), 0usize);
+
+    // `spawn` can return while the child is still inside `execve`, between
+    // releasing its parent and taking its new memory: for that moment its
+    // status shows the memory of this (large, many-threaded) test process,
+    // under the name of the thread that spawned it. The kernel renames the
+    // child only once its new memory is in place, so a sample counts only
+    // when the name is no longer that thread's.
+    let ours = std::fs::read_to_string("/proc/thread-self/comm").map_err(|e| format!("/proc/thread-self/comm: {e}"))?;
     while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
         let field = |name: &str| {
             let value = status.lines().find_map(|line| line.strip_prefix(name))?;
             value.trim().trim_end_matches("kB").trim().parse::<u64>().ok()
         };
+        if status.lines().find_map(|line| line.strip_prefix("Name:")).map(str::trim) == Some(ours.trim()) {
+            if field("VmHWM:").is_none() && status.contains("State:\tZ") {
+                break; // a zombie: it has exited
+            }
+            std::thread::yield_now();
+            continue;
+        }
         match field("VmHWM:") {
-            Some(kib) => peak_kib = peak_kib.max(kib),
+            Some(kib) => (peak_kib, samples) = (peak_kib.max(kib), samples + 1),
             None => break, // a zombie: it has exited
         }
         if let Some(rss) = field("VmRSS:").filter(|rss| *rss > rss_kib) {
@@ -984,6 +999,7 @@ fn giant_listing(context: &ClientContext<'_>) -> Check {
     script.verdict()?;
     ensure(exit.success(), || format!("ls exited with {exit}"))?;
     ensure(printed == lines, || format!("ls printed {printed} entries of {lines}"))?;
+    ensure(samples > 0, || format!("the memory of {} was never read while it ran", binary.display()))?;
     ensure(peak_kib < 12 << 10, || {
         format!(
             "ls held {} MiB at its peak, for a 16 MiB listing it could print as it came (at the highest \
