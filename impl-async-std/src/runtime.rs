@@ -12,7 +12,7 @@ use ferry_app::dial::Remote;
 use ferry_app::link::Client;
 use ferry_app::switch::Trigger;
 use ferry_app::{Item, Plan, Report, Runtime, ServeConfig};
-use ferry_engine::WirePath;
+use ferry_engine::Request;
 use ferry_engine::client::{ClientError, Outcomes};
 
 use crate::connection::Connection;
@@ -50,11 +50,11 @@ impl Runtime for AsyncStd {
         })
     }
 
-    fn ls(remote: &Remote, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
+    fn ls(remote: &Remote, request: &Request, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
         let config = &remote.config;
         task::block_on(async {
             let client = Client::new(Connection::connect(remote).await?, config);
-            client.ls_async(config, path, out).await
+            client.ls_async(config, request, out).await
         })
     }
 }

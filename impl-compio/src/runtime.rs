@@ -22,7 +22,7 @@ use ferry_app::dial::Remote;
 use ferry_app::link::Client;
 use ferry_app::switch::Trigger;
 use ferry_app::{Item, Plan, Report, Runtime, ServeConfig};
-use ferry_engine::WirePath;
+use ferry_engine::Request;
 use ferry_engine::client::{ClientConfig, ClientError, Outcomes};
 
 use crate::connection::Connection;
@@ -91,11 +91,11 @@ impl Runtime for Compio {
         })
     }
 
-    fn ls(remote: &Remote, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
+    fn ls(remote: &Remote, request: &Request, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
         let config = &remote.config;
         client_runtime(config)?.block_on(async {
             let connected = Connection::connect(remote).await?;
-            Client::new(connected, config).ls_async(config, path, out).await
+            Client::new(connected, config).ls_async(config, request, out).await
         })
     }
 }

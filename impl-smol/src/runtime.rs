@@ -14,7 +14,7 @@ use ferry_app::dial::Remote;
 use ferry_app::link::Client;
 use ferry_app::switch::Trigger;
 use ferry_app::{Item, Plan, Report, Runtime, ServeConfig};
-use ferry_engine::WirePath;
+use ferry_engine::Request;
 use ferry_engine::client::{ClientError, Outcomes};
 
 use smol::{Async, Executor, block_on};
@@ -66,11 +66,11 @@ impl Runtime for Smol {
         })
     }
 
-    fn ls(remote: &Remote, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
+    fn ls(remote: &Remote, request: &Request, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
         let config = &remote.config;
         block_on(async {
             let connection = Connection::connect(remote).await?;
-            Client::new(connection, config).ls_async(config, path, out).await
+            Client::new(connection, config).ls_async(config, request, out).await
         })
     }
 }

@@ -5,7 +5,7 @@ use ferry_app::dial::Remote;
 use ferry_app::link::Client;
 use ferry_app::switch::Trigger;
 use ferry_app::{Item, Plan, Report, Runtime, ServeConfig};
-use ferry_engine::WirePath;
+use ferry_engine::Request;
 use ferry_engine::client::{ClientError, Outcomes};
 
 use crate::connection::Connection;
@@ -34,8 +34,8 @@ impl Runtime for Std {
         Client::new(Connection::connect(remote)?, config).get(config, plan, report)
     }
 
-    fn ls(remote: &Remote, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
+    fn ls(remote: &Remote, request: &Request, out: &mut impl Outcomes<Item>) -> Result<(), ClientError> {
         let config = &remote.config;
-        Client::new(Connection::connect(remote)?, config).ls(config, path, out)
+        Client::new(Connection::connect(remote)?, config).ls(config, request, out)
     }
 }

@@ -111,7 +111,7 @@ pub struct ServeArgs {
     pub grace: Seconds,
 }
 
-/// `get ADDR PATH... [-o DEST] [--force] [--continue] [--verify] [--create-dirs]`
+/// `get ADDR PATH... [-o DEST] [--force] [--continue] [--verify] [--create-dirs] [-r [-j N]]`
 #[derive(Debug, Args)]
 #[command(long_about = "Fetch files from a server.\n\n\
     With one PATH, DEST may be a file name, an existing folder to save into, or - for stdout. \
@@ -129,6 +129,15 @@ pub struct ServeArgs {
     Ctrl-C or a lost connection mid-download says how much is kept in the .part and the command \
     that resumes it. --continue on a file that is already whole checks it (with the server's digest) \
     and succeeds.\n\n\
+    With -r, each PATH that is a folder is copied whole, as DEST/<its name>/ (PATH / copies the \
+    whole share into DEST), like scp -r: the server lists the tree first, then the files are fetched \
+    on -j connections at once, each saved as above, with the server's modification time; folders \
+    are made as needed, empty ones kept. Owners, modes and links to folders are not copied (a link \
+    to a file arrives as the file). Every name the server lists is checked before it is used: one \
+    with .., a / or a control character, or listed twice, is refused and named, and nothing is \
+    ever written outside DEST. Run the same command again with --continue to finish a copy that \
+    was cut: files already there with the server's size and time are skipped, .part files \
+    resumed.\n\n\
     Exit status: 0 when every file was saved (or found complete), 1 when any failed, 2 for usage \
     errors, 130 after Ctrl-C (128+N after signal N).")]
 pub struct GetArgs {
@@ -165,6 +174,20 @@ pub struct GetArgs {
     /// files; errors are always said).
     #[arg(long)]
     pub no_progress: bool,
+    /// Copy folders: each PATH that is a folder arrives as DEST/<its name>/
+    /// with everything under it (PATH / copies the whole share into DEST).
+    #[arg(short, long, help_heading = "Folders")]
+    pub recursive: bool,
+    /// With -r: how many connections fetch files at once.
+    #[arg(short, long, value_name = "N", default_value_t = 4, value_parser = positive, help_heading = "Folders")]
+    pub jobs: usize,
+    /// With -r: give up on a tree of more entries than N (a server could
+    /// list without end).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = positive, help_heading = "Folders")]
+    pub max_entries: usize,
+    /// With -r: refuse entries more than N folders deep.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = positive, help_heading = "Folders")]
+    pub max_depth: usize,
     /// TLS and the access token.
     #[command(flatten)]
     pub secure: Secure,

@@ -21,6 +21,8 @@
 //! - [`hint`]: what to try next when a server refuses a path.
 //! - [`dial`]: how a client reaches a server: resolve, then each address.
 //! - [`net`]: listening sockets, the ready line, thread names, accept errors.
+//! - [`copy`]: `get -r`, whole folders: the tree listed and checked, then
+//!   fetched on several connections.
 //! - [`save`]: where downloads go, `.part` files, atomic commits, `--verify`;
 //!   [`tally`] and [`progress`]: a body's bytes counted and shown.
 //! - [`spool`]: received bytes on their way to a file through a blocking
@@ -35,6 +37,7 @@
 
 pub mod args;
 pub mod chat;
+pub mod copy;
 pub mod dial;
 pub mod futures;
 pub mod hint;

@@ -13,7 +13,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use ferry_engine::WirePath;
+use ferry_engine::Request;
 use ferry_engine::body::BodyError;
 use ferry_engine::client::{
     AsyncSteps, ClientConfig, ClientError, NotReceived, Outcomes, Received, SaveError, Session, Steps,
@@ -267,10 +267,10 @@ impl<L: AsyncSave> Client<L> {
     pub async fn ls_async(
         mut self,
         config: &ClientConfig,
-        path: &WirePath,
+        request: &Request,
         out: &mut impl Outcomes<Item>,
     ) -> Result<(), ClientError> {
-        Session::list(path, config).run_async(&mut self, out).await.map(drop)
+        Session::list(request, config).run_async(&mut self, out).await.map(drop)
     }
 }
 
@@ -284,10 +284,10 @@ impl<L: Save> Client<L> {
     pub fn ls(
         mut self,
         config: &ClientConfig,
-        path: &WirePath,
+        request: &Request,
         out: &mut impl Outcomes<Item>,
     ) -> Result<(), ClientError> {
-        Session::list(path, config).run(&mut self, out).map(drop)
+        Session::list(request, config).run(&mut self, out).map(drop)
     }
 }
 

@@ -1,14 +1,21 @@
 //! Progress bars on stderr, drawn only when stderr is a terminal, so
 //! scripts, pipes and tests see clean output.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-/// A progress bar for one body.
+/// A progress bar for one body, or for a whole tree (`get -r`).
 #[derive(Debug, Clone)]
 pub struct Progress {
     bar: ProgressBar,
+    /// For a tree's bar: files done, and how many there are.
+    files: Option<(Arc<AtomicUsize>, usize)>,
+    /// A file's share of a tree's bar: its bytes count there, but its end
+    /// does not end the bar.
+    shared: bool,
 }
 
 /// Below this rate the bar says `stalled` rather than an estimate that
@@ -20,6 +27,35 @@ impl Progress {
     /// (a resumed download). Hidden when stderr is not a terminal, and when
     /// `visible` is false (the body itself is going to the terminal).
     pub fn new(name: &str, total: u64, start: u64, visible: bool) -> Progress {
+        let progress = Progress::drawn(total, start, visible);
+        progress.bar.set_message(name.to_owned());
+        progress
+    }
+
+    /// One bar for a tree of `files` files, `total` bytes, on stderr when
+    /// `visible` and stderr is a terminal: files done of all, bytes, rate
+    /// and time left.
+    pub fn tree(files: usize, total: u64, visible: bool) -> Progress {
+        let mut progress = Progress::drawn(total, 0, visible);
+        progress.files = Some((Arc::new(AtomicUsize::new(0)), files));
+        progress.bar.set_message(format!("0/{files} files"));
+        progress
+    }
+
+    /// What one file of a tree draws on: the tree's bar.
+    pub fn part(&self) -> Progress {
+        Progress { shared: true, ..self.clone() }
+    }
+
+    /// One more file of the tree is done (saved or failed).
+    pub fn file_done(&self) {
+        if let Some((done, files)) = &self.files {
+            let done = done.fetch_add(1, Ordering::Relaxed) + 1;
+            self.bar.set_message(format!("{done}/{files} files"));
+        }
+    }
+
+    fn drawn(total: u64, start: u64, visible: bool) -> Progress {
         let target = if visible { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
         let bar = ProgressBar::with_draw_target(Some(total), target);
         if !bar.is_hidden() {
@@ -43,12 +79,11 @@ impl Progress {
                     })
                     .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
-            bar.set_message(name.to_owned());
             bar.set_position(start);
             bar.reset_elapsed();
             bar.enable_steady_tick(Duration::from_millis(200));
         }
-        Progress { bar }
+        Progress { bar, files: None, shared: false }
     }
 
     /// Counts `n` more bytes.
@@ -56,14 +91,18 @@ impl Progress {
         self.bar.inc(n);
     }
 
-    /// The body arrived whole.
+    /// The body arrived whole (a tree's: every file is done).
     pub fn finish(&self) {
-        self.bar.finish();
+        if !self.shared {
+            self.bar.finish();
+        }
     }
 
     /// The body did not arrive whole: leave the bar where it stopped.
     pub fn abandon(&self) {
-        self.bar.abandon();
+        if !self.shared {
+            self.bar.abandon();
+        }
     }
 }
 

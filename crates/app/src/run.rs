@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 use ferry_engine::client::{ClientConfig, ClientError, Outcomes, SaveError};
 use ferry_engine::show;
-use ferry_engine::{Entry, Kind, Token, WirePath};
+use ferry_engine::{Entry, Kind, Request, Token, WirePath};
 use ferry_share::Root;
 
 use crate::args::{self, Cli, Command, GetArgs, LsArgs, Secure, ServeArgs};
@@ -244,6 +244,12 @@ fn get<R: Runtime>(mut args: GetArgs, quiet: bool) -> Result<ExitCode, Failure> 
         token: None,
     };
     let remote = remote(config, &args.secure)?;
+    if args.recursive {
+        return crate::copy::get_tree::<R>(&args, &remote, quiet).map_err(|refused| match refused {
+            crate::copy::Refused::Usage(message) => Failure::Usage(message),
+            crate::copy::Refused::Save(error) => Failure::Run(error.into()),
+        });
+    }
     let mut listings = Listings::new(&remote);
     // The server is asked first where the answer decides what to ask the
     // user: a missing file or a dead server is said before the prompt for
@@ -308,7 +314,7 @@ impl<'c> Listings<'c> {
     fn of<R: Runtime>(&mut self, folder: &WirePath) -> Result<&hint::Names, ClientError> {
         if !self.made.contains_key(folder.as_str()) {
             let mut names = hint::Names::default();
-            R::ls(self.remote, folder, &mut names)?;
+            R::ls(self.remote, &Request::List { path: folder.clone() }, &mut names)?;
             self.made.insert(folder.as_str().to_owned(), names);
         }
         Ok(&self.made[folder.as_str()])
@@ -377,7 +383,7 @@ fn ls<R: Runtime>(args: LsArgs) -> Result<ExitCode, Failure> {
     let config = ClientConfig { addr: args.addr, timeout: args.timeout.0, max_size: None, token: None };
     let remote = remote(config, &args.secure)?;
     let mut printer = Printer { out: std::io::stdout().lock(), bytes: args.bytes, failed: None };
-    if let Err(error) = R::ls(&remote, &path, &mut printer) {
+    if let Err(error) = R::ls(&remote, &Request::List { path }, &mut printer) {
         // Said as `get` says a refusal, with the same hints.
         let mut report = Report::new(1).with_hints(R::BINARY, &remote.config.addr);
         report.failed(&error);

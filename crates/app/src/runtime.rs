@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_engine::client::{ClientError, Outcomes};
-use ferry_engine::{Token, WirePath};
+use ferry_engine::{Request, Token};
 use ferry_share::Root;
 
 use crate::dial::Remote;
@@ -62,7 +62,8 @@ pub trait Runtime {
     /// connection is returned.
     fn get(remote: &Remote, plan: &Plan, report: &mut Report) -> Result<(), ClientError>;
 
-    /// Lists a directory, telling `out` each entry as soon as it arrives
-    /// ([`Outcomes::listed`]), so that no listing is held whole.
-    fn ls(remote: &Remote, path: &WirePath, out: &mut impl Outcomes<Item>) -> Result<(), ClientError>;
+    /// Lists a directory (`request` is a LIST) or a tree (a TREE), telling
+    /// `out` each entry as soon as it arrives ([`Outcomes::listed`],
+    /// [`Outcomes::found`]), so that no listing is held whole.
+    fn ls(remote: &Remote, request: &Request, out: &mut impl Outcomes<Item>) -> Result<(), ClientError>;
 }

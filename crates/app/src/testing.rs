@@ -128,7 +128,8 @@ impl Share {
             assert!(got == Share::bytes(name, len), "{}: {name} was saved with other bytes", R::NAME);
         }
         let mut entries = Listed(Vec::new());
-        R::ls(remote, &WirePath::new("/").expect("valid"), &mut entries).expect("ls");
+        let root = ferry_engine::Request::List { path: WirePath::new("/").expect("valid") };
+        R::ls(remote, &root, &mut entries).expect("ls");
         let entries = entries.0;
         let names: Vec<(Kind, &str)> = entries.iter().map(|entry| (entry.kind, entry.name.as_str())).collect();
         assert_eq!(

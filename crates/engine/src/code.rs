@@ -23,6 +23,8 @@ pub enum ErrorCode {
     Range,
     /// An I/O error before the answer's header was sent.
     Internal,
+    /// A TREE past what the server lists in one answer (entries or depth).
+    TooLarge,
     /// A request line over [`crate::MAX_LINE`] bytes.
     TooLong,
     /// The server is at its connection limit (sent instead of the greeting).
@@ -36,7 +38,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in SPEC.md's order.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::BadRequest,
         ErrorCode::NotFound,
         ErrorCode::Forbidden,
@@ -44,6 +46,7 @@ impl ErrorCode {
         ErrorCode::NotADirectory,
         ErrorCode::Range,
         ErrorCode::Internal,
+        ErrorCode::TooLarge,
         ErrorCode::TooLong,
         ErrorCode::Busy,
         ErrorCode::Timeout,
@@ -60,6 +63,7 @@ impl ErrorCode {
             ErrorCode::NotADirectory => "NOT_A_DIRECTORY",
             ErrorCode::Range => "RANGE",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::TooLarge => "TOO_LARGE",
             ErrorCode::TooLong => "TOO_LONG",
             ErrorCode::Busy => "BUSY",
             ErrorCode::Timeout => "TIMEOUT",

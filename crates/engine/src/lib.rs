@@ -37,6 +37,7 @@ mod request;
 pub mod server;
 pub mod show;
 mod token;
+mod tree;
 
 pub use answer::{
     Answer, AnswerError, CUT, Greeting, GreetingError, encode_greeting, parse_answer, parse_digest, parse_greeting,
@@ -50,3 +51,6 @@ pub use listing::{
 pub use path::{WirePath, encode_path};
 pub use request::{Request, parse_pipelined, parse_request};
 pub use token::{MAX_TOKEN, Token, TokenError};
+pub use tree::{
+    BadName, MAX_TREE_LINE, MAX_TREE_PATH, TreeEntry, TreeKind, TreeLines, check_name, encode_tree_entry, tree_key,
+};

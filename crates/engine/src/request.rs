@@ -26,6 +26,12 @@ pub enum Request {
         /// The directory.
         path: WirePath,
     },
+    /// `TREE <path>`: every entry under a directory, at any depth, with
+    /// modification times.
+    Tree {
+        /// The directory.
+        path: WirePath,
+    },
     /// `SUM <path>`: the file's BLAKE3 digest.
     Sum {
         /// The file.
@@ -42,11 +48,22 @@ pub enum Request {
 }
 
 impl Request {
-    /// Whether answering this is **heavy** work: SUM and LIST cost time
-    /// that grows with the file or folder, not with the request, so a server
-    /// bounds how many run at once and how long each may take (SPEC.md §4).
+    /// Whether answering this is **heavy** work: SUM, LIST and TREE cost
+    /// time that grows with the file or folder, not with the request, so a
+    /// server bounds how many run at once and how long each may take
+    /// (SPEC.md §4).
     pub fn is_heavy(&self) -> bool {
-        matches!(self, Request::Sum { .. } | Request::List { .. })
+        matches!(self, Request::Sum { .. } | Request::List { .. } | Request::Tree { .. })
+    }
+
+    /// The path the request is about, if any.
+    pub fn path(&self) -> Option<&WirePath> {
+        match self {
+            Request::Get { path, .. } | Request::List { path } | Request::Tree { path } | Request::Sum { path } => {
+                Some(path)
+            }
+            Request::Quit | Request::Auth { .. } => None,
+        }
     }
 
     /// Appends the request line, LF included, to `out`.
@@ -58,6 +75,7 @@ impl Request {
                 format!("GET {} {offset} {length}\n", path.encoded())
             }
             Request::List { path } => format!("LIST {}\n", path.encoded()),
+            Request::Tree { path } => format!("TREE {}\n", path.encoded()),
             Request::Sum { path } => format!("SUM {}\n", path.encoded()),
             Request::Quit => "QUIT\n".to_owned(),
             Request::Auth { token } => {
@@ -155,6 +173,10 @@ fn parse_line(line: &[u8]) -> Result<Request, Refusal> {
             [path] => Ok(Request::List { path: WirePath::decode(path)? }),
             _ => Err(usage("LIST <path>")),
         },
+        b"TREE" => match args {
+            [path] => Ok(Request::Tree { path: WirePath::decode(path)? }),
+            _ => Err(usage("TREE <path>")),
+        },
         b"SUM" => match args {
             [path] => Ok(Request::Sum { path: WirePath::decode(path)? }),
             _ => Err(usage("SUM <path>")),
@@ -169,7 +191,7 @@ fn parse_line(line: &[u8]) -> Result<Request, Refusal> {
         },
         other => {
             let shown = escape(&String::from_utf8_lossy(&other[..other.len().min(32)]));
-            Err(bad(format!("unknown command {shown:?}; commands are GET, LIST, SUM, QUIT, AUTH")))
+            Err(bad(format!("unknown command {shown:?}; commands are GET, LIST, TREE, SUM, QUIT, AUTH")))
         }
     }
 }
@@ -211,6 +233,7 @@ mod tests {
             (b"GET a.txt 10 5\n", Request::Get { path: path("a.txt"), offset: 10, length: Some(5) }),
             (b"GET my%20file.txt\n", Request::Get { path: path("my file.txt"), offset: 0, length: None }),
             (b"LIST /\n", Request::List { path: path("/") }),
+            (b"TREE docs\n", Request::Tree { path: path("docs") }),
             (b"SUM docs/x.pdf\n", Request::Sum { path: path("docs/x.pdf") }),
             (b"QUIT\n", Request::Quit),
         ];

@@ -20,6 +20,7 @@ fn request() -> impl Strategy<Value = Request> {
             Request::Get { path, offset, length }
         }),
         wire_path().prop_map(|path| Request::List { path }),
+        wire_path().prop_map(|path| Request::Tree { path }),
         wire_path().prop_map(|path| Request::Sum { path }),
         Just(Request::Quit),
     ]

@@ -13,7 +13,8 @@
 //! - [`root`](Root): the folder, and the answer to each request;
 //!   `batch.rs`: pipelined requests answered together;
 //!   `reply.rs`: one answer; `body.rs`: a file's bytes on their way out;
-//!   `heavy.rs`: the bounds on SUM and LIST; `digest.rs`: the SUM cache's key.
+//!   `heavy.rs`: the bounds on SUM, LIST and TREE; `tree.rs`: a TREE walked;
+//!   `digest.rs`: the SUM cache's key.
 //!
 //! The key decision: every path is opened through a [`cap_std::fs::Dir`] for
 //! the root, never through an absolute path. `cap-std` resolves each
@@ -26,7 +27,7 @@
 //! §5 says so.
 //!
 //! The second decision: no client can make the server do unbounded work.
-//! `SUM` and `LIST` requests are **heavy**: their cost grows
+//! `SUM`, `LIST` and `TREE` requests are **heavy**: their cost grows
 //! with the file or folder, not with the request. The rule every driver
 //! follows, each with its own runtime's semaphore:
 //!
@@ -70,6 +71,7 @@ mod heavy;
 mod reply;
 mod root;
 mod spool;
+mod tree;
 #[cfg(test)]
 mod tests;
 
@@ -81,3 +83,4 @@ pub use heavy::{Work, heavy_permits};
 pub use reply::Reply;
 pub use root::{Root, RootError};
 pub use spool::{LISTINGS_IN_FLIGHT, Spooled};
+pub use tree::{TREE_DEPTH, TREE_ENTRIES};

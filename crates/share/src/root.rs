@@ -1,5 +1,6 @@
 //! The shared folder: every path opened beneath it and nowhere else, and
-//! the answer to each request (GET, SUM, LIST) from what is on disk.
+//! the answer to each request (GET, SUM, LIST; TREE in `tree.rs`) from what
+//! is on disk.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -29,11 +30,11 @@ pub struct RootError {
 /// The shared folder.
 #[derive(Debug)]
 pub struct Root {
-    dir: Dir,
+    pub(crate) dir: Dir,
     path: PathBuf,
     pub(crate) digests: Mutex<DigestCache>,
     /// The bytes of spooled listings in flight, server-wide.
-    listings: crate::spool::Budget,
+    pub(crate) listings: crate::spool::Budget,
     /// How far in the past a file's times must be for its digest to be
     /// cached ([`crate::digest::SETTLED`]; tests shorten it).
     pub(crate) settled: Duration,
@@ -67,6 +68,7 @@ impl Root {
         let result = match request {
             Request::Get { path, offset, length } => self.get(path, *offset, *length).map_err(Halt::from),
             Request::List { path } => self.list(path, work),
+            Request::Tree { path } => self.tree(path, work),
             Request::Sum { path } => self.sum(path, work),
             Request::Quit => {
                 let mut bytes = Vec::new();
@@ -215,7 +217,7 @@ impl Root {
             return Err(Refusal::new(ErrorCode::NotADirectory, format!("{path} is not a directory")).into());
         }
         let dir = self.dir.open_dir(&relative).map_err(|e| refusal(path, &e))?;
-        let mut listing = crate::spool::Listing::new(path);
+        let mut listing = crate::spool::Listing::new("LIST", path);
         for (n, entry) in dir.entries().map_err(|e| refusal(path, &e))?.enumerate() {
             if n % LIST_CHUNK == LIST_CHUNK - 1 {
                 work.check("LIST", path)?;
@@ -228,7 +230,7 @@ impl Root {
             // outside, dangle, or cannot be read are left out.
             let Ok(target) = self.dir.metadata(relative.join(&name)) else { continue };
             if let Some(kind) = kind(&target) {
-                listing.push(Entry { kind, size: target.len(), name })?;
+                listing.push_entry(Entry { kind, size: target.len(), name })?;
             }
         }
         listing.answer(&self.listings, work)

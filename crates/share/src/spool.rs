@@ -1,4 +1,4 @@
-//! LIST answers of any size in bounded memory.
+//! LIST and TREE answers of any size in bounded memory.
 //!
 //! A listing is sorted by name, and a folder may hold millions of entries:
 //! sorting them all in memory would cost tens of megabytes a LIST, kept by
@@ -19,7 +19,7 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ferry_engine::{Answer, Entry, ErrorCode, Refusal, WirePath, encode_entry, sort_listing};
+use ferry_engine::{Answer, Entry, ErrorCode, Refusal, WirePath, encode_entry};
 
 use crate::{FileBody, Halt, INLINE_BODY, LIST_CHUNK, Reply, Work};
 
@@ -62,47 +62,54 @@ impl Budget {
 }
 
 /// A listing being gathered: the run in memory, the sorted runs on disk,
-/// and the length of the whole answer's body so far.
+/// and the length of the whole answer's body so far. Each record is a sort
+/// key (a LIST's name; a TREE's [`ferry_engine::tree_key`]) and its line.
 pub(crate) struct Listing<'a> {
+    verb: &'static str,
     path: &'a WirePath,
-    run: Vec<Entry>,
+    run: Vec<(String, Vec<u8>)>,
     run_bytes: usize,
     runs: Vec<File>,
     len: u64,
-    line: Vec<u8>,
 }
 
 impl<'a> Listing<'a> {
-    pub(crate) fn new(path: &'a WirePath) -> Listing<'a> {
-        Listing { path, run: Vec::new(), run_bytes: 0, runs: Vec::new(), len: 0, line: Vec::new() }
+    /// A listing for the answer to `verb` (`LIST`, `TREE`) of `path`.
+    pub(crate) fn new(verb: &'static str, path: &'a WirePath) -> Listing<'a> {
+        Listing { verb, path, run: Vec::new(), run_bytes: 0, runs: Vec::new(), len: 0 }
     }
 
-    /// Adds an entry; a full run is sorted and written out.
-    pub(crate) fn push(&mut self, entry: Entry) -> Result<(), Halt> {
-        self.line.clear();
-        encode_entry(&entry, &mut self.line);
-        self.len += self.line.len() as u64;
-        self.run_bytes += entry.name.len() + self.line.len();
-        self.run.push(entry);
+    /// Adds a LIST entry.
+    pub(crate) fn push_entry(&mut self, entry: Entry) -> Result<(), Halt> {
+        let mut line = Vec::with_capacity(entry.name.len() + 16);
+        encode_entry(&entry, &mut line);
+        self.push(entry.name, line)
+    }
+
+    /// Adds a line under its sort key; a full run is sorted and written out.
+    pub(crate) fn push(&mut self, key: String, line: Vec<u8>) -> Result<(), Halt> {
+        self.len += line.len() as u64;
+        self.run_bytes += key.len() + line.len();
+        self.run.push((key, line));
         if self.run_bytes >= RUN_BYTES { self.write_run() } else { Ok(()) }
     }
 
+    fn sort_run(&mut self) {
+        self.run.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    }
+
     /// Sorts the run in memory and writes it to a file of its own, each
-    /// entry as its name (the sort key) and its line, both length-prefixed.
+    /// record as its key and its line, both length-prefixed.
     fn write_run(&mut self) -> Result<(), Halt> {
-        sort_listing(&mut self.run);
+        self.sort_run();
         let mut out = BufWriter::with_capacity(64 << 10, tempfile::tempfile().map_err(|e| self.failed(e))?);
-        let mut line = std::mem::take(&mut self.line);
-        let written: io::Result<()> = self.run.drain(..).try_for_each(|entry| {
-            line.clear();
-            encode_entry(&entry, &mut line);
-            for field in [entry.name.as_bytes(), &line] {
+        let written: io::Result<()> = self.run.drain(..).try_for_each(|(key, line)| {
+            for field in [key.as_bytes(), &line] {
                 out.write_all(&(field.len() as u32).to_le_bytes())?;
                 out.write_all(field)?;
             }
             Ok(())
         });
-        self.line = line;
         written.map_err(|e| self.failed(e))?;
         let mut file = out.into_inner().map_err(|e| self.failed(e.into_error()))?;
         file.seek(SeekFrom::Start(0)).map_err(|e| self.failed(e))?;
@@ -113,7 +120,7 @@ impl<'a> Listing<'a> {
     }
 
     fn failed(&self, error: io::Error) -> Halt {
-        Refusal::new(ErrorCode::Internal, format!("listing {}: {error}", self.path)).into()
+        Refusal::new(ErrorCode::Internal, format!("{} {}: {error}", self.verb, self.path)).into()
     }
 
     /// The answer: in memory when small, else merged into a spooled file.
@@ -122,16 +129,17 @@ impl<'a> Listing<'a> {
         let mut header = Vec::with_capacity(24);
         Answer::Ok { len }.encode(&mut header);
         if self.runs.is_empty() && len <= INLINE_BODY {
-            sort_listing(&mut self.run);
-            self.run.iter().for_each(|entry| encode_entry(entry, &mut header));
+            self.sort_run();
+            self.run.iter().for_each(|(_, line)| header.extend_from_slice(line));
             return Ok(Reply::Bytes { bytes: header, closes: false });
         }
         let spooled = budget.take(len).map_err(|left| {
             Refusal::new(
                 ErrorCode::Busy,
                 format!(
-                    "the listing of {} ({len} bytes) does not fit in what the server holds for listings in \
+                    "the {} of {} ({len} bytes) does not fit in what the server holds for listings in \
                      flight ({left} of {LISTINGS_IN_FLIGHT} bytes free); try again later",
+                    if self.verb == "TREE" { "tree" } else { "listing" },
                     self.path
                 ),
             )
@@ -158,7 +166,7 @@ impl<'a> Listing<'a> {
         while let Some(Reverse(((_, line), index))) = heads.pop() {
             written += 1;
             if written.is_multiple_of(LIST_CHUNK) {
-                work.check("LIST", self.path)?;
+                work.check(self.verb, self.path)?;
             }
             out.write_all(&line).map_err(|e| self.failed(e))?;
             if let Some(record) = next_record(&mut runs[index]).map_err(|e| self.failed(e))? {
@@ -217,9 +225,9 @@ mod tests {
         }
         let mut expected = Vec::new();
         encode_listing(entries.clone(), &mut expected);
-        let mut listing = Listing::new(&path);
+        let mut listing = Listing::new("LIST", &path);
         for entry in entries {
-            listing.push(entry).expect("push");
+            listing.push_entry(entry).expect("push");
         }
         let runs = listing.runs.len() + usize::from(!listing.run.is_empty());
         assert!(runs > 1, "the test needs several runs to merge, got {runs}");

@@ -292,3 +292,61 @@ fn a_large_listing_is_spooled_to_a_file_and_a_small_one_is_not() {
     assert_eq!(got, expected);
     assert!(matches!(root.reply(&request("LIST sub"), &Work::unbounded()), Reply::Bytes { .. }));
 }
+
+#[test]
+fn a_tree_lists_every_entry_below_with_times_and_never_follows_a_link_out() {
+    let (_top, root) = fixture();
+    let folder = root.path().to_owned();
+    symlink("sub", folder.join("sub-link")).expect("symlink");
+    std::fs::create_dir(folder.join("sub-a")).expect("mkdir");
+    let when = std::time::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    let hello = std::fs::File::options().write(true).open(folder.join("hello.txt")).expect("open");
+    hello.set_modified(when).expect("set time");
+    let tree = answer(&root, "TREE /");
+    let lines: Vec<&str> = tree.lines().collect();
+    let shown: Vec<String> = lines[1..]
+        .iter()
+        .map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            format!("{} {} {}", fields[0], fields[1], fields[3])
+        })
+        .collect();
+    // Sorted name by name: a folder's entries right after it; the link to
+    // a folder listed, not descended; links out of the root and dangling
+    // ones left out, as in a LIST.
+    assert_eq!(
+        shown,
+        [
+            "f 12 hello.txt",
+            "d 0 sub",
+            "d 0 sub/deeper",
+            "f 10 sub/inner.bin",
+            "f 12 sub/up-link",
+            "d 0 sub-a",
+            "l 0 sub-link",
+        ],
+        "{tree}"
+    );
+    assert!(lines[1].starts_with("f 12 1600000000 "), "{}", lines[1]);
+    let len: usize = lines[0].strip_prefix("OK ").and_then(|n| n.parse().ok()).expect("OK <n>");
+    assert_eq!(len, tree.len() - lines[0].len() - 1, "the header counts the body");
+    assert_eq!(answer(&root, "TREE sub").lines().nth(1), Some(format!("d 0 {} deeper", lines[3].split(' ').nth(2).unwrap_or("")).as_str()));
+    assert!(answer(&root, "TREE hello.txt").starts_with("ERR NOT_A_DIRECTORY"));
+    assert!(answer(&root, "TREE out-dir").starts_with("ERR FORBIDDEN"));
+    assert!(answer(&root, "TREE nowhere").starts_with("ERR NOT_FOUND"));
+}
+
+#[test]
+fn a_tree_too_deep_is_refused_with_its_own_code() {
+    let top = tempfile::tempdir().expect("tempdir");
+    let mut deep = top.path().to_owned();
+    for _ in 0..TREE_DEPTH {
+        deep.push("d");
+    }
+    std::fs::create_dir_all(&deep).expect("mkdir");
+    let root = Root::open(top.path()).expect("open");
+    let refused = answer(&root, "TREE /");
+    assert!(refused.starts_with("ERR TOO_LARGE / holds folders more than 256 deep"), "{refused}");
+    // One level up, the same tree fits.
+    assert!(answer(&root, "TREE d").starts_with("OK "));
+}

@@ -53,6 +53,7 @@ use rustix::fs::OFlags;
 use crate::args::GetArgs;
 use crate::progress::Progress;
 
+pub(crate) use prompt::expand_home;
 use prompt::ask;
 pub use report::{Report, Resume};
 
@@ -80,6 +81,9 @@ pub struct Item {
     /// Whether its progress bar may be drawn (not with `-q` or
     /// `--no-progress`).
     pub bar: bool,
+    /// The bar of the tree it belongs to (`get -r`), drawn instead of one
+    /// of its own.
+    pub tree: Option<Progress>,
 }
 
 /// Where a body goes.
@@ -112,6 +116,9 @@ pub struct Target {
     /// Where bytes go until the file is complete.
     pub part: PathBuf,
     force: bool,
+    /// The modification time to give the file, set on the `.part` before
+    /// it becomes DEST (`get -r`: the server's).
+    pub modified: Option<std::time::SystemTime>,
 }
 
 /// Why a plan could not be made at all.
@@ -199,7 +206,7 @@ impl Plan {
         let mut plan = Plan { items: Vec::with_capacity(paths.len()), verify, refused: Vec::new() };
         for (path, dest) in paths.into_iter().zip(dests) {
             match destination(dest, args.force, args.resume) {
-                Ok((dest, offset)) => plan.items.push(Item { path, dest, offset, bar: !args.no_progress }),
+                Ok((dest, offset)) => plan.items.push(Item { path, dest, offset, bar: !args.no_progress, tree: None }),
                 Err(error) => plan.refused.push((path, error)),
             }
         }
@@ -273,6 +280,9 @@ impl Item {
     /// A progress bar for this item's body of `len` bytes, hidden when the
     /// body itself goes to the terminal (a bar would be drawn over it).
     pub fn progress(&self, len: u64) -> Progress {
+        if let Some(tree) = &self.tree {
+            return tree.part();
+        }
         let onto_terminal = match &self.dest {
             Dest::Stream(Stream::Stdout) => io::stdout().is_terminal(),
             Dest::Stream(Stream::Device(_)) | Dest::File(_) | Dest::Complete(_) => false,

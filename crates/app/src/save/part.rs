@@ -17,7 +17,7 @@ impl Target {
     pub(crate) fn new(dest: PathBuf, force: bool) -> Target {
         let mut part = OsString::from(dest.as_os_str());
         part.push(".part");
-        Target { dest, part: PathBuf::from(part), force }
+        Target { dest, part: PathBuf::from(part), force, modified: None }
     }
 
     /// Looks at the `.part` before anything is requested: the offset to
@@ -128,6 +128,11 @@ impl Target {
     /// its digest against the server's when given, then rename. The lock is
     /// held until the rename is done, since `file` stays open until then.
     pub fn commit(&self, file: File, digest: Option<&[u8; 32]>) -> Result<(), SaveError> {
+        if let Some(modified) = self.modified {
+            // Through the open handle, before the rename: the time is the
+            // file's from the moment it has its name.
+            file.set_modified(modified).map_err(|e| SaveError::io(&self.part, e))?;
+        }
         file.sync_all().map_err(|e| SaveError::io(&self.part, e))?;
         if let Some(remote) = digest {
             let local = digest_of(&file, &self.part)?;

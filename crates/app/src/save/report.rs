@@ -15,7 +15,13 @@ impl Outcomes<Item> for Report {
     fn record(&mut self, item: &Item, outcome: Result<Option<[u8; 32]>, ClientError>) {
         match outcome {
             Ok(digest) => self.saved(item, digest.as_ref()),
-            Err(error) => self.failed(&error),
+            Err(error) => {
+                self.failed(&error);
+                self.failures.push(item.path.as_str().to_owned());
+            }
+        }
+        if let Some(tree) = &item.tree {
+            tree.file_done();
         }
     }
 }
@@ -31,12 +37,14 @@ pub struct Report {
     command: Option<(String, String)>,
     /// Paths the server does not have, for a suggestion once it is over.
     pub missing: Vec<String>,
+    /// The items that failed, by path, for a summary.
+    pub failures: Vec<String>,
 }
 
 impl Report {
     /// A report for `total` items.
     pub fn new(total: usize) -> Report {
-        Report { total, saved: 0, failed: 0, quiet: false, command: None, missing: Vec::new() }
+        Report { total, saved: 0, failed: 0, quiet: false, command: None, missing: Vec::new(), failures: Vec::new() }
     }
 
     /// Hints that name a command name `binary` and the server at `addr`.
@@ -86,6 +94,20 @@ impl Report {
     pub fn connection_failed(&mut self, error: &ClientError) {
         crate::say!("error: {error}");
         self.failed = self.total - self.saved;
+    }
+
+    /// Takes in what another report of the same run (another connection's)
+    /// counted.
+    pub fn merge(&mut self, other: Report) {
+        self.saved += other.saved;
+        self.failed += other.failed;
+        self.missing.extend(other.missing);
+        self.failures.extend(other.failures);
+    }
+
+    /// How many items were saved, and how many failed, so far.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.saved, self.failed)
     }
 
     /// 0 when everything was saved, 1 otherwise.

@@ -122,6 +122,15 @@ pub enum ClientError {
         /// What happened, and what to do.
         detail: String,
     },
+    /// A listing the client stopped reading, past a bound of its own (how
+    /// many entries, how deep): the connection ends there.
+    #[error("{}: {reason}", escaped(path))]
+    Stopped {
+        /// The folder listed.
+        path: String,
+        /// Which bound, in the application's words.
+        reason: String,
+    },
     /// The server sent something FERRY/1 does not allow.
     #[error("{addr} broke FERRY/1: {}", escaped(detail))]
     Protocol {

@@ -71,7 +71,8 @@ pub struct Session<'p, I, F> {
 #[derive(Debug)]
 enum Job<'p, I> {
     Get { items: &'p [I], verify: bool },
-    List(&'p WirePath),
+    /// A LIST or a TREE.
+    List(&'p Request),
 }
 
 // Not derived: a derive would ask `I: Copy`, and only the references are copied.
@@ -155,9 +156,11 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
         Session::new(Job::Get { items, verify }, config)
     }
 
-    /// A session that lists the folder `path` on the server.
-    pub fn list(path: &'p WirePath, config: &ClientConfig) -> Self {
-        Session::new(Job::List(path), config)
+    /// A session that lists a folder on the server: `request` is a
+    /// [`Request::List`] (its entries) or a [`Request::Tree`] (every entry
+    /// under it); any other request is sent and its answer read as a LIST's.
+    pub fn list(request: &'p Request, config: &ClientConfig) -> Self {
+        Session::new(Job::List(request), config)
     }
 
     fn new(job: Job<'p, I>, config: &ClientConfig) -> Self {
@@ -196,9 +199,9 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
                 Phase::Start => match self.job {
                     Job::Get { items: [], .. } => (Phase::Bye, None),
                     Job::Get { .. } => (Phase::Get, None),
-                    Job::List(path) => {
+                    Job::List(request) => {
                         let mut requests = Vec::new();
-                        Request::List { path: path.clone() }.encode(&mut requests);
+                        request.encode(&mut requests);
                         Request::Quit.encode(&mut requests);
                         (Phase::ListAnswer, Some(Step::Send(requests)))
                     }
@@ -218,7 +221,10 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
                     (Phase::Receiving { len }, Some(Step::Receive { item, len, hash }))
                 }
                 Phase::Digest { received } => (Phase::Digest { received }, Some(Step::ReadSmall(DIGEST_HEX))),
-                Phase::ListBody { len } => (Phase::ListBody { len }, Some(Step::ReadListing(len))),
+                Phase::ListBody { len } => match self.job {
+                    Job::List(Request::Tree { .. }) => (Phase::ListBody { len }, Some(Step::ReadTree(len))),
+                    _ => (Phase::ListBody { len }, Some(Step::ReadListing(len))),
+                },
                 Phase::Commit { received: Received::File(file), digest } => {
                     (Phase::Committing { digest }, Some(Step::Commit { item: self.item(), file, digest }))
                 }
@@ -377,6 +383,22 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
         Ok(())
     }
 
+    /// How a [`Step::ReadTree`] went: as [`Session::on_listing`], or
+    /// `stopped` by the application past a bound of its own, which ends the
+    /// connection with the rest of the body unread.
+    pub fn on_tree(
+        &mut self,
+        read: Result<(), BodyError>,
+        stopped: Option<String>,
+        lines: Result<(), ListingError>,
+    ) -> Result<(), ClientError> {
+        if let Some(reason) = stopped {
+            lines.map_err(|e| self.broke(&e.to_string()))?;
+            return Err(ClientError::Stopped { path: self.path().to_owned(), reason });
+        }
+        self.on_listing(read, lines)
+    }
+
     /// What became of a [`Step::Commit`].
     pub fn on_committed(&mut self, committed: Result<(), SaveError>) {
         if let Phase::Committing { digest } = self.phase {
@@ -428,7 +450,7 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
     fn path(&self) -> &str {
         match self.job {
             Job::Get { .. } => self.item().path().as_str(),
-            Job::List(path) => path.as_str(),
+            Job::List(request) => request.path().map_or("/", WirePath::as_str),
         }
     }
 

@@ -48,6 +48,10 @@ pub enum Step<'p, I, F> {
     /// Read a listing of `len` bytes as it arrives, each entry reported as
     /// soon as its line is whole; pass the result to [`super::Session::on_listing`].
     ReadListing(u64),
+    /// Read a TREE body of `len` bytes the same way, each entry (or why its
+    /// name is refused) reported as soon as its line is whole; pass the
+    /// result to [`super::Session::on_listing`].
+    ReadTree(u64),
     /// Read and drop `len` body bytes, then ask again.
     Discard(u64),
     /// Make `file` the destination of `item`; pass the result to

@@ -7,13 +7,17 @@
 use std::io;
 use std::time::Duration;
 
-use crate::{Entry, ListingLines, parse_answer, parse_greeting};
+use crate::{BadName, Entry, ListingLines, TreeEntry, TreeLines, parse_answer, parse_greeting};
 
 use super::Fetch;
 use super::error::{ClientError, SaveError};
 use super::session::Session;
 use super::step::{NotReceived, Received, Step};
 use crate::body::BodyError;
+
+/// How much of a TREE body is read between looks at whether its reader
+/// has stopped it.
+const TREE_SLICE: u64 = 1 << 20;
 use crate::frame::{LineError, ParseLine};
 
 /// Where a session tells how each file went, and what a listing holds:
@@ -26,6 +30,14 @@ pub trait Outcomes<I> {
     /// The next entry of a listing, as soon as its line arrived.
     fn listed(&mut self, entry: Entry) {
         let _ = entry;
+    }
+
+    /// The next entry of a TREE, or why its name will not be used, as soon
+    /// as its line arrived; an `Err` stops the listing there, with why
+    /// (past a bound of the application's), and ends the connection.
+    fn found(&mut self, entry: Result<TreeEntry, BadName>) -> Result<(), String> {
+        let _ = entry;
+        Ok(())
     }
 }
 
@@ -102,6 +114,20 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
                     let read = driver.body(len, &mut |piece| lines.feed(piece));
                     self.on_listing(read, lines.finish())?;
                 }
+                Step::ReadTree(len) => {
+                    let mut each = |entry| report.found(entry);
+                    let mut lines = TreeLines::new(&mut each);
+                    // In slices, so that a reader that has seen enough of
+                    // an endless tree stops reading it.
+                    let (mut left, mut read) = (len, Ok(()));
+                    while left > 0 && read.is_ok() && lines.stopped().is_none() {
+                        let slice = left.min(TREE_SLICE);
+                        read = driver.body(slice, &mut |piece| lines.feed(piece));
+                        left -= slice;
+                    }
+                    let stopped = lines.stopped().map(str::to_owned);
+                    self.on_tree(read, stopped, lines.finish())?;
+                }
                 Step::Commit { item, file, digest } => self.on_committed(driver.commit(item, file, digest)),
                 Step::Report { item, outcome } => report.record(item, outcome),
                 Step::Done => return Ok(self),
@@ -132,6 +158,20 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
                     let mut lines = ListingLines::new(&mut each);
                     let read = driver.body(len, &mut |piece| lines.feed(piece)).await;
                     self.on_listing(read, lines.finish())?;
+                }
+                Step::ReadTree(len) => {
+                    let mut each = |entry| report.found(entry);
+                    let mut lines = TreeLines::new(&mut each);
+                    // In slices, so that a reader that has seen enough of
+                    // an endless tree stops reading it.
+                    let (mut left, mut read) = (len, Ok(()));
+                    while left > 0 && read.is_ok() && lines.stopped().is_none() {
+                        let slice = left.min(TREE_SLICE);
+                        read = driver.body(slice, &mut |piece| lines.feed(piece)).await;
+                        left -= slice;
+                    }
+                    let stopped = lines.stopped().map(str::to_owned);
+                    self.on_tree(read, stopped, lines.finish())?;
                 }
                 Step::Commit { item, file, digest } => self.on_committed(driver.commit(item, file, digest).await),
                 Step::Report { item, outcome } => report.record(item, outcome),

@@ -168,7 +168,7 @@ fn the_pipeline_keeps_a_bounded_window() {
 
 #[test]
 fn a_listing_is_read_then_bye() {
-    let path = WirePath::new("docs").expect("valid");
+    let path = crate::Request::List { path: WirePath::new("docs").expect("valid") };
     let mut session = Test::list(&path, &config());
     greeted(&mut session);
     assert_eq!(sent(session.step()), "LIST docs\nQUIT\n");
@@ -193,6 +193,30 @@ fn a_listing_is_read_then_bye() {
     refused.step();
     refused.step();
     assert!(refused.on_answer(Ok(Answer::Err(Refusal::new(ErrorCode::NotFound, "no")))).is_err());
+}
+
+#[test]
+fn a_tree_is_asked_for_and_read_as_a_tree() {
+    let tree = crate::Request::Tree { path: WirePath::new("docs").expect("valid") };
+    let mut session = Test::list(&tree, &config());
+    greeted(&mut session);
+    assert_eq!(sent(session.step()), "TREE docs\nQUIT\n");
+    session.step();
+    session.on_answer(ok(40)).expect("ok");
+    assert!(matches!(session.step(), Step::ReadTree(40)));
+    session.on_listing(Ok(()), Ok(())).expect("tree");
+    assert!(matches!(session.step(), Step::ReadAnswer), "then BYE");
+    // A server without TREE says BAD_REQUEST: the caller hears it, to walk
+    // with LIST instead.
+    let mut old = Test::list(&tree, &config());
+    greeted(&mut old);
+    old.step();
+    old.step();
+    let refused = old.on_answer(Ok(Answer::Err(Refusal::new(ErrorCode::BadRequest, "unknown command"))));
+    assert!(
+        matches!(refused, Err(ClientError::Refused { ref path, ref refusal }) if path == "docs" && refusal.code == ErrorCode::BadRequest),
+        "{refused:?}"
+    );
 }
 
 #[test]
