@@ -35,6 +35,18 @@ pub fn many_name(n: usize) -> String {
     format!("{n:05}-{}", "long-name-".repeat(24))
 }
 
+/// A folder to copy whole (`get -r`, `TREE`): nested six deep, names with
+/// spaces and non-ASCII letters, an empty file and an empty folder, a link
+/// to a file and one to a folder inside it, and one that leads outside.
+pub const TREE: &str = "tree";
+
+/// The files under [`TREE`], by path below it.
+pub const TREE_FILES: [&str; 4] = ["a/b/c/d/e/deep.txt", "docs/q3 report.txt", "empty", "ü/naïve café.txt"];
+
+/// The modification time every entry under [`TREE`] is given, in seconds
+/// since 1970, so that a copy's times can be checked.
+pub const TREE_TIME: u64 = 1_600_000_000;
+
 /// Files with names that test path encoding.
 pub const ODD_NAMES: [&str; 3] = ["with space/naïve café.txt", "a/b/c/nested.txt", "sub/é.txt"];
 
@@ -83,6 +95,10 @@ impl Fixture {
             files.insert(name.to_owned(), format!("contents of {name}\n").into_bytes());
         }
         files.insert("sub/Z.txt".to_owned(), b"capital Z sorts before lower case\n".to_vec());
+        for name in TREE_FILES {
+            let bytes = if name == "empty" { Vec::new() } else { format!("{name} under the tree\n").into_bytes() };
+            files.insert(format!("{TREE}/{name}"), bytes);
+        }
         files.insert("sub/x.txt".to_owned(), b"x\n".to_vec());
         for (name, bytes) in &files {
             let path = root.join(name);
@@ -98,6 +114,18 @@ impl Fixture {
         symlink(&outside, root.join("out-dir"))?;
         // An absolute link to a file inside the root: never followed (§5).
         symlink(root.join("one-byte"), root.join("sub/abs-in"))?;
+        let tree = root.join(TREE);
+        std::fs::create_dir_all(tree.join("docs/old"))?;
+        symlink("docs/q3 report.txt", tree.join("link-file"))?;
+        symlink("docs", tree.join("link-dir"))?;
+        symlink(relative_from(&tree, &outside.join("secret.txt")), tree.join("link-out"))?;
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(TREE_TIME);
+        for entry in walk(&tree)? {
+            // Folders last, deepest first: making an entry changes its
+            // folder's time.
+            let file = std::fs::File::open(&entry)?;
+            file.set_modified(time)?;
+        }
         std::fs::create_dir_all(root.join("big"))?;
         std::fs::File::create(root.join(HUGE))?.set_len(HUGE_LEN)?;
         std::fs::create_dir_all(root.join(MANY))?;
@@ -116,6 +144,23 @@ impl Fixture {
     pub fn root(&self) -> &Path {
         &self.root
     }
+}
+
+/// Every file and folder under `folder` (links left out), each folder
+/// after what it holds.
+fn walk(folder: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(folder)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            found.extend(walk(&entry.path())?);
+        }
+        if !kind.is_symlink() {
+            found.push(entry.path());
+        }
+    }
+    Ok(found)
 }
 
 /// A relative path from folder `from` to `to` (both absolute), so that a

@@ -35,6 +35,30 @@ impl Script {
         Ok(Script { addr, verdict })
     }
 
+    /// Listens on `127.0.0.1:0` and plays `play` on each of the first
+    /// `connections` connections, one after another; the verdict is the
+    /// first failure, if any.
+    pub fn start_each(
+        connections: usize,
+        play: impl Fn(&mut Wire) -> Check + Send + 'static,
+    ) -> Result<Script, String> {
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("scripted server: bind: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let (sender, verdict) = mpsc::channel();
+        thread::spawn(move || {
+            let check = (0..connections).try_for_each(|n| {
+                listener
+                    .accept()
+                    .map_err(|e| format!("scripted server: accept: {e}"))
+                    .and_then(|(stream, _)| Wire::accepted(stream))
+                    .and_then(|mut wire| play(&mut wire))
+                    .map_err(|e| format!("connection {}: {e}", n + 1))
+            });
+            let _ = sender.send(check);
+        });
+        Ok(Script { addr, verdict })
+    }
+
     /// The script's own verdict (did the client send what it should?),
     /// waiting at most [`WAIT`] for it to end.
     pub fn verdict(&self) -> Check {

@@ -9,7 +9,7 @@ use std::process::Output;
 
 use tempfile::TempDir;
 
-use super::{Case, ClientContext, Needs, Run, ensure, tls};
+use super::{Case, ClientContext, Needs, Run, ensure, tls, tree};
 use crate::Check;
 use crate::implementation::ClientLaunch;
 use crate::process::shell_quote;
@@ -84,6 +84,41 @@ pub const CASES: &[Case] = &[
         tls::client_tls_changed
     ),
     case!("client.save", "§3", "saves a file byte-identical under the name asked for, no .part left", save),
+    case!(
+        "client.tree.copy",
+        "§3",
+        "get -r of a tree (six deep, spaces, non-ASCII, empty file and folder, links): byte-identical, with the server's times",
+        Needs::FerryClient,
+        tree::client_tree_copy
+    ),
+    case!(
+        "client.tree.continue",
+        "§3",
+        "get -r --continue skips files already complete (size and time), resumes a .part, fetches the rest",
+        Needs::FerryClient,
+        tree::client_tree_continue
+    ),
+    case!(
+        "client.tree.hostile",
+        "§3",
+        "a TREE naming ../, a / inside a name, an absolute path, NUL, duplicates: each refused and named, nothing outside DEST",
+        Needs::FerryClient,
+        tree::client_tree_hostile
+    ),
+    case!(
+        "client.tree.endless",
+        "§3",
+        "a TREE that never ends: the client stops at --max-entries, says so, writes nothing",
+        Needs::FerryClient,
+        tree::client_tree_endless
+    ),
+    case!(
+        "client.tree.without-tree",
+        "§3",
+        "a server that answers TREE with BAD_REQUEST: get -r walks with LIST and copies the tree",
+        Needs::FerryClient,
+        tree::client_tree_without_tree
+    ),
     case!("client.large", "§3", "saves a 64 MiB file byte-identical", large),
     case!(
         "client.save-into-folder",
@@ -267,12 +302,17 @@ fn fetch(context: &ClientContext<'_>, addr: &str, dir: &Path, path: &str, dest: 
 }
 
 /// Runs ferry's `get` with `args` against the real server.
-fn get(context: &ClientContext<'_>, dir: &Path, args: &[&str]) -> Result<Output, String> {
+pub(super) fn get(context: &ClientContext<'_>, dir: &Path, args: &[&str]) -> Result<Output, String> {
     get_from_addr(context, &context.server.addr.to_string(), dir, args)
 }
 
 /// Runs ferry's `get` with `args` against `addr`.
-fn get_from_addr(context: &ClientContext<'_>, addr: &str, dir: &Path, args: &[&str]) -> Result<Output, String> {
+pub(super) fn get_from_addr(
+    context: &ClientContext<'_>,
+    addr: &str,
+    dir: &Path,
+    args: &[&str],
+) -> Result<Output, String> {
     let Some(ClientLaunch::Ferry(binary)) = &context.client.client else {
         return Err("this case needs a client with ferry's command line".into());
     };
@@ -281,11 +321,11 @@ fn get_from_addr(context: &ClientContext<'_>, addr: &str, dir: &Path, args: &[&s
     run(command, dir, &binary.display().to_string())
 }
 
-fn scratch() -> Result<TempDir, String> {
+pub(super) fn scratch() -> Result<TempDir, String> {
     tempfile::Builder::new().prefix("ferry-client-").tempdir().map_err(|e| format!("temp dir: {e}"))
 }
 
-fn status(output: &Output, expected: i32) -> Check {
+pub(super) fn status(output: &Output, expected: i32) -> Check {
     let stderr = String::from_utf8_lossy(&output.stderr);
     ensure(output.status.code() == Some(expected), || match output.status.code() {
         Some(code) => format!("exit status {code}, expected {expected}; stderr: {}", stderr.trim()),
@@ -297,7 +337,7 @@ fn status(output: &Output, expected: i32) -> Check {
     })
 }
 
-fn stderr_names(output: &Output, words: &[&str]) -> Check {
+pub(super) fn stderr_names(output: &Output, words: &[&str]) -> Check {
     let stderr = String::from_utf8_lossy(&output.stderr);
     for word in words {
         ensure(stderr.contains(word), || format!("the message {:?} does not mention {word:?}", stderr.trim()))?;
@@ -305,14 +345,14 @@ fn stderr_names(output: &Output, words: &[&str]) -> Check {
     Ok(())
 }
 
-fn saved(path: &Path, expected: &[u8]) -> Check {
+pub(super) fn saved(path: &Path, expected: &[u8]) -> Check {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     same_bytes(&path.display().to_string(), &bytes, expected)?;
     let part = part_of(path);
     ensure(!part.exists(), || format!("{} was left behind", part.display()))
 }
 
-fn absent(path: &Path) -> Check {
+pub(super) fn absent(path: &Path) -> Check {
     ensure(!path.exists(), || format!("{} exists, but must not", path.display()))
 }
 

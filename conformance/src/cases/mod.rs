@@ -12,6 +12,7 @@ use crate::wire::Wire;
 pub mod client;
 pub mod server;
 mod tls;
+mod tree;
 
 /// One conformance case.
 #[derive(Debug, Clone, Copy)]

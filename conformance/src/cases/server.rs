@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 
-use super::{Case, Needs, Run, ServerContext, encode, ensure, tls};
+use super::{Case, Needs, Run, ServerContext, encode, ensure, tls, tree};
 use crate::Check;
 use crate::fixture::{HUGE, MANY, MANY_COUNT, SECRET, many_name};
 use crate::process::Log;
@@ -152,6 +152,18 @@ pub const CASES: &[Case] = &[
         "large LISTs pipelined and never read: the client is dropped after the idle timeout, like a stalled body",
         Needs::ServerOptions,
         list_unread
+    ),
+    case!(
+        "tree.folder",
+        "§3",
+        "TREE of a folder: every entry below, name by name, with times; a link to a folder as l, one outside left out",
+        tree::tree_folder
+    ),
+    case!(
+        "tree.refused",
+        "§4",
+        "TREE of a file, of a path outside the root, of nothing: each refused",
+        tree::tree_refused
     ),
     case!("list.file", "§4", "LIST of a file gives NOT_A_DIRECTORY", |c| refused(
         c,
@@ -415,7 +427,7 @@ fn list_root(context: &ServerContext<'_>) -> Check {
     let got = listing(context, "/")?;
     let size = |name: &str| context.fixture.bytes(name).len();
     let expected = format!(
-        "d 0 a\nd 0 big\nf {} eight-k.bin\nf 0 empty\nf 1 one-byte\nf {} one-m.bin\nf {} sixty-four-m.bin\nd 0 sub\nd 0 with%20space\n",
+        "d 0 a\nd 0 big\nf {} eight-k.bin\nf 0 empty\nf 1 one-byte\nf {} one-m.bin\nf {} sixty-four-m.bin\nd 0 sub\nd 0 tree\nd 0 with%20space\n",
         size("eight-k.bin"),
         size("one-m.bin"),
         size("sixty-four-m.bin"),

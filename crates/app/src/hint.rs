@@ -20,7 +20,9 @@ pub fn for_refusal(binary: &str, addr: &str, error: &ClientError) -> Option<Stri
     let ClientError::Refused { path, refusal } = error else { return None };
     let path = escaped(path);
     match refusal.code {
-        ErrorCode::NotAFile => Some(format!("{path} is a folder; list it with: {binary} ls {addr} {path}")),
+        ErrorCode::NotAFile => Some(format!(
+            "{path} is a folder; copy it with: {binary} get -r {addr} {path}, or list it with: {binary} ls {addr} {path}"
+        )),
         ErrorCode::NotADirectory => Some(format!("{path} is a file; fetch it with: {binary} get {addr} {path}")),
         _ => None,
     }

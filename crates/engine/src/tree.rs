@@ -242,9 +242,9 @@ mod tests {
         for split in 0..body.len() {
             let mut got = Vec::new();
             let mut each = |entry| {
-            got.push(entry);
-            Ok(())
-        };
+                got.push(entry);
+                Ok(())
+            };
             let mut lines = TreeLines::new(&mut each);
             lines.feed(&body[..split]);
             lines.feed(&body[split..]);
@@ -265,7 +265,10 @@ f 1 0 nul%00x\nf 1 0 bell%07\nf 1 0 back%5Cslash\nf 1 0 ./x\nf 1 0 a//b\nf 1 0 %
         assert_eq!(refused[3].reason, "a / inside one name");
         assert_eq!(refused[4].shown, "nul%00x", "shown escaped, never raw");
         let long = format!("f 1 0 {}\n", "n".repeat(256));
-        assert_eq!(parse(long.as_bytes()).expect("well formed")[0].as_ref().err().map(|e| e.reason), Some("a name longer than 255 bytes"));
+        assert_eq!(
+            parse(long.as_bytes()).expect("well formed")[0].as_ref().err().map(|e| e.reason),
+            Some("a name longer than 255 bytes")
+        );
     }
 
     #[test]

@@ -71,9 +71,9 @@ mod heavy;
 mod reply;
 mod root;
 mod spool;
-mod tree;
 #[cfg(test)]
 mod tests;
+mod tree;
 
 pub use batch::{BATCH_BYTES, BATCH_REQUESTS, Batch, Part};
 pub use body::{COLD_READ, FileBody, INLINE_BODY, PROBE_STRIDE, resident};

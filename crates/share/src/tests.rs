@@ -330,7 +330,10 @@ fn a_tree_lists_every_entry_below_with_times_and_never_follows_a_link_out() {
     assert!(lines[1].starts_with("f 12 1600000000 "), "{}", lines[1]);
     let len: usize = lines[0].strip_prefix("OK ").and_then(|n| n.parse().ok()).expect("OK <n>");
     assert_eq!(len, tree.len() - lines[0].len() - 1, "the header counts the body");
-    assert_eq!(answer(&root, "TREE sub").lines().nth(1), Some(format!("d 0 {} deeper", lines[3].split(' ').nth(2).unwrap_or("")).as_str()));
+    assert_eq!(
+        answer(&root, "TREE sub").lines().nth(1),
+        Some(format!("d 0 {} deeper", lines[3].split(' ').nth(2).unwrap_or("")).as_str())
+    );
     assert!(answer(&root, "TREE hello.txt").starts_with("ERR NOT_A_DIRECTORY"));
     assert!(answer(&root, "TREE out-dir").starts_with("ERR FORBIDDEN"));
     assert!(answer(&root, "TREE nowhere").starts_with("ERR NOT_FOUND"));

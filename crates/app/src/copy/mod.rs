@@ -156,7 +156,8 @@ pub fn get_tree<R: Runtime>(args: &GetArgs, remote: &Remote, quiet: bool) -> Res
     if !quiet || failed_total > 0 {
         say!("{summary}");
     }
-    let named: Vec<String> = tally.failed.iter().chain(&report.failures).map(|name| escaped(name).into_owned()).collect();
+    let named: Vec<String> =
+        tally.failed.iter().chain(&report.failures).map(|name| escaped(name).into_owned()).collect();
     if !named.is_empty() {
         const SHOWN: usize = 20;
         let more = named.len().saturating_sub(SHOWN);
@@ -248,7 +249,12 @@ fn plan_tree(
 /// Where one file of a tree goes, and from which byte: `None` when
 /// `--continue` finds it already there with the server's size and time
 /// (and `--verify` is not asking for its digest to be compared too).
-fn plan_file(args: &GetArgs, dest: &Path, size: u64, time: Option<SystemTime>) -> Result<Option<(Dest, u64)>, SaveError> {
+fn plan_file(
+    args: &GetArgs,
+    dest: &Path,
+    size: u64,
+    time: Option<SystemTime>,
+) -> Result<Option<(Dest, u64)>, SaveError> {
     match std::fs::symlink_metadata(dest) {
         Ok(found) if found.is_file() && args.resume && !args.force => {
             let same_time = time.is_none_or(|time| found.modified().is_ok_and(|mine| same_second(mine, time)));
@@ -353,7 +359,9 @@ fn ask_folder(paths: &[WirePath]) -> Result<PathBuf, Refused> {
             say!();
             Err(Refused::Save(SaveError::Cancelled))
         }
-        Ok(_) => Ok(crate::save::expand_home(answer.trim_end_matches(['\r', '\n'])).unwrap_or_else(|| PathBuf::from("."))),
+        Ok(_) => {
+            Ok(crate::save::expand_home(answer.trim_end_matches(['\r', '\n'])).unwrap_or_else(|| PathBuf::from(".")))
+        }
         Err(e) => Err(Refused::Save(SaveError::io("stdin", e))),
     }
 }

@@ -53,8 +53,8 @@ use rustix::fs::OFlags;
 use crate::args::GetArgs;
 use crate::progress::Progress;
 
-pub(crate) use prompt::expand_home;
 use prompt::ask;
+pub(crate) use prompt::expand_home;
 pub use report::{Report, Resume};
 
 /// Everything one `get` will fetch, decided before connecting.

@@ -70,7 +70,10 @@ pub struct Session<'p, I, F> {
 
 #[derive(Debug)]
 enum Job<'p, I> {
-    Get { items: &'p [I], verify: bool },
+    Get {
+        items: &'p [I],
+        verify: bool,
+    },
     /// A LIST or a TREE.
     List(&'p Request),
 }
@@ -384,8 +387,7 @@ impl<'p, I: Fetch, F> Session<'p, I, F> {
     }
 
     /// How a [`Step::ReadTree`] went: as [`Session::on_listing`], or
-    /// `stopped` by the application past a bound of its own, which ends the
-    /// connection with the rest of the body unread.
+    /// `stopped` by the application, which ends the connection there.
     pub fn on_tree(
         &mut self,
         read: Result<(), BodyError>,
