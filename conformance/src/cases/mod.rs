@@ -10,6 +10,7 @@ use crate::process::{Log, Server};
 use crate::wire::Wire;
 
 pub mod client;
+mod outcome;
 pub mod server;
 mod tls;
 mod tree;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::client::{absent, get, get_from_addr, saved, scratch, status, stderr_names};
+use super::outcome::{absent, get, get_from_addr, saved, scratch, status, stderr_names};
 use super::{ClientContext, ServerContext, ensure};
 use crate::Check;
 use crate::fixture::{TREE, TREE_FILES, TREE_TIME};

@@ -94,42 +94,77 @@ pub const MAX_LISTING_LINE: usize = 4096;
 /// soon as its line is whole: a client holds one line, however long the
 /// listing ([`parse_listing`] takes it whole).
 pub struct ListingLines<'a> {
-    partial: Vec<u8>,
-    lines: usize,
-    failed: Option<ListingError>,
+    lines: Lines,
     each: &'a mut dyn FnMut(Entry),
 }
 
 impl std::fmt::Debug for ListingLines<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ListingLines").field("lines", &self.lines).field("failed", &self.failed).finish()
+        f.debug_struct("ListingLines").field("lines", &self.lines).finish()
     }
 }
 
 impl<'a> ListingLines<'a> {
     /// Hands each entry to `each`.
     pub fn new(each: &'a mut dyn FnMut(Entry)) -> ListingLines<'a> {
-        ListingLines { partial: Vec::new(), lines: 0, failed: None, each }
+        ListingLines { lines: Lines::new(MAX_LISTING_LINE, "a line longer than 4096 bytes"), each }
     }
 
     /// The next bytes of the listing. After a malformed line, the rest is
     /// ignored and [`ListingLines::finish`] says what was wrong.
-    pub fn feed(&mut self, mut bytes: &[u8]) {
-        while self.failed.is_none() && !bytes.is_empty() {
-            let (line, rest, whole) = match bytes.iter().position(|&b| b == b'\n') {
+    pub fn feed(&mut self, bytes: &[u8]) {
+        let each = &mut self.each;
+        self.lines.feed(bytes, |line, number| {
+            each(parse_entry(line, number)?);
+            Ok(true)
+        });
+    }
+
+    /// The listing is over: whether it was well formed to its end.
+    pub fn finish(self) -> Result<(), ListingError> {
+        self.lines.finish()
+    }
+}
+
+/// A body of lines read in pieces of any size, one line held at a time,
+/// each whole line handed on with its number: what a LIST body and a TREE
+/// body are both read with.
+#[derive(Debug)]
+pub(crate) struct Lines {
+    partial: Vec<u8>,
+    count: usize,
+    most: usize,
+    too_long: &'static str,
+    failed: Option<ListingError>,
+    stopped: bool,
+}
+
+impl Lines {
+    /// Lines of at most `most` bytes, LF apart; a longer one is refused,
+    /// saying `too_long`.
+    pub(crate) fn new(most: usize, too_long: &'static str) -> Lines {
+        Lines { partial: Vec::new(), count: 0, most, too_long, failed: None, stopped: false }
+    }
+
+    /// Hands each line completed by `bytes` to `whole`, which says whether
+    /// to go on (`Ok(false)`: the reader has seen enough) or why the line
+    /// is malformed; either ends the reading, and the rest is ignored.
+    pub(crate) fn feed(&mut self, mut bytes: &[u8], mut whole: impl FnMut(&[u8], usize) -> Result<bool, ListingError>) {
+        while self.failed.is_none() && !self.stopped && !bytes.is_empty() {
+            let (line, rest, ends) = match bytes.iter().position(|&b| b == b'\n') {
                 Some(lf) => (&bytes[..lf], &bytes[lf + 1..], true),
                 None => (bytes, &[][..], false),
             };
             bytes = rest;
-            if self.partial.len() + line.len() > MAX_LISTING_LINE {
-                self.failed = Some(ListingError { line: self.lines + 1, reason: "a line longer than 4096 bytes" });
+            if self.partial.len() + line.len() > self.most {
+                self.failed = Some(ListingError { line: self.count + 1, reason: self.too_long });
                 return;
             }
             self.partial.extend_from_slice(line);
-            if whole {
-                self.lines += 1;
-                match parse_entry(&self.partial, self.lines) {
-                    Ok(entry) => (self.each)(entry),
+            if ends {
+                self.count += 1;
+                match whole(&self.partial, self.count) {
+                    Ok(go_on) => self.stopped = !go_on,
                     Err(error) => self.failed = Some(error),
                 }
                 self.partial.clear();
@@ -137,11 +172,13 @@ impl<'a> ListingLines<'a> {
         }
     }
 
-    /// The listing is over: whether it was well formed to its end.
-    pub fn finish(self) -> Result<(), ListingError> {
+    /// The body is over (or was stopped): whether it was well formed as
+    /// far as it was read.
+    pub(crate) fn finish(self) -> Result<(), ListingError> {
         match self.failed {
             Some(error) => Err(error),
-            None if !self.partial.is_empty() => Err(ListingError { line: self.lines + 1, reason: "no final LF" }),
+            None if self.stopped => Ok(()),
+            None if !self.partial.is_empty() => Err(ListingError { line: self.count + 1, reason: "no final LF" }),
             None => Ok(()),
         }
     }

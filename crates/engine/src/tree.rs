@@ -8,7 +8,7 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::line::parse_u64;
-use crate::listing::ListingError;
+use crate::listing::{Lines, ListingError};
 use crate::path::{decode_text, encode_name, escape};
 
 /// What a tree entry is.
@@ -142,16 +142,14 @@ fn parse_tree_entry(line: &[u8], number: usize) -> Result<Result<TreeEntry, BadN
 /// soon as its line is whole: a client holds one line, however large the
 /// tree.
 pub struct TreeLines<'a> {
-    partial: Vec<u8>,
-    lines: usize,
-    failed: Option<ListingError>,
+    lines: Lines,
     stopped: Option<String>,
     each: &'a mut dyn FnMut(Result<TreeEntry, BadName>) -> Result<(), String>,
 }
 
 impl fmt::Debug for TreeLines<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TreeLines").field("lines", &self.lines).field("failed", &self.failed).finish()
+        f.debug_struct("TreeLines").field("lines", &self.lines).field("stopped", &self.stopped).finish()
     }
 }
 
@@ -159,7 +157,7 @@ impl<'a> TreeLines<'a> {
     /// Hands each entry (or why its name is refused) to `each`, until it
     /// says to stop (with why).
     pub fn new(each: &'a mut dyn FnMut(Result<TreeEntry, BadName>) -> Result<(), String>) -> TreeLines<'a> {
-        TreeLines { partial: Vec::new(), lines: 0, failed: None, stopped: None, each }
+        TreeLines { lines: Lines::new(MAX_TREE_LINE, "a line longer than 8192 bytes"), stopped: None, each }
     }
 
     /// Why `each` stopped the listing, if it did: the rest is not wanted.
@@ -167,40 +165,23 @@ impl<'a> TreeLines<'a> {
         self.stopped.as_deref()
     }
 
-    /// The next bytes of the body. After a malformed line, the rest is
-    /// ignored and [`TreeLines::finish`] says what was wrong.
-    pub fn feed(&mut self, mut bytes: &[u8]) {
-        while self.failed.is_none() && self.stopped.is_none() && !bytes.is_empty() {
-            let (line, rest, whole) = match bytes.iter().position(|&b| b == b'\n') {
-                Some(lf) => (&bytes[..lf], &bytes[lf + 1..], true),
-                None => (bytes, &[][..], false),
-            };
-            bytes = rest;
-            if self.partial.len() + line.len() > MAX_TREE_LINE {
-                self.failed = Some(ListingError { line: self.lines + 1, reason: "a line longer than 8192 bytes" });
-                return;
+    /// The next bytes of the body. After a malformed line, or once `each`
+    /// stopped it, the rest is ignored.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        let (each, stopped) = (&mut self.each, &mut self.stopped);
+        self.lines.feed(bytes, |line, number| match each(parse_tree_entry(line, number)?) {
+            Ok(()) => Ok(true),
+            Err(why) => {
+                *stopped = Some(why);
+                Ok(false)
             }
-            self.partial.extend_from_slice(line);
-            if whole {
-                self.lines += 1;
-                match parse_tree_entry(&self.partial, self.lines) {
-                    Ok(entry) => self.stopped = (self.each)(entry).err(),
-                    Err(error) => self.failed = Some(error),
-                }
-                self.partial.clear();
-            }
-        }
+        });
     }
 
     /// The body is over (or stopped): whether it was well formed as far
     /// as it was read.
     pub fn finish(self) -> Result<(), ListingError> {
-        match self.failed {
-            Some(error) => Err(error),
-            None if self.stopped.is_some() => Ok(()),
-            None if !self.partial.is_empty() => Err(ListingError { line: self.lines + 1, reason: "no final LF" }),
-            None => Ok(()),
-        }
+        self.lines.finish()
     }
 }
 
