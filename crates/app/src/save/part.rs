@@ -17,7 +17,7 @@ impl Target {
     pub(crate) fn new(dest: PathBuf, force: bool) -> Target {
         let mut part = OsString::from(dest.as_os_str());
         part.push(".part");
-        Target { dest, part: PathBuf::from(part), force, modified: None }
+        Target { dest, part: PathBuf::from(part), force, modified: None, flush: true }
     }
 
     /// Looks at the `.part` before anything is requested: the offset to
@@ -78,6 +78,14 @@ impl Target {
             Ok(file) => return self.lock(file),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && self.force => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                // An empty .part (a download cut before its first byte, which
+                // `--continue` resumes from 0) holds nothing to lose: taken
+                // over, locked, if it is a plain file nobody holds.
+                if let Ok(file) = open_existing(&self.part, false)
+                    && file.metadata().is_ok_and(|m| m.is_file() && m.len() == 0)
+                {
+                    return self.lock(file);
+                }
                 let len = std::fs::symlink_metadata(&self.part).map_or(0, |m| m.len());
                 return Err(SaveError::PartExists { part: self.part.clone(), len });
             }
@@ -133,7 +141,9 @@ impl Target {
             // file's from the moment it has its name.
             file.set_modified(modified).map_err(|e| SaveError::io(&self.part, e))?;
         }
-        file.sync_all().map_err(|e| SaveError::io(&self.part, e))?;
+        if self.flush {
+            file.sync_all().map_err(|e| SaveError::io(&self.part, e))?;
+        }
         if let Some(remote) = digest {
             let local = digest_of(&file, &self.part)?;
             if local.as_bytes() != remote {
@@ -165,7 +175,9 @@ impl Target {
         }
         drop(file);
         // Make the rename itself durable.
-        if let Ok(folder) = File::open(parent(&self.dest)) {
+        if self.flush
+            && let Ok(folder) = File::open(parent(&self.dest))
+        {
             let _ = folder.sync_all();
         }
         Ok(())

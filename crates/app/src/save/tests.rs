@@ -235,3 +235,24 @@ fn a_part_that_could_not_be_written_is_removed_unless_it_was_being_resumed() {
     resumed.abandon(&full(&target.part));
     assert!(target.part.exists(), "a resumed .part is the user's");
 }
+
+#[test]
+fn an_empty_part_cut_before_its_first_byte_is_resumed_from_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("x");
+    let dest_arg = dest.to_str().expect("utf-8");
+    std::fs::write(dir.path().join("x.part"), b"").expect("write");
+    // Without --continue, said as any unfinished download is.
+    assert!(matches!(refused(&["x", "-o", dest_arg]), SaveError::PartExists { len: 0, .. }));
+    let resumed = plan(&["x", "-o", dest_arg, "--continue"]).expect("plan");
+    assert_eq!(resumed.items[0].offset, 0);
+    let Dest::File(target) = &resumed.items[0].dest else { panic!("not a file") };
+    let mut file = target.open_part(0).expect("the empty .part is taken over");
+    file.write_all(b"all").expect("write");
+    target.commit(file, None).expect("commit");
+    assert_eq!(std::fs::read(&dest).expect("read"), b"all");
+    // One with bytes in it is never emptied that way.
+    std::fs::write(dir.path().join("y.part"), b"kept").expect("write");
+    let kept = Target::new(dir.path().join("y"), false);
+    assert!(matches!(kept.open_part(0), Err(SaveError::PartExists { len: 4, .. })));
+}
