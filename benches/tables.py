@@ -145,6 +145,20 @@ def compare(results):
             runs = samples.get((server, key))
             cells.append(fmt.format(_median([v["cpu_s"] / v[unit] * scale for v in runs])) if runs else "–")
         out.append(f"| {label} | " + " | ".join(cells) + " |")
+    if ("rsync -a", "tree-small") in samples:
+        out += ["", "Copying a folder, into a fresh folder, each copy checked with `diff -r`: ferry's `get -r` "
+                    "(its own client, 4 connections) from each server, `rsync -a` from an rsync daemon, `wget -r -np` "
+                    "from the same nginx (autoindex), and `tar c | nc` into `nc | tar x`. Seconds, lower is faster.", "",
+                "| tree | party | median | min – max | ÷ rsync -a | ÷ wget -r | ÷ tar \\| nc |",
+                "|---|---|---|---|---|---|---|"]
+        for tree, label in [("tree-small", "10,000 × 4 KiB in 100 folders"), ("tree-large", "100 × 10 MiB")]:
+            refs = {ref: _median(samples[(ref, tree)], "s") for ref in ["rsync -a", "wget -r", "tar | nc"]}
+            for party in [f"{i}" for i in impls] + list(refs):
+                runs = [v["s"] for v in samples[(party, tree)]]
+                name = f"ferry-{party} get -r" if party in impls else party.replace("|", "\\|")
+                v = statistics.median(runs)
+                out.append(f"| {label} | {name} | {v:.2f} s | {min(runs):.2f} – {max(runs):.2f} s | "
+                           + " | ".join(f"{v / ref:.2f}" for ref in refs.values()) + " |")
     peaks = results.get("peak_rss_bytes", {})
     if peaks:
         out += ["", "Server peak RSS over the whole run (VmHWM; nginx: master and workers): " + ", ".join(
@@ -255,6 +269,12 @@ def summary(results):
         if ("nginx", test) in samples:
             ref = _median(samples[("nginx", test)], field)
             out.append(f"| {label} | " + " | ".join(f"{_median(samples[(i, test)], field) / ref:.2f}" for i in impls)
+                       + " |")
+    for tree, label in [("tree-small", "a folder of 10,000 × 4 KiB: rsync's time ÷ ferry's get -r"),
+                        ("tree-large", "a folder of 100 × 10 MiB: rsync's time ÷ ferry's get -r")]:
+        if ("rsync -a", tree) in samples:
+            ref = _median(samples[("rsync -a", tree)], "s")
+            out.append(f"| {label} | " + " | ".join(f"{ref / _median(samples[(i, tree)], 's'):.2f}" for i in impls)
                        + " |")
     ref = _median(samples[("nginx", "c1 four-k.bin")], "p50_us")
     out.append("| 4 KiB, one connection: nginx's p50 ÷ ferry's | "
