@@ -112,6 +112,13 @@ pub const CASES: &[Case] = &[
         tree::client_tree_endless
     ),
     case!(
+        "client.tree.cycle",
+        "§3",
+        "a server without TREE whose LIST shows a folder inside itself without end: the walk stops at --max-depth, said",
+        Needs::FerryClient,
+        tree::client_tree_cycle
+    ),
+    case!(
         "client.tree.without-tree",
         "§3",
         "a server that answers TREE with BAD_REQUEST: get -r walks with LIST and copies the tree",

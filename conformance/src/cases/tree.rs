@@ -136,6 +136,11 @@ pub(super) fn client_tree_continue(context: &ClientContext<'_>) -> Check {
 /// `answers` (an unknown one with `ERR BAD_REQUEST`) until QUIT, on each
 /// of `connections` connections in turn.
 fn serving(connections: usize, answers: HashMap<String, Vec<u8>>) -> Result<Script, String> {
+    answering(connections, move |line| answers.get(line).cloned())
+}
+
+/// [`serving`], each answer made by `answer` from the request line.
+fn answering(connections: usize, answer: impl Fn(&str) -> Option<Vec<u8>> + Send + 'static) -> Result<Script, String> {
     Script::start_each(connections, move |wire: &mut Wire| {
         wire.send(b"FERRY/1 script\n")?;
         loop {
@@ -144,8 +149,8 @@ fn serving(connections: usize, answers: HashMap<String, Vec<u8>>) -> Result<Scri
             if line == "QUIT" {
                 return wire.send(b"BYE\n");
             }
-            match answers.get(&line) {
-                Some(answer) => wire.send(answer)?,
+            match answer(&line) {
+                Some(answer) => wire.send(&answer)?,
                 None => wire.send(format!("ERR BAD_REQUEST unknown command in {line:?}\n").as_bytes())?,
             }
         }
@@ -224,5 +229,28 @@ pub(super) fn client_tree_without_tree(context: &ClientContext<'_>) -> Check {
     saved(&dir.path().join("x/a.txt"), b"aaa")?;
     saved(&dir.path().join("x/sub/b.txt"), b"bb")?;
     ensure(dir.path().join("x/sub/empty").is_dir(), || "the empty folder was not made".into())?;
+    script.verdict()
+}
+
+/// A server without TREE whose LIST shows a folder inside itself without
+/// end (as a link to a folder above it would look): the walk stops at
+/// `--max-depth`, says so, and copies the rest; exit 1.
+pub(super) fn client_tree_cycle(context: &ClientContext<'_>) -> Check {
+    let listing = |body: &str| format!("OK {}\n{body}", body.len()).into_bytes();
+    // The TREE, a LIST for each of four levels, and the file's connection.
+    let script = answering(6, move |line| match line {
+        "LIST x" => Some(listing("f 1 a\nd 0 loop\n")),
+        "GET x/a" => Some(b"OK 1\na".to_vec()),
+        _ if line.starts_with("LIST x/loop") => Some(listing("d 0 loop\n")),
+        _ => None,
+    })?;
+    let dir = scratch()?;
+    let args = ["-r", "x", "-o", ".", "-j", "1", "--max-depth", "4"];
+    let output = get_from_addr(context, &script.addr.to_string(), dir.path(), &args)?;
+    status(&output, 1)?;
+    stderr_names(&output, &["loop/loop/loop/loop", "--max-depth"])?;
+    saved(&dir.path().join("x/a"), b"a")?;
+    ensure(dir.path().join("x/loop/loop/loop/loop").is_dir(), || "the folders above the bound were not made".into())?;
+    absent(&dir.path().join("x/loop/loop/loop/loop/loop"))?;
     script.verdict()
 }
