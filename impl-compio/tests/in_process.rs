@@ -9,7 +9,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ferry_app::link::{AsyncLink, AsyncSave};
-use ferry_app::switch::Trigger;
 use ferry_app::testing::Share;
 use ferry_compio::connection::Connection;
 use ferry_compio::server::{self, Limits};
@@ -17,36 +16,21 @@ use ferry_compio::shutdown::Shutdown;
 use ferry_compio::{Compio, Driver};
 use ferry_engine::{Answer, parse_answer};
 
+/// Its own client against its own server, plain and over TLS (the client
+/// pinning the server's fingerprint, with the token the server requires).
 #[test]
 fn its_own_client_fetches_from_its_own_server() {
-    round_trip_on_its_own_server(false);
-}
-
-/// Over TLS, the client pinning the server's fingerprint, with the token
-/// the server requires.
-#[test]
-fn its_own_client_fetches_over_tls_with_a_token() {
-    round_trip_on_its_own_server(true);
-}
-
-fn round_trip_on_its_own_server(secured: bool) {
-    let share = Share::new();
-    let listener = ferry_app::net::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
-    let addr = listener.local_addr().expect("addr");
-    let (config, shutdown) = (if secured { share.secured(addr) } else { share.config(addr) }, Shutdown::new());
-    let pin = config.tls.as_ref().map(|tls| tls.fingerprint().to_owned());
-    let serving = shutdown.clone();
-    let server = thread::spawn(move || {
-        let runtime = Driver::Auto.runtime().expect("a runtime");
-        runtime.block_on(async move {
-            let listener = compio::net::TcpListener::from_std(listener).expect("adopt");
-            let limits = Limits::new(&config);
-            server::run(listener, Arc::new(config), limits, serving).await
-        })
+    Share::round_trips::<Compio, _>(Shutdown::new, |listener, config, shutdown| {
+        let server = thread::spawn(move || {
+            let runtime = Driver::Auto.runtime().expect("a runtime");
+            runtime.block_on(async move {
+                let listener = compio::net::TcpListener::from_std(listener).expect("adopt");
+                let limits = Limits::new(&config);
+                server::run(listener, Arc::new(config), limits, shutdown).await
+            })
+        });
+        Box::new(move || server.join().expect("the server thread").expect("the server"))
     });
-    share.round_trip_either::<Compio>(addr, pin.as_deref());
-    shutdown.trigger();
-    server.join().expect("the server thread").expect("the server");
 }
 
 /// A line that arrives in pieces, the second while a read waits for it, is

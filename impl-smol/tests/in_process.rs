@@ -8,7 +8,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ferry_app::link::AsyncLink;
-use ferry_app::switch::Trigger;
 use ferry_app::testing::Share;
 use ferry_engine::frame::LineError;
 use ferry_engine::{Answer, parse_answer};
@@ -19,33 +18,18 @@ use ferry_smol::shutdown::Shutdown;
 use smol::io::AsyncWriteExt;
 use smol::{Async, Executor};
 
+/// Its own client against its own server, plain and over TLS (the client
+/// pinning the server's fingerprint, with the token the server requires).
 #[test]
 fn its_own_client_fetches_from_its_own_server() {
-    round_trip_on_its_own_server(false);
-}
-
-/// Over TLS, the client pinning the server's fingerprint, with the token
-/// the server requires.
-#[test]
-fn its_own_client_fetches_over_tls_with_a_token() {
-    round_trip_on_its_own_server(true);
-}
-
-fn round_trip_on_its_own_server(secured: bool) {
-    let share = Share::new();
-    let listener = ferry_app::net::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
-    let addr = listener.local_addr().expect("addr");
-    let listener = Async::new(listener).expect("adopt");
-    let (config, shutdown) = (if secured { share.secured(addr) } else { share.config(addr) }, Shutdown::new());
-    let pin = config.tls.as_ref().map(|tls| tls.fingerprint().to_owned());
-    let serving = shutdown.clone();
-    let server = thread::spawn(move || {
-        let executor = Arc::new(Executor::new());
-        smol::block_on(executor.run(server::run(&executor, listener, config, serving)))
+    Share::round_trips::<Smol, _>(Shutdown::new, |listener, config, shutdown| {
+        let listener = Async::new(listener).expect("adopt");
+        let server = thread::spawn(move || {
+            let executor = Arc::new(Executor::new());
+            smol::block_on(executor.run(server::run(&executor, listener, config, shutdown)))
+        });
+        Box::new(move || server.join().expect("the server thread").expect("the server"))
     });
-    share.round_trip_either::<Smol>(addr, pin.as_deref());
-    shutdown.trigger();
-    server.join().expect("the server thread").expect("the server");
 }
 
 /// A line read that is dropped half-way (by `future::or` or a timer)

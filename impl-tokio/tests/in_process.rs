@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use ferry_app::link::AsyncLink;
-use ferry_app::switch::Trigger;
 use ferry_app::testing::Share;
 use ferry_engine::frame::LineError;
 use ferry_engine::{Answer, parse_answer};
@@ -18,32 +17,19 @@ use tokio::io::AsyncWriteExt;
 
 use tokio::time::timeout;
 
+/// Its own client against its own server, plain and over TLS (the client
+/// pinning the server's fingerprint, with the token the server requires).
 #[test]
 fn its_own_client_fetches_from_its_own_server() {
-    round_trip_on_its_own_server(false);
-}
-
-/// Over TLS, the client pinning the server's fingerprint, with the token
-/// the server requires.
-#[test]
-fn its_own_client_fetches_over_tls_with_a_token() {
-    round_trip_on_its_own_server(true);
-}
-
-fn round_trip_on_its_own_server(secured: bool) {
-    let share = Share::new();
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let listener = ferry_app::net::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
-    let addr = listener.local_addr().expect("addr");
-    listener.set_nonblocking(true).expect("non-blocking");
-    let listener = runtime.block_on(async { tokio::net::TcpListener::from_std(listener) }).expect("adopt");
-    let (config, shutdown) = (if secured { share.secured(addr) } else { share.config(addr) }, Shutdown::new());
-    let pin = config.tls.as_ref().map(|tls| tls.fingerprint().to_owned());
-    let server = runtime.spawn(server::run(listener, config, shutdown.clone()));
-    // The client builds its own runtime, on this thread, as the binary does.
-    share.round_trip_either::<Tokio>(addr, pin.as_deref());
-    shutdown.trigger();
-    runtime.block_on(server).expect("the server task").expect("the server");
+    Share::round_trips::<Tokio, _>(Shutdown::new, |listener, config, shutdown| {
+        // The client builds its own runtime, on the test's thread, as the
+        // binary does; the server has this one.
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let listener = runtime.block_on(async { tokio::net::TcpListener::from_std(listener) }).expect("adopt");
+        let server = runtime.spawn(server::run(listener, config, shutdown));
+        Box::new(move || runtime.block_on(server).expect("the server task").expect("the server"))
+    });
 }
 
 /// A line read that is dropped half-way (by `select!` or a timeout) takes

@@ -86,6 +86,31 @@ impl Share {
         ServeConfig { tls: Some(tls), token: Some(std::sync::Arc::new(token)), ..self.config(listen) }
     }
 
+    /// What every driver's in-process test does, plain and then over TLS
+    /// (the client pinning the server's fingerprint, with the token the
+    /// server requires): a share, a listener on a free loopback port, the
+    /// server started on it by `serve` with a switch made by `shutdown`,
+    /// the runtime's own client fetching from it ([`Share::round_trip`]),
+    /// then the switch turned and the server waited for with what `serve`
+    /// returned. Only starting and waiting are the runtime's own.
+    pub fn round_trips<R: Runtime, T: crate::switch::Trigger>(
+        shutdown: impl Fn() -> T,
+        serve: impl Fn(std::net::TcpListener, ServeConfig, T) -> Box<dyn FnOnce()>,
+    ) {
+        for secured in [false, true] {
+            let share = Share::new();
+            let listener = crate::net::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+            let addr = listener.local_addr().expect("addr");
+            let config = if secured { share.secured(addr) } else { share.config(addr) };
+            let pin = config.tls.as_ref().map(|tls| tls.fingerprint().to_owned());
+            let switch = shutdown();
+            let ended = serve(listener, config, switch.clone());
+            share.round_trip_either::<R>(addr, pin.as_deref());
+            switch.trigger();
+            ended();
+        }
+    }
+
     /// [`Share::round_trip_secured`] when `fingerprint` is the server's
     /// (a server of [`Share::secured`]), else [`Share::round_trip`].
     pub fn round_trip_either<R: Runtime>(&self, addr: SocketAddr, fingerprint: Option<&str>) {
