@@ -33,7 +33,7 @@ impl Root {
             ))
         };
         let mut listing = Listing::new("TREE", path);
-        let (mut pending, mut read, mut listed, mut line) = (vec![String::new()], 0usize, 0usize, Vec::new());
+        let (mut pending, mut read, mut listed) = (vec![String::new()], 0usize, 0usize);
         while let Some(folder) = pending.pop() {
             let depth = if folder.is_empty() { 0 } else { folder.split('/').count() };
             // A folder that cannot be opened (permission denied, replaced
@@ -87,11 +87,11 @@ impl Root {
                     .ok()
                     .and_then(|time| time.into_std().duration_since(std::time::UNIX_EPOCH).ok())
                     .map_or(0, |since| since.as_secs());
-                let size = if kind == TreeKind::File { found.len() } else { 0 };
-                line.clear();
-                let entry = TreeEntry { kind, size, modified, path: below };
+                // The encoder writes 0 for anything but a file.
+                let entry = TreeEntry { kind, size: found.len(), modified, path: below };
+                let mut line = Vec::with_capacity(entry.path.len() + 32);
                 encode_tree_entry(&entry, &mut line);
-                listing.push(tree_key(&entry.path), line.clone())?;
+                listing.push(tree_key(&entry.path), line)?;
             }
         }
         listing.answer(&self.listings, work)

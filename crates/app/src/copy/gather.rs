@@ -127,22 +127,21 @@ fn walk<R: Runtime>(remote: &Remote, path: &WirePath, mut tree: Gathered) -> Res
                     Ok(TreeEntry { kind, size, modified: 0, path: below.clone() })
                 }
             };
-            let deepest = matches!(&entry, Ok(e) if e.kind == TreeKind::Directory && e.depth() == tree.max_depth);
-            let descend = matches!(&entry, Ok(e) if e.kind == TreeKind::Directory && e.depth() < tree.max_depth);
+            let folder_depth = entry.as_ref().ok().filter(|e| e.kind == TreeKind::Directory).map(TreeEntry::depth);
             let stop = tree.take(entry);
-            if deepest && tree.folders.contains(&below) {
+            // Only a folder the tree took in is descended into.
+            match folder_depth.filter(|_| tree.folders.contains(&below)) {
+                Some(depth) if depth < tree.max_depth => pending.push_back(below),
                 // What a LIST shows as a folder may be a link to one above
                 // it: the walk ends here, and says so.
-                tree.refused.push(BadName {
+                Some(_) => tree.refused.push(BadName {
                     shown: ferry_engine::show::escaped(&below).into_owned(),
                     reason: "a folder at --max-depth: what it holds is not copied (raise --max-depth)",
-                });
+                }),
+                None => {}
             }
             if let Err(reason) = stop {
                 return Err(ClientError::Stopped { path: path.as_str().to_owned(), reason });
-            }
-            if descend && tree.folders.contains(&below) {
-                pending.push_back(below);
             }
         }
     }

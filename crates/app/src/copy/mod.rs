@@ -115,9 +115,10 @@ pub fn get_tree<R: Runtime>(args: &GetArgs, remote: &Remote, quiet: bool) -> Res
     }
 
     let files = items.len();
-    let bytes: u64 = items.iter().map(|planned| planned.size.saturating_sub(planned.item.offset)).sum();
-    let bar = Progress::tree(files, bytes, !args.no_progress && !quiet);
+    // What each file still has to bring: its size past where it starts.
     let sizes: Vec<u64> = items.iter().map(|planned| planned.size.saturating_sub(planned.item.offset)).collect();
+    let bytes: u64 = sizes.iter().sum();
+    let bar = Progress::tree(files, bytes, !args.no_progress && !quiet);
     let items: Vec<Item> = items
         .into_iter()
         .map(|mut planned| {
@@ -173,7 +174,7 @@ pub fn get_tree<R: Runtime>(args: &GetArgs, remote: &Remote, quiet: bool) -> Res
         let tail = if more > 0 { format!(" and {more} more") } else { String::new() };
         say!("failed: {}{tail}", named[..named.len().min(SHOWN)].join(", "));
     }
-    Ok(if failed_total == 0 && failed == 0 && saved == files { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed_total == 0 && saved == files { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// A file to fetch, with its size as the server listed it.
