@@ -67,13 +67,13 @@
 //!   On the polling driver the file → pipe step is a plain `splice(2)` on
 //!   the thread, so there a window the kernel does not have in memory
 //!   ([`ferry_share::FileBody::resident`]) is copied instead, its reads on
-//!   compio's blocking pool. On io_uring the kernel's own workers wait for
+//!   the blocking pool. On io_uring the kernel's own workers wait for
 //!   the disk. Server threads are `compio-loop-N`, pool threads
-//!   `compio-pool`.
+//!   `blocking-N` (`pool.rs` says why the pool is not compio's own).
 //! - **Blocking work.** GETs of files the kernel has in memory are answered
 //!   on the thread with calls that cannot block
-//!   ([`ferry_share::Root::batch_cached`]); the rest of a batch go to compio's
-//!   bounded blocking pool (`spawn_blocking`), one trip per batch. The
+//!   ([`ferry_share::Root::batch_cached`]); the rest of a batch go to a
+//!   bounded blocking pool (`pool.rs`), one trip per batch. The
 //!   client's saves are ring writes at the file's offset.
 //! - **Where io_uring is not allowed** (a container's seccomp profile,
 //!   `kernel.io_uring_disabled`), compio falls back to its polling driver,

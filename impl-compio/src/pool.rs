@@ -1,5 +1,5 @@
-//! compio's pools, which only this implementation needs: its blocking
-//! thread pool, named apart from the event loops, and each thread's pool of
+//! The pools only this implementation needs: a blocking thread pool whose
+//! threads are named apart from the event loops, and each thread's pool of
 //! pipes that bodies are spliced through.
 
 use std::cell::RefCell;
@@ -14,25 +14,20 @@ use ferry_engine::body::SEND_WINDOW;
 use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, SpliceFlags};
 
-/// Runs `work` on compio's blocking pool and waits for it. The pool is
-/// bounded (compio's `thread_pool_limit`); a task on it is never cancelled,
-/// so it always ends, and its panic is the caller's.
+/// Runs `work` on the blocking pool and waits for it. The pool is bounded
+/// (500 threads, `BLOCKING_MAX_THREADS`); a task on it that has started
+/// always ends, and its panic is the caller's.
 ///
-/// compio starts its pool threads unnamed, so they would carry the name of
-/// the thread that started them ("compio-loop-1"); named here, `strace -f`
-/// and `top -H` tell them from the event loops.
+/// The pool is the `blocking` crate's (smol's, runtime-agnostic), not
+/// compio's `spawn_blocking`: compio starts a pool thread from the loop
+/// thread that found none idle, so the new thread carries that loop's name
+/// ("compio-loop-1") until it runs a task, and when another thread frees up
+/// first and takes the task, the new one waits its minute idle under the
+/// loop's name, with no hook to rename it. These threads are named
+/// `blocking-N` from their start, so `strace -f` and `top -H` always tell
+/// them from the event loops.
 pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    let named = move || {
-        ferry_app::net::name_this_thread("compio-pool");
-        work()
-    };
-    match compio::runtime::spawn_blocking(named).await {
-        Ok(done) => done,
-        Err(error) => {
-            error.resume_unwind();
-            panic!("compio's blocking pool dropped a task");
-        }
-    }
+    blocking::unblock(work).await
 }
 
 /// The pipe a body passes through on its way from the file to the socket,
