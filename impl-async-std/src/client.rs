@@ -42,4 +42,8 @@ impl FuturesSave for Connection {
         let (committing, file) = (dest.clone(), std::fs::File::from(OwnedFd::from(file)));
         spawn_blocking(move || committing.commit(file, digest.as_ref())).await
     }
+
+    async fn unblock<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
+        Ok(spawn_blocking(work).await)
+    }
 }

@@ -51,6 +51,10 @@ impl AsyncSave for Connection {
         let committing = item.dest.clone();
         blocking(move || committing.commit(file, digest.as_ref())).await
     }
+
+    async fn unblock<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
+        Ok(blocking(work).await)
+    }
 }
 
 /// Where a body goes, written by the kernel from the buffer it is handed.

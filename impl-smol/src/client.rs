@@ -33,6 +33,10 @@ impl FuturesSave for Connection {
         let dest = item.dest.clone();
         unblock(move || dest.commit(file, digest.as_ref())).await
     }
+
+    async fn unblock<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
+        Ok(unblock(work).await)
+    }
 }
 
 /// Where a body's bytes go: a [`Spool`] whose writes run under `unblock`,

@@ -69,6 +69,10 @@ impl AsyncSave for Connection {
         let committed = spawn_blocking(move || dest.commit(file, digest.as_ref())).await;
         committed.unwrap_or_else(|e| Err(lost(&item.dest, e)))
     }
+
+    async fn unblock<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
+        spawn_blocking(work).await.map_err(io::Error::other)
+    }
 }
 
 /// A blocking-pool task that panicked or was cancelled.

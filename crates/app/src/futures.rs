@@ -192,6 +192,8 @@ pub trait FuturesSave: FuturesLink {
     async fn open(&mut self, item: &Item, len: u64) -> Result<Self::File, SaveError>;
     /// [`AsyncSave::commit`].
     async fn commit(&mut self, item: &Item, file: Self::File, digest: Option<[u8; 32]>) -> Result<(), SaveError>;
+    /// [`AsyncSave::unblock`].
+    async fn unblock<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> io::Result<T>;
 }
 
 impl<L: FuturesSave> AsyncSave for L {
@@ -222,6 +224,10 @@ impl<L: FuturesSave> AsyncSave for L {
 
     async fn commit(&mut self, item: &Item, file: L::File, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
         FuturesSave::commit(self, item, file, digest).await
+    }
+
+    async fn unblock<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
+        <L as FuturesSave>::unblock(work).await
     }
 }
 

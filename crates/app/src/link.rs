@@ -14,7 +14,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use ferry_engine::Request;
-use ferry_engine::body::BodyError;
+use ferry_engine::body::{BODY_BUFFER, BodyError};
 use ferry_engine::client::{
     AsyncSteps, ClientConfig, ClientError, NotReceived, Outcomes, Received, SaveError, Session, Steps,
 };
@@ -23,7 +23,7 @@ use ferry_engine::parse_pipelined;
 use ferry_engine::server::{Pending, WriteCut};
 use ferry_share::{BATCH_REQUESTS, Batch, FileBody, Part};
 
-use crate::save::{Item, Plan, Report};
+use crate::save::{Dest, Item, Plan, Report};
 use crate::tally::Tally;
 
 /// How a read of request lines ended: whole lines are in the pending
@@ -191,9 +191,35 @@ pub trait AsyncSave: AsyncLink {
     /// against `digest`, renamed), where blocking is allowed.
     async fn commit(&mut self, item: &Item, file: Self::File, digest: Option<[u8; 32]>) -> Result<(), SaveError>;
 
-    /// Opens `item`'s destination and receives a body of `len` bytes into
-    /// it at the pace `timeout` sets, hashing it if `hash`.
-    async fn receive(&mut self, item: &Item, len: u64, hash: bool, timeout: Duration) -> Receiving<Self::File> {
+    /// Runs `work` where blocking is allowed (the runtime's blocking pool)
+    /// and waits for it: an error if the pool lost it (tokio's reports a
+    /// panic in `work` so too; the others leave it to the caller).
+    async fn unblock<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> io::Result<T>;
+
+    /// Receives a body of `len` bytes for `item` at the pace `timeout`
+    /// sets, hashing it if `hash`: into its destination, opened first; or,
+    /// for a file of at most [`HOLD`] bytes, into memory, to be written by
+    /// [`AsyncSave::save`].
+    async fn receive(&mut self, item: &Item, len: u64, hash: bool, timeout: Duration) -> Receiving<Saving<Self::File>> {
+        if len <= HOLD && matches!(item.dest, Dest::File(_)) {
+            let mut tally = Tally::new(item, len, hash);
+            let mut held = Vec::with_capacity(len as usize);
+            let read = self
+                .read_body(len, timeout, |piece| {
+                    tally.chunk(piece);
+                    held.extend_from_slice(piece);
+                })
+                .await;
+            if read.is_err() && !held.is_empty() {
+                // What arrived belongs in the .part, which `--continue`
+                // resumes from. (The error to report is the cut: a .part
+                // that cannot take these bytes only means fetching them
+                // again.)
+                let (dest, offset, arrived) = (item.dest.clone(), item.offset, std::mem::take(&mut held));
+                let _ = Self::unblock(move || dest.write_held(offset, &arrived)).await;
+            }
+            return tally.finish(read, Ok(()), Saving::Held(held));
+        }
         let mut file = self.open(item, len).await.map_err(NotReceived::Unopened)?;
         let mut tally = Tally::new(item, len, hash);
         let read = self.receive_into(len, Some(&mut file), |piece: &[u8]| tally.chunk(piece), timeout).await;
@@ -201,8 +227,39 @@ pub trait AsyncSave: AsyncLink {
         // short: every byte that arrived belongs in the .part, which
         // `--continue` resumes from its length.
         let flushed = Self::flush(&mut file).await;
-        tally.finish(read, flushed, file)
+        tally.finish(read, flushed, Saving::Open(file))
     }
+
+    /// Commits a received body ([`AsyncSave::commit`]); one held in memory
+    /// is opened, written and committed in a single trip to the pool.
+    async fn save(&mut self, item: &Item, file: Saving<Self::File>, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
+        match file {
+            Saving::Open(file) => self.commit(item, file, digest).await,
+            Saving::Held(bytes) => {
+                let (dest, offset) = (item.dest.clone(), item.offset);
+                let saved = move || dest.write_held(offset, &bytes).and_then(|file| dest.commit(file, digest.as_ref()));
+                Self::unblock(saved).await.unwrap_or_else(|lost| Err(SaveError::io(item.dest.name(), lost)))
+            }
+        }
+    }
+}
+
+/// The largest body an async client holds in memory until it is whole:
+/// one [`BODY_BUFFER`], what a single read could bring. A file that small
+/// costs three trips to the blocking pool when written as it arrives
+/// (open, write, commit), which on a tree of small files is most of the
+/// time; held, it costs one. Larger files are written as they arrive, so
+/// their `.part` grows in sight and a cut keeps what came.
+pub const HOLD: u64 = BODY_BUFFER as u64;
+
+/// A body on its way to its file, in an async client: in the driver's open
+/// `.part` (or stream), or held in memory ([`HOLD`]).
+#[derive(Debug)]
+pub enum Saving<F> {
+    /// Written as it arrived, into the driver's open file.
+    Open(F),
+    /// Whole in memory, not yet written.
+    Held(Vec<u8>),
 }
 
 /// [`AsyncSave`] for a blocking driver, whose writes complete at once.
@@ -293,7 +350,7 @@ impl<L: Save> Client<L> {
 
 impl<L: AsyncSave> AsyncSteps for Client<L> {
     type Item = Item;
-    type File = L::File;
+    type File = Saving<L::File>;
 
     async fn line<T, E>(&mut self, within: Duration, parse: impl ParseLine<T, E>) -> Result<T, LineError<E>> {
         self.link.read_line(Instant::now() + within, parse).await
@@ -303,7 +360,7 @@ impl<L: AsyncSave> AsyncSteps for Client<L> {
         self.link.write_all(requests, self.timeout).await
     }
 
-    async fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Result<Received<L::File>, NotReceived> {
+    async fn receive(&mut self, item: &Item, len: u64, hash: bool) -> Receiving<Saving<L::File>> {
         self.link.receive(item, len, hash, self.timeout).await
     }
 
@@ -311,8 +368,8 @@ impl<L: AsyncSave> AsyncSteps for Client<L> {
         self.link.read_body(len, self.timeout, each).await
     }
 
-    async fn commit(&mut self, item: &Item, file: L::File, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
-        self.link.commit(item, file, digest).await
+    async fn commit(&mut self, item: &Item, file: Saving<L::File>, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
+        self.link.save(item, file, digest).await
     }
 }
 

@@ -346,6 +346,16 @@ impl Dest {
         }
     }
 
+    /// Writes a body held in memory (`bytes`, from `offset`) into the
+    /// `.part` it belongs in, opened as [`Dest::open`] opens it, and gives
+    /// the file back for [`Dest::commit`]; for a body cut short, what
+    /// arrived, which `--continue` resumes from. Blocking.
+    pub fn write_held(&self, offset: u64, bytes: &[u8]) -> Result<File, SaveError> {
+        let mut file = self.open(offset, bytes.len() as u64)?;
+        io::Write::write_all(&mut file, bytes).map_err(|e| SaveError::io(self.name(), e))?;
+        Ok(file)
+    }
+
     /// Makes a received body the destination: a `.part` is committed
     /// ([`Target::commit`]); a stream has nothing to commit. Blocking.
     pub fn commit(&self, file: File, digest: Option<&[u8; 32]>) -> Result<(), SaveError> {
