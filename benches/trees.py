@@ -62,7 +62,11 @@ def rsync_daemon(share, work, port):
 def copy(party, tree, dest, *, share, addr=None):
     """Copies `tree` (a folder of `share`) into the empty folder `dest` as
     `party` (a ferry implementation's name, or one of the references;
-    `addr` is the server's, where it has one); the seconds it took."""
+    `addr` is the server's, where it has one). Returns the seconds it took
+    (`s`: until the party exits) and until the copy was on disk
+    (`flushed_s`): ferry's `get -r` flushes its copy before it exits
+    (`syncfs`), the references do not, so theirs is timed on, through a
+    `sync -f` of DEST, for the same work."""
     started = time.perf_counter()
     if party == RSYNC:
         subprocess.run(["rsync", "-a", f"rsync://{addr}/share/{tree}/", str(dest / tree)], check=True)
@@ -80,9 +84,12 @@ def copy(party, tree, dest, *, share, addr=None):
         binary = ROOT / "target/release" / f"ferry-{party}"
         subprocess.run([str(binary), "get", "-r", addr, tree, "-o", str(dest), "-q", "--no-progress"], check=True)
     took = time.perf_counter() - started
+    if party in (RSYNC, WGET, TAR):
+        subprocess.run(["sync", "-f", str(dest)], check=True)
+    flushed = time.perf_counter() - started
     if subprocess.run(["diff", "-rq", str(share / tree), str(dest / tree)], capture_output=True).returncode != 0:
         raise RuntimeError(f"{party}: the copy of {tree} differs from it")
-    return took
+    return {"s": took, "flushed_s": flushed}
 
 
 def fresh(dest):
