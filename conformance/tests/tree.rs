@@ -1,12 +1,12 @@
-//! `get -r` of a real tree, cut and resumed: 2,000+ entries (six folders
-//! deep, spaces and non-ASCII names, empty files and folders, a link to a
-//! file and one to a folder) and a 200 MiB file. Each client copies it from
-//! the next implementation's server (std from tokio, ..., compio from std),
-//! so that every client and every server takes part; it is killed while the
-//! large file arrives, then run again with `--continue`. The copy must then
-//! be the tree (the link to a folder left out), with the server's times,
-//! and no file that was complete when the client was killed may have been
-//! asked for again (the server's access log says what was).
+//! `get -r` of a real tree: 2,000+ entries (six folders deep, spaces and
+//! non-ASCII names, empty files and folders, a link to a file and one to a
+//! folder) and a 200 MiB file, by every client from every server. Each
+//! client's copy from the next implementation's server (std from tokio,
+//! ..., compio from std) is killed while the large file arrives, then run
+//! again with `--continue`, and no file that was complete when the client
+//! was killed may have been asked for again (the server's access log says
+//! what was); the other twenty pairs copy it whole. Every copy must then be
+//! the tree (the link to a folder left out), with the server's times.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -95,8 +95,41 @@ fn complete_files(dir: &Path, below: &str, out: &mut BTreeSet<String>) {
     }
 }
 
+/// A server of the test's, with its access log.
+struct Served {
+    name: &'static str,
+    addr: String,
+    log: PathBuf,
+    process: std::process::Child,
+}
+
+impl Served {
+    fn start(name: &'static str, binary: &Path, share: &Path, logs: &Path) -> Served {
+        let log = logs.join(format!("{name}.log"));
+        let mut process = Command::new(binary)
+            .args(["serve"])
+            .arg(share)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("server");
+        let mut line = String::new();
+        BufReader::new(process.stdout.take().expect("stdout")).read_line(&mut line).expect("ready line");
+        let addr = line.trim().strip_prefix("listening on ").expect("listening on").to_owned();
+        Served { name, addr, log, process }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
 #[test]
-fn a_tree_cut_mid_way_is_finished_by_continue_without_fetching_twice() {
+fn every_client_copies_the_tree_from_every_server_and_a_cut_copy_is_finished_by_continue() {
     let top = tempfile::tempdir().expect("tempdir");
     let share = top.path().join("share");
     let source = share.join("tree");
@@ -104,84 +137,88 @@ fn a_tree_cut_mid_way_is_finished_by_continue_without_fetching_twice() {
     let (files, folders) = build(&source);
     assert!(files.len() + folders.len() >= 2_000, "the tree holds {} entries", files.len() + folders.len());
     let binaries = binaries();
+    let servers: Vec<Served> =
+        binaries.iter().map(|(name, binary)| Served::start(name, binary, &share, top.path())).collect();
     for (n, (client_name, client)) in binaries.iter().enumerate() {
-        let (server_name, server) = &binaries[(n + 1) % binaries.len()];
-        let pair = format!("{client_name} client, {server_name} server");
-        let log = top.path().join(format!("{server_name}.log"));
-        let mut served = Command::new(server)
-            .args(["serve"])
-            .arg(&share)
-            .args(["--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("server");
-        let mut line = String::new();
-        BufReader::new(served.stdout.take().expect("stdout")).read_line(&mut line).expect("ready line");
-        let addr = line.trim().strip_prefix("listening on ").expect("listening on").to_owned();
-        let dest = top.path().join(format!("dest-{client_name}"));
-        std::fs::create_dir(&dest).expect("mkdir");
-        let copy = |more: &[&str]| {
-            let mut command = Command::new(client);
-            command.args(["get", "-r", &addr, "tree", "-o"]).arg(&dest).args(["--no-progress"]).args(more);
-            command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-            command
-        };
-
-        // Killed while the large file arrives.
-        let mut first = copy(&[]).spawn().expect("client");
-        let big_part = dest.join("tree").join(format!("{BIG}.part"));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if std::fs::metadata(&big_part).is_ok_and(|m| m.len() >= 4 << 20) {
-                break;
+        for (m, server) in servers.iter().enumerate() {
+            let pair = format!("{client_name} client, {} server", server.name);
+            let dest = top.path().join(format!("dest-{client_name}-{}", server.name));
+            std::fs::create_dir(&dest).expect("mkdir");
+            let copy = |more: &[&str]| {
+                let mut command = Command::new(client);
+                command.args(["get", "-r", &server.addr, "tree", "-o"]).arg(&dest).args(["--no-progress"]).args(more);
+                command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+                command
+            };
+            if m == (n + 1) % servers.len() {
+                cut_and_continue(&pair, &dest, server, copy);
+            } else {
+                let whole = copy(&[]).output().expect("client");
+                let stderr = String::from_utf8_lossy(&whole.stderr);
+                assert!(whole.status.success(), "{pair}: the copy failed: {stderr}");
+                assert!(stderr.contains("link-dir"), "{pair}: the link to a folder is not said: {stderr}");
             }
-            assert!(first.try_wait().expect("wait").is_none(), "{pair}: the copy ended before it could be cut");
-            assert!(Instant::now() < deadline, "{pair}: {BIG}.part never reached 4 MiB");
-            std::thread::sleep(Duration::from_millis(2));
+            same_tree(&pair, &source, &dest.join("tree"), &files, &folders);
+            std::fs::remove_dir_all(&dest).expect("clean");
         }
-        first.kill().expect("kill");
-        first.wait().expect("reap");
-        let mut done = BTreeSet::new();
-        complete_files(&dest.join("tree"), "", &mut done);
-        assert!(!done.contains(BIG), "{pair}: {BIG} complete although cut");
-        let logged_before = std::fs::read_to_string(&log).expect("log").len();
-
-        // Again, with --continue.
-        let second = copy(&["--continue"]).output().expect("client");
-        let stderr = String::from_utf8_lossy(&second.stderr);
-        assert!(second.status.success(), "{pair}: --continue failed: {stderr}");
-        assert!(stderr.contains("link-dir"), "{pair}: the link to a folder is not said: {stderr}");
-        let log_text = std::fs::read_to_string(&log).expect("log");
-        let again = &log_text[logged_before..];
-        for path in &done {
-            // Asked for whole (`GET p"`) or from an offset (`GET p 123"`).
-            let request = format!("request=\"GET tree/{}", encode(path));
-            let (whole, from) = (format!("{request}\""), format!("{request} "));
-            assert!(
-                !again.contains(&whole) && !again.contains(&from),
-                "{pair}: {path} was complete when the client was cut, and was asked for again"
-            );
-        }
-        assert!(again.contains(&format!("request=\"GET tree/{BIG} ")), "{pair}: {BIG} was not resumed from its .part");
-
-        // The copy is the tree.
-        let copied = dest.join("tree");
-        for path in &files {
-            let (want, got) = (source.join(path), copied.join(path));
-            let same = std::fs::read(&want).expect("source") == std::fs::read(&got).unwrap_or_default();
-            assert!(same, "{pair}: {path} differs from the server's");
-            let time: SystemTime = std::fs::metadata(&got).and_then(|m| m.modified()).expect("time");
-            assert_eq!(time, UNIX_EPOCH + Duration::from_secs(TIME), "{pair}: {path} has another time");
-            assert!(!copied.join(format!("{path}.part")).exists(), "{pair}: {path}.part left behind");
-        }
-        for folder in &folders {
-            assert!(copied.join(folder).is_dir(), "{pair}: folder {folder} missing");
-        }
-        assert!(std::fs::symlink_metadata(copied.join("link-file")).is_ok_and(|m| m.is_file()), "{pair}: link-file");
-        assert!(!copied.join("link-dir").exists(), "{pair}: the link to a folder was copied");
-        let _ = served.kill();
-        let _ = served.wait();
-        std::fs::remove_dir_all(&dest).expect("clean");
     }
+}
+
+/// Kills the client `copy` makes while the large file arrives, then runs
+/// it again with `--continue`: it must succeed without asking `server` for
+/// any file that was complete.
+fn cut_and_continue(pair: &str, dest: &Path, server: &Served, copy: impl Fn(&[&str]) -> Command) {
+    let mut first = copy(&[]).spawn().expect("client");
+    let big_part = dest.join("tree").join(format!("{BIG}.part"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if std::fs::metadata(&big_part).is_ok_and(|m| m.len() >= 4 << 20) {
+            break;
+        }
+        assert!(first.try_wait().expect("wait").is_none(), "{pair}: the copy ended before it could be cut");
+        assert!(Instant::now() < deadline, "{pair}: {BIG}.part never reached 4 MiB");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    first.kill().expect("kill");
+    first.wait().expect("reap");
+    let mut done = BTreeSet::new();
+    complete_files(&dest.join("tree"), "", &mut done);
+    assert!(!done.contains(BIG), "{pair}: {BIG} complete although cut");
+    let logged_before = std::fs::read_to_string(&server.log).expect("log").len();
+
+    let second = copy(&["--continue"]).output().expect("client");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{pair}: --continue failed: {stderr}");
+    assert!(stderr.contains("link-dir"), "{pair}: the link to a folder is not said: {stderr}");
+    let log_text = std::fs::read_to_string(&server.log).expect("log");
+    let again = &log_text[logged_before..];
+    for path in &done {
+        // Asked for whole (`GET p"`) or from an offset (`GET p 123"`).
+        let request = format!("request=\"GET tree/{}", encode(path));
+        let (whole, from) = (format!("{request}\""), format!("{request} "));
+        assert!(
+            !again.contains(&whole) && !again.contains(&from),
+            "{pair}: {path} was complete when the client was cut, and was asked for again"
+        );
+    }
+    assert!(again.contains(&format!("request=\"GET tree/{BIG} ")), "{pair}: {BIG} was not resumed from its .part");
+}
+
+/// Checks that `copied` is the tree at `source`: every file byte for byte
+/// with the server's time and no `.part` left, every folder, the link to a
+/// file as a file, the link to a folder left out.
+fn same_tree(pair: &str, source: &Path, copied: &Path, files: &BTreeSet<String>, folders: &BTreeSet<String>) {
+    for path in files {
+        let (want, got) = (source.join(path), copied.join(path));
+        let same = std::fs::read(&want).expect("source") == std::fs::read(&got).unwrap_or_default();
+        assert!(same, "{pair}: {path} differs from the server's");
+        let time: SystemTime = std::fs::metadata(&got).and_then(|m| m.modified()).expect("time");
+        assert_eq!(time, UNIX_EPOCH + Duration::from_secs(TIME), "{pair}: {path} has another time");
+        assert!(!copied.join(format!("{path}.part")).exists(), "{pair}: {path}.part left behind");
+    }
+    for folder in folders {
+        assert!(copied.join(folder).is_dir(), "{pair}: folder {folder} missing");
+    }
+    assert!(std::fs::symlink_metadata(copied.join("link-file")).is_ok_and(|m| m.is_file()), "{pair}: link-file");
+    assert!(!copied.join("link-dir").exists(), "{pair}: the link to a folder was copied");
 }

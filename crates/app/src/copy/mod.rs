@@ -36,7 +36,7 @@ use crate::args::GetArgs;
 use crate::dial::Remote;
 use crate::progress::{Progress, human_bytes};
 use crate::runtime::Runtime;
-use crate::save::{Dest, Item, Plan, Report, Resume, destination, folder};
+use crate::save::{Dest, Item, Plan, Report, Resume, Target, destination, folder};
 use crate::say;
 
 pub use gather::{Gathered, gather};
@@ -270,6 +270,7 @@ fn plan_file(
         Ok(found) if found.is_file() && args.resume && !args.force => {
             let same_time = time.is_none_or(|time| found.modified().is_ok_and(|mine| same_second(mine, time)));
             if found.len() == size && same_time {
+                Target::new(dest.to_owned(), false).drop_committed_part();
                 if args.verify {
                     return Ok(Some((Dest::Complete(dest.to_owned()), size)));
                 }

@@ -266,6 +266,7 @@ pub(crate) fn destination(dest: PathBuf, force: bool, resume: bool) -> Result<(D
         // `--continue` on a file already there, as `wget -c` does: asked
         // from its end, the server says whether anything is missing.
         Ok(metadata) if resume && metadata.is_file() && !force => {
+            Target::new(dest.clone(), false).drop_committed_part();
             return Ok((Dest::Complete(dest), metadata.len()));
         }
         Ok(_) if !force => return Err(SaveError::Exists { path: dest }),

@@ -42,6 +42,21 @@ impl Target {
         }
     }
 
+    /// Finishes a commit cut between its two steps: the `.part` linked as
+    /// DEST, not yet unlinked (the client killed there), leaves the complete
+    /// file under both names. Found by `--continue`, which takes DEST as
+    /// complete, the `.part` name is removed if it is DEST's very file and
+    /// no download holds it; any other `.part` is left alone.
+    pub(crate) fn drop_committed_part(&self) {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(part) = open_existing(&self.part, false) else { return };
+        let (Ok(held), Ok(dest)) = (part.metadata(), std::fs::symlink_metadata(&self.dest)) else { return };
+        let same = held.is_file() && dest.is_file() && (held.dev(), held.ino()) == (dest.dev(), dest.ino());
+        if same && part.try_lock().is_ok() {
+            let _ = std::fs::remove_file(&self.part);
+        }
+    }
+
     /// Refuses `len` bytes that would not fit in the space free (for this
     /// user) in the folder the `.part` goes into. Where that cannot be
     /// told, the writes will say.

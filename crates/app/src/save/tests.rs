@@ -256,3 +256,25 @@ fn an_empty_part_cut_before_its_first_byte_is_resumed_from_zero() {
     let kept = Target::new(dir.path().join("y"), false);
     assert!(matches!(kept.open_part(0), Err(SaveError::PartExists { len: 4, .. })));
 }
+
+#[test]
+fn continue_finishes_a_commit_cut_between_its_link_and_its_unlink() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("x");
+    let part = dir.path().join("x.part");
+    std::fs::write(&dest, b"whole").expect("write");
+    // Killed after linking the .part as DEST, before unlinking it.
+    std::fs::hard_link(&dest, &part).expect("link");
+    let locked = Target::new(dest.clone(), false).open_part(5).expect("held by a download");
+    destination(dest.clone(), false, true).expect("complete");
+    assert!(part.exists(), "a .part that a download holds is left alone");
+    drop(locked);
+    let (found, _) = destination(dest.clone(), false, true).expect("complete");
+    assert!(matches!(found, Dest::Complete(_)));
+    assert!(!part.exists(), "the .part that is DEST's own file is removed");
+    assert_eq!(std::fs::read(&dest).expect("read"), b"whole");
+    // Another file under the .part's name is not DEST's: kept.
+    std::fs::write(&part, b"whole").expect("write");
+    destination(dest.clone(), false, true).expect("complete");
+    assert!(part.exists(), "another file named .part is left alone");
+}
