@@ -158,6 +158,13 @@ impl Target {
         }
         if self.flush {
             file.sync_all().map_err(|e| SaveError::io(&self.part, e))?;
+        } else if file.metadata().is_ok_and(|m| m.len() >= EARLY_WRITEBACK) {
+            // Flushed later with the whole copy (`get -r`): its writeback
+            // starts now, without waiting for it (Linux starts writing a
+            // file's dirty pages on this advice, then drops the pages that
+            // are clean), so the disk writes while the next files arrive
+            // rather than all at the end. An advice: refused, nothing lost.
+            let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
         }
         if let Some(remote) = digest {
             let local = digest_of(&file, &self.part)?;
@@ -200,6 +207,13 @@ impl Target {
 }
 
 /// Creates `path` new: fails if anything, a link included, is there.
+/// The size from which a file flushed later with the whole copy has its
+/// writeback started when it is committed: 100 files of 10 MiB were
+/// copied in 0.58–0.68 × the time with it, on every runtime (benches/README,
+/// "Measurements behind design choices"); small files, which would make
+/// many small writes to the disk, are left to the kernel.
+const EARLY_WRITEBACK: u64 = 1 << 20;
+
 pub(crate) fn create_new(path: &Path) -> io::Result<File> {
     OpenOptions::new().read(true).write(true).create_new(true).custom_flags(OFlags::CLOEXEC.bits() as i32).open(path)
 }
