@@ -58,7 +58,7 @@ impl Batch {
     }
 
     /// Adds a reply's bytes to the batch, and a log record for `request`.
-    fn push(&mut self, request: Option<&Request>, reply: Reply) {
+    fn push(&mut self, request: Option<Request>, reply: Reply) {
         self.closes = reply.closes();
         self.log.push(logged(request, &reply));
         match reply {
@@ -115,8 +115,7 @@ impl From<Reply> for Batch {
 }
 
 /// What the access log says of `request` answered with `reply`.
-fn logged(request: Option<&Request>, reply: &Reply) -> Logged {
-    let request = request.map_or_else(|| "-".to_owned(), Request::shown);
+fn logged(request: Option<Request>, reply: &Reply) -> Logged {
     let (status, bytes) = match reply {
         Reply::Abandon => ("-", 0),
         Reply::File { body, .. } => ("OK", body.len),
@@ -145,9 +144,9 @@ impl Root {
                 Some(Ok(Request::Auth { .. })) => Some(Root::auth()),
                 _ => None,
             };
-            let (Some(reply), Some(Ok(request))) = (reply, pending.front()) else { break };
-            batch.push(Some(request), reply);
-            pending.pop_front();
+            let Some(reply) = reply else { break };
+            // The request just answered: a GET or an AUTH, so `Ok`.
+            batch.push(pending.pop_front().and_then(Result::ok), reply);
         }
         batch
     }
@@ -173,7 +172,7 @@ impl Root {
                 Ok(request) => {
                     batch.heavy = request.is_heavy();
                     let reply = self.reply(&request, work);
-                    batch.push(Some(&request), reply);
+                    batch.push(Some(request), reply);
                 }
                 Err(refusal) => batch.push(None, Reply::refuse(refusal)),
             }
@@ -203,6 +202,10 @@ mod tests {
         let parsed = parse_pipelined(lines.as_bytes(), &mut pending, BATCH_REQUESTS);
         assert!(matches!(parsed, Parsed::Complete { consumed, .. } if consumed == lines.len()));
         pending
+    }
+
+    fn request(line: &str) -> Request {
+        queue(&format!("{line}\n")).pop_front().expect("one").expect("a request")
     }
 
     /// The bytes of each part, a body as its length.
@@ -267,14 +270,14 @@ mod tests {
         let mut pending = queue("GET a\nSUM a\nLIST /\nGET nope\n");
         assert!(!starts_heavy(&pending));
         let batch = root.batch(&mut pending, &Work::unbounded());
-        assert_eq!(batch.log, [Logged { request: "GET a".into(), status: "OK", bytes: 3 }]);
+        assert_eq!(batch.log, [Logged { request: Some(request("GET a")), status: "OK", bytes: 3 }]);
         assert!(starts_heavy(&pending));
         let batch = root.batch(&mut pending, &Work::unbounded());
-        assert_eq!(batch.log, [Logged { request: "SUM a".into(), status: "OK", bytes: 64 }]);
+        assert_eq!(batch.log, [Logged { request: Some(request("SUM a")), status: "OK", bytes: 64 }]);
         let batch = root.batch(&mut pending, &Work::unbounded());
-        assert_eq!(batch.log[0].request, "LIST /");
+        assert_eq!(batch.log[0].request, Some(request("LIST /")));
         let batch = root.batch(&mut pending, &Work::unbounded());
-        assert_eq!(batch.log, [Logged { request: "GET nope".into(), status: "NOT_FOUND", bytes: 0 }]);
+        assert_eq!(batch.log, [Logged { request: Some(request("GET nope")), status: "NOT_FOUND", bytes: 0 }]);
         // A stopped heavy request is abandoned: no bytes, and the connection closes.
         let mut pending = queue("SUM a\nGET a\n");
         let batch = root.batch(&mut pending, &Work { stop: &|| true, ..Work::unbounded() });

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{Logged, WriteCut};
+use crate::Request;
 use crate::client::without_os_code;
 
 /// The log target: `RUST_LOG=access=off` silences only this log.
@@ -26,15 +27,20 @@ pub const TARGET: &str = "access";
 /// Logs the requests of one batch, answered in `took`, and how the write
 /// went.
 pub fn answered(peer: SocketAddr, log: &[Logged], took: Duration, written: &Result<(), WriteCut>) {
+    // Off (`-q`), the lines are not even made: that is work on every request.
+    if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
+        return;
+    }
     let ms = format!("{:.2}", took.as_secs_f64() * 1000.0);
     for (at, entry) in log.iter().enumerate() {
         let bytes = sent(entry, at + 1 == log.len(), written);
+        let request = entry.request.as_ref().map_or_else(|| "-".to_owned(), Request::shown);
         match written {
             Ok(()) => tracing::info!(
-                target: TARGET, %peer, request = ?entry.request, status = %entry.status, bytes, %ms
+                target: TARGET, %peer, request = ?request, status = %entry.status, bytes, %ms
             ),
             Err(cut) => tracing::info!(
-                target: TARGET, %peer, request = ?entry.request, status = %entry.status, bytes, %ms,
+                target: TARGET, %peer, request = ?request, status = %entry.status, bytes, %ms,
                 error = %without_os_code(&cut.error)
             ),
         }
@@ -76,7 +82,7 @@ mod tests {
 
     #[test]
     fn a_cut_body_logs_what_went_out_and_the_answers_before_it_whole() {
-        let entry = |bytes| Logged { request: "GET a".into(), status: "OK", bytes };
+        let entry = |bytes| Logged { request: None, status: "OK", bytes };
         let cut = |body| Err(WriteCut { error: io::ErrorKind::BrokenPipe.into(), body });
         assert_eq!(sent(&entry(300), true, &Ok(())), 300);
         assert_eq!(sent(&entry(300), true, &cut(Some(101))), 101);

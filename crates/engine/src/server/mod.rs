@@ -51,10 +51,11 @@ impl From<io::Error> for WriteCut {
 /// What the access log says of one answered request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logged {
-    /// The request as it would be sent (paths percent-encoded, so plain
-    /// ASCII whatever the client sent), or `-` for a line that was refused
-    /// before it was a request.
-    pub request: String,
+    /// The request, or `None` for a line that was refused before it was a
+    /// request (`-` in the log). Kept as it is, not as the text the log
+    /// shows, so that a server whose log is off (`-q`) does no formatting
+    /// for it: the text is made only when a line is written.
+    pub request: Option<Request>,
     /// `OK`, `BYE`, an error code, or `-` when abandoned unanswered.
     pub status: &'static str,
     /// The body's length: what `OK` promised.
