@@ -125,25 +125,37 @@ def compare(results):
                 f"{str(env.get('git_commit'))[:7]}, {env['cores']} cores, {env['cpu']}."]
     out += ["", "Server CPU time (user + system, from /proc/PID/stat, nginx's workers included) per unit of work, "
                 "measured around the same load tests: it compares the servers alone, whatever the load generator "
-                "costs. Lower is better.", "",
+                "costs; two rows add the reader's own CPU (ferry-load's), and the sum. Lower is better.", "",
             "| test | " + " | ".join(["nginx"] + [f"ferry-{i}" for i in impls]) + " |",
             "|---|" + "---|" * (1 + len(impls))]
-    for key, label, unit, scale, fmt in [
+    for key, label, unit, scale, fmt, *spent in [
             ("c64 four-k.bin", "4 KiB, 64 conns: CPU per request", "requests", 1e6, "{:.1f} µs"),
             ("c64 depth32 four-k.bin", "4 KiB, depth 32: CPU per request", "requests", 1e6, "{:.1f} µs"),
             ("c64 depth32 four-k.bin" + ONE_CORE, "4 KiB, depth 32, server on 1 core: CPU per request",
              "requests", 1e6, "{:.1f} µs"),
             ("c64 one-m.bin", "1 MiB, 64 conns: CPU per GB sent", "bytes", 1e9 * 1e3, "{:.0f} ms"),
             ("reader one-g.bin", "1 GiB download, one reader: CPU per GB sent", "bytes", 1e9 * 1e3, "{:.0f} ms"),
+            # On loopback, the kernel's work for one stream lands on either
+            # side (the reader's reads and acknowledgements send what the
+            # server queued): the reader's share and the sum beside it.
+            ("reader one-g.bin", "1 GiB download, one reader: the reader's CPU per GB", "bytes", 1e9 * 1e3,
+             "{:.0f} ms", "client_cpu_s"),
+            ("reader one-g.bin", "1 GiB download, one reader: server and reader together, CPU per GB", "bytes",
+             1e9 * 1e3, "{:.0f} ms", ("cpu_s", "client_cpu_s")),
             ("tls c64 four-k.bin", "TLS, 4 KiB, 64 conns: CPU per request", "requests", 1e6, "{:.1f} µs"),
             ("tls new four-k.bin", "TLS, new connections: CPU per connection", "requests", 1e6, "{:.1f} µs"),
             ("tls one-g.bin", "TLS, 1 GiB download: CPU per GB sent", "bytes", 1e9 * 1e3, "{:.0f} ms")]:
         if key.startswith(("tls ", "reader ")) and ("nginx", key) not in samples:
             continue  # a run from before TLS was measured
+        fields = spent[0] if spent else "cpu_s"
+        fields = (fields,) if isinstance(fields, str) else fields
+        if any(f not in v for f in fields for v in samples.get(("nginx", key), [])):
+            continue  # a run from before the reader's CPU was kept
         cells = []
         for server in ["nginx"] + impls:
             runs = samples.get((server, key))
-            cells.append(fmt.format(_median([v["cpu_s"] / v[unit] * scale for v in runs])) if runs else "–")
+            cells.append(fmt.format(_median([sum(v[f] for f in fields) / v[unit] * scale for v in runs]))
+                         if runs else "–")
         out.append(f"| {label} | " + " | ".join(cells) + " |")
     if ("rsync -a", "tree-small") in samples:
         # Runs from before the references' flush was timed have no on-disk column.
