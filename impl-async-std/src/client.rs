@@ -6,9 +6,12 @@
 //! is async-std's own is saving: files are written through
 //! `async_std::fs::File`, one blocking-pool trip per write, hence the
 //! `BufWriter` of [`SPOOL_BUFFER`], the size tokio's and smol's clients
-//! hand to their pools (`ferry_app::spool`, whose `Spool` measured slower
-//! here: README, "Measurements behind design choices"); opening and
-//! committing go to `task::spawn_blocking` whole.
+//! hand to their pools for a stream (`ferry_app::spool`, whose `Spool`
+//! measured slower here: README, "Measurements behind design choices"); a
+//! file keeps it too, as the half that serves tokio and smol better on disk
+//! made this client slower there (0.79 × the rate of a 1 GiB `get`:
+//! benches/results/spool-2026-12-07); opening and committing go to
+//! `task::spawn_blocking` whole.
 
 use std::io;
 use std::os::fd::OwnedFd;

@@ -4,8 +4,9 @@
 //! The session decides every step of the conversation and what each result
 //! means; `ferry_app::link::Client` does its steps on a [`Connection`]. What
 //! is smol's own is saving: files are written by smol's blocking pool,
-//! 1 MiB at a time ([`Sink`]); opening and committing go to `smol::unblock`
-//! whole.
+//! 512 KiB at a time (1 MiB to stdout or a device:
+//! `ferry_app::spool::spool_buffer`) ([`Sink`]); opening and committing go
+//! to `smol::unblock` whole.
 
 use std::fs::File;
 use std::io;
@@ -25,7 +26,7 @@ impl FuturesSave for Connection {
 
     async fn open(&mut self, item: &Item, len: u64) -> Result<Sink, SaveError> {
         let (dest, offset) = (item.dest.clone(), item.offset);
-        unblock(move || dest.open(offset, len)).await.map(|file| Sink(Spool::new(file)))
+        unblock(move || dest.open(offset, len)).await.map(|file| Sink(Spool::new(file, &item.dest)))
     }
 
     async fn commit(&mut self, item: &Item, mut file: Sink, digest: Option<[u8; 32]>) -> Result<(), SaveError> {
@@ -40,7 +41,7 @@ impl FuturesSave for Connection {
 }
 
 /// Where a body's bytes go: a [`Spool`] whose writes run under `unblock`,
-/// 1 MiB at a time, each buffer handed over owned. (`Unblock<File>`, smol's
+/// a buffer at a time, each handed over owned. (`Unblock<File>`, smol's
 /// adapter for a blocking file, would copy each byte into a pipe and out
 /// of it again on its thread.)
 #[derive(Debug)]

@@ -48,7 +48,7 @@
 //!   ([`ferry_share::Root::batch_cached`]); the rest of a batch of pipelined
 //!   requests under `smol::unblock`, one trip per batch; a heavy batch waits
 //!   for its permit on the executor first. The client hands what it
-//!   receives to `unblock` in owned 1 MiB buffers (`client.rs: Sink`)
+//!   receives to `unblock` in owned buffers (`client.rs: Sink`)
 //!   rather than through `Unblock<File>`, whose pipe copies every byte
 //!   twice more.
 //! - **Shutdown.** A channel closed by the signal task; tasks race its

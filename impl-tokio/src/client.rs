@@ -4,7 +4,8 @@
 //! The session decides every step of the conversation and what each result
 //! means; `ferry_app::link::Client` does its steps on a [`Connection`]. What
 //! is tokio's own is here: a body's reads under `timeout_at`, and files
-//! written by the blocking pool, 1 MiB at a time ([`Sink`]); opening and
+//! written by the blocking pool, 512 KiB at a time (1 MiB to stdout or a
+//! device: `ferry_app::spool::spool_buffer`) ([`Sink`]); opening and
 //! committing go to `spawn_blocking` whole.
 
 use std::fs::File;
@@ -30,7 +31,7 @@ impl AsyncSave for Connection {
     async fn open(&mut self, item: &Item, len: u64) -> Result<Sink, SaveError> {
         let (dest, offset) = (item.dest.clone(), item.offset);
         let opened = spawn_blocking(move || dest.open(offset, len)).await;
-        Ok(Sink(Spool::new(opened.unwrap_or_else(|e| Err(lost(&item.dest, e)))?)))
+        Ok(Sink(Spool::new(opened.unwrap_or_else(|e| Err(lost(&item.dest, e)))?, &item.dest)))
     }
 
     /// Reads race `timeout_at` with the end of each pace window.
@@ -59,7 +60,7 @@ impl AsyncSave for Connection {
         Ok(())
     }
 
-    /// A `Sink` hands each 1 MiB to the pool: the last may still be there.
+    /// A `Sink` hands each buffer to the pool: the last may still be there.
     async fn flush(file: &mut Sink) -> io::Result<()> {
         file.flush().await
     }
@@ -81,7 +82,7 @@ fn lost(dest: &Dest, error: tokio::task::JoinError) -> SaveError {
 }
 
 /// Where a body's bytes go: a [`Spool`] whose writes run under
-/// `spawn_blocking`, 1 MiB at a time, each buffer handed over owned.
+/// `spawn_blocking`, a buffer at a time, each handed over owned.
 /// (`tokio::fs::File` would copy each write once more into a buffer of its
 /// own.)
 #[derive(Debug)]

@@ -22,11 +22,28 @@ use ferry_engine::client::SaveError;
 
 use crate::save::Dest;
 
-/// How many received bytes are gathered before they go to stdout, a device
-/// or the `.part`: each write is a trip to the blocking pool, and 64 KiB
-/// trips were measured much slower (README, "Measurements behind design
-/// choices", has the figures).
+/// How many received bytes are gathered before they go to stdout or a
+/// device: each write is a trip to the blocking pool, and 64 KiB trips were
+/// measured much slower (README, "Measurements behind design choices", has
+/// the figures).
 pub const SPOOL_BUFFER: usize = 1024 * 1024;
+
+/// How many are gathered for a file (a `.part`): half as many. A write into
+/// the page cache can wait for the disk (the kernel holds back a writer
+/// that dirties pages faster than they are written), and while one 1 MiB
+/// write waits, the next buffer fills and waits for it; on disk, 512 KiB
+/// trips made `get -r` of 100 files of 10 MiB take 0.7 times as long, and a
+/// 1 GiB `get` 0.8 times, with no change on tmpfs
+/// (benches/results/spool-2026-12-07).
+pub const FILE_SPOOL_BUFFER: usize = 512 * 1024;
+
+/// How many bytes a [`Spool`] in front of `dest` gathers a write.
+pub fn spool_buffer(dest: &Dest) -> usize {
+    match dest {
+        Dest::File(_) => FILE_SPOOL_BUFFER,
+        Dest::Stream(_) | Dest::Complete(_) => SPOOL_BUFFER,
+    }
+}
 
 /// What a write on the pool gives back: the file, its buffer to fill again,
 /// and how the write went.
@@ -68,6 +85,8 @@ pub struct Spool<W> {
     filling: Vec<u8>,
     /// The write in flight.
     writing: Option<W>,
+    /// How many bytes a write gathers ([`spool_buffer`]).
+    capacity: usize,
 }
 
 impl<W> Spool<W>
@@ -75,9 +94,10 @@ where
     W: Future + Unpin,
     W::Output: Finished,
 {
-    /// A spool in front of `file`.
-    pub fn new(file: File) -> Spool<W> {
-        Spool { file: Some(file), filling: Vec::with_capacity(SPOOL_BUFFER), writing: None }
+    /// A spool in front of `file`, opened for `dest`.
+    pub fn new(file: File, dest: &Dest) -> Spool<W> {
+        let capacity = spool_buffer(dest);
+        Spool { file: Some(file), filling: Vec::with_capacity(capacity), writing: None, capacity }
     }
 
     /// The file, taken out once flushed, to commit to `dest`; an error if
@@ -101,10 +121,10 @@ where
         buf: &[u8],
         spawn: impl FnOnce(File, Vec<u8>) -> W,
     ) -> Poll<io::Result<usize>> {
-        if self.filling.len() >= SPOOL_BUFFER {
+        if self.filling.len() >= self.capacity {
             ready!(self.poll_hand_over(cx, spawn))?;
         }
-        let n = buf.len().min(SPOOL_BUFFER - self.filling.len());
+        let n = buf.len().min(self.capacity - self.filling.len());
         self.filling.extend_from_slice(&buf[..n]);
         Poll::Ready(Ok(n))
     }
@@ -167,10 +187,19 @@ mod tests {
     #[test]
     fn every_byte_reaches_the_file_in_order_a_buffer_at_a_time() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("out");
-        let mut spool: Spool<Later> = Spool::new(File::create(&path).expect("create"));
+        let part = Dest::File(crate::save::Target::new(dir.path().join("file"), false));
+        for (dest, capacity) in [(Dest::Stream(Stream::Stdout), SPOOL_BUFFER), (part, FILE_SPOOL_BUFFER)] {
+            spooled_in_order(dir.path(), &dest, capacity);
+        }
+    }
+
+    /// Writes through a spool for `dest`, whose writes must be `capacity`
+    /// bytes but for the last, into a file in `dir`.
+    fn spooled_in_order(dir: &std::path::Path, dest: &Dest, capacity: usize) {
+        let path = dir.join("out");
+        let mut spool: Spool<Later> = Spool::new(File::create(&path).expect("create"), dest);
         let mut cx = Context::from_waker(Waker::noop());
-        let bytes: Vec<u8> = (0..(2 * SPOOL_BUFFER + 12_345)).map(|i| (i % 253) as u8).collect();
+        let bytes: Vec<u8> = (0..(2 * capacity + 12_345)).map(|i| (i % 253) as u8).collect();
         let mut handed = VecDeque::new();
         let mut spawn = |file, bytes: Vec<u8>| {
             handed.push_back(bytes.len());
@@ -184,8 +213,8 @@ mod tests {
             }
         }
         assert!(matches!(spool.poll_flush(&mut cx, &mut spawn), Poll::Ready(Ok(()))));
-        assert_eq!(handed, [SPOOL_BUFFER, SPOOL_BUFFER, 12_345]);
-        drop(spool.take_file(&Dest::Stream(Stream::Stdout)).expect("the file is back"));
+        assert_eq!(handed, [capacity, capacity, 12_345]);
+        drop(spool.take_file(dest).expect("the file is back"));
         let mut written = Vec::new();
         File::open(&path).expect("open").read_to_end(&mut written).expect("read");
         assert!(written == bytes, "the file holds other bytes");
