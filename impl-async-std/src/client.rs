@@ -9,8 +9,8 @@
 //! hand to their pools for a stream (`ferry_app::spool`, whose `Spool`
 //! measured slower here: README, "Measurements behind design choices"); a
 //! file keeps it too, as the half that serves tokio and smol better on disk
-//! made this client slower there (0.79 × the rate of a 1 GiB `get`:
-//! benches/results/spool-2026-12-07); opening and committing go to
+//! measured slower for this client there (benches/README.md, "Measurements
+//! behind design choices"); opening and committing go to
 //! `task::spawn_blocking` whole.
 
 use std::io;

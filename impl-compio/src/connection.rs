@@ -408,10 +408,10 @@ const COPY_BUFFER: usize = 16 << 10;
 
 /// The buffers between TLS and the socket (each way, allocated with the
 /// connection): compio's default, 8 KiB, splits every 16 KiB record in two
-/// ring operations. A 1 GiB download from ferry-compio to ferry-tokio over
-/// TLS (this machine, 2026-12-06): 1.0–1.1 GB/s with 8 KiB, 1.50–1.59 with
-/// 64 KiB, 1.70–1.80 with 256 KiB; 64 KiB keeps a thousand idle TLS
-/// connections to 128 MiB of buffers.
+/// ring operations, and a download over TLS was much slower with it than
+/// with 64 KiB (256 KiB was faster still: benches/README.md, "Measurements
+/// behind design choices"); 64 KiB keeps a thousand idle TLS connections
+/// to 128 MiB of buffers.
 const TLS_IO_BUFFER: usize = 64 << 10;
 
 /// The buffer a body over TLS goes through: every body over TLS is

@@ -31,10 +31,10 @@ pub const SPOOL_BUFFER: usize = 1024 * 1024;
 /// How many are gathered for a file (a `.part`): half as many. A write into
 /// the page cache can wait for the disk (the kernel holds back a writer
 /// that dirties pages faster than they are written), and while one 1 MiB
-/// write waits, the next buffer fills and waits for it; on disk, 512 KiB
-/// trips made `get -r` of 100 files of 10 MiB take 0.7 times as long, and a
-/// 1 GiB `get` 0.8 times, with no change on tmpfs
-/// (benches/results/spool-2026-12-07).
+/// write waits, the next buffer fills and waits for it: on disk, half the
+/// size measured much faster, for a tree of large files and for one large
+/// file alike, and no slower on tmpfs (benches/README.md, "Measurements
+/// behind design choices").
 pub const FILE_SPOOL_BUFFER: usize = 512 * 1024;
 
 /// How many bytes a [`Spool`] in front of `dest` gathers a write.

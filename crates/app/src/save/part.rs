@@ -207,8 +207,8 @@ impl Target {
 }
 
 /// The size from which a file flushed later with the whole copy has its
-/// writeback started when it is committed: 100 files of 10 MiB were
-/// copied in 0.58–0.68 × the time with it, on every runtime (benches/README,
+/// writeback started when it is committed: a tree of large files was
+/// copied much faster with it, on every runtime (benches/README.md,
 /// "Measurements behind design choices"); small files, which would make
 /// many small writes to the disk, are left to the kernel.
 const EARLY_WRITEBACK: u64 = 1 << 20;

@@ -101,8 +101,8 @@ impl ServerTls {
         // No session tickets: ferry's clients are one command a process and
         // never resume, a connection carries whole transfers, and sending
         // two tickets a connection (with their entries in a session cache)
-        // cost ferry-std 7 % of its CPU a new connection (321 -> 298 µs,
-        // 3,120 -> 3,288 connections/s, 5 rounds alternated, 2026-12-06).
+        // cost a measurable share of the CPU of each new connection
+        // (benches/README.md, "Measurements behind design choices").
         config.send_tls13_tickets = 0;
         Ok(ServerTls { config: Arc::new(config), fingerprint })
     }
