@@ -200,41 +200,32 @@ impl Connection {
     }
 
     /// [`AsyncLink::receive_into`], into any of compio's writers: the
-    /// `.part`, or nowhere.
+    /// `.part`, or nowhere. What the reads of [`BODY_BUFFER`] bring is
+    /// gathered into writes of `gather` bytes
+    /// (`ferry_app::spool::spool_buffer`): a ring write to a file that would
+    /// wait for the disk is handed to the kernel's workers, and fewer,
+    /// larger writes make fewer such trips. The reads have a buffer of their
+    /// own, so that a read cut at a deadline (its buffer gone with it) takes
+    /// nothing gathered along: a cut body leaves all it received in the
+    /// `.part`, for `--continue`.
     pub(crate) async fn receive_with(
         &mut self,
         len: u64,
         sink: &mut impl AsyncWrite,
         mut each: impl FnMut(&[u8]),
         timeout: Duration,
+        gather: usize,
     ) -> Result<(), BodyError> {
         let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer, Instant::now());
         each(&first);
         let n = first.len();
         let BufResult(written, _) = sink.write_all(first).await;
         written.map_err(|e| body.sink_failed(n, e))?;
-        // One buffer goes back and forth between the socket and the sink.
-        let mut chunk = Vec::with_capacity(BODY_BUFFER);
-        while let Some(want) = body.want(BODY_BUFFER) {
-            chunk.clear();
-            // The pace is checked at each deadline *beside* the read, which
-            // stays in flight: cutting it could lose bytes the kernel had
-            // already put in the buffer, a hole in the middle of the file.
-            let mut read = pin!(self.stream.read(chunk.slice(..want)));
-            let BufResult(read, slice) = loop {
-                match select(read.as_mut(), pin!(sleep_until(body.deadline()))).await {
-                    Either::Left((done, _)) => break done,
-                    Either::Right(((), _)) => body.on_read(None, Instant::now())?,
-                };
-            };
-            chunk = slice.into_inner();
-            let n = body.on_read(Some(read), Instant::now())?;
-            each(&chunk);
-            let BufResult(written, back) = sink.write_all(chunk).await;
-            written.map_err(|e| body.sink_failed(n, e))?;
-            chunk = back;
-        }
-        Ok(())
+        let mut gathered = Gathered { bytes: Vec::with_capacity(gather), sink };
+        let received = gathered.receive(self, &mut body, &mut each).await;
+        // Whatever ended the body, what was gathered is written.
+        let flushed = gathered.flush(&body).await;
+        received.and(flushed)
     }
 
     /// Sends one window of a body through `pipe`, as much as the pipe holds
@@ -324,6 +315,58 @@ impl Connection {
                 None
             }
         }
+    }
+}
+
+/// Bytes received for a sink and not yet written to it.
+struct Gathered<'a, S> {
+    bytes: Vec<u8>,
+    sink: &'a mut S,
+}
+
+impl<S: AsyncWrite> Gathered<'_, S> {
+    /// Writes the bytes gathered.
+    async fn flush(&mut self, body: &Incoming) -> Result<(), BodyError> {
+        if self.bytes.is_empty() {
+            return Ok(());
+        }
+        let n = self.bytes.len();
+        let BufResult(written, back) = self.sink.write_all(std::mem::take(&mut self.bytes)).await;
+        self.bytes = back;
+        self.bytes.clear();
+        written.map_err(|e| body.sink_failed(n, e))
+    }
+
+    /// Reads the rest of `body` from `connection`, gathering it.
+    async fn receive(
+        &mut self,
+        connection: &mut Connection,
+        body: &mut Incoming,
+        each: &mut impl FnMut(&[u8]),
+    ) -> Result<(), BodyError> {
+        // One buffer goes back and forth between the socket and here.
+        let mut chunk = Vec::with_capacity(BODY_BUFFER);
+        while let Some(want) = body.want(BODY_BUFFER) {
+            chunk.clear();
+            // The pace is checked at each deadline *beside* the read, which
+            // stays in flight: cutting it could lose bytes the kernel had
+            // already put in the buffer, a hole in the middle of the file.
+            let mut read = pin!(connection.stream.read(chunk.slice(..want)));
+            let BufResult(read, slice) = loop {
+                match select(read.as_mut(), pin!(sleep_until(body.deadline()))).await {
+                    Either::Left((done, _)) => break done,
+                    Either::Right(((), _)) => body.on_read(None, Instant::now())?,
+                };
+            };
+            chunk = slice.into_inner();
+            body.on_read(Some(read), Instant::now())?;
+            each(&chunk);
+            if self.bytes.capacity() - self.bytes.len() < chunk.len() {
+                self.flush(body).await?;
+            }
+            self.bytes.extend_from_slice(&chunk);
+        }
+        Ok(())
     }
 }
 
