@@ -22,10 +22,10 @@ use compio::io::AsyncWrite;
 use ferry_app::Item;
 use ferry_app::link::AsyncSave;
 use ferry_app::spool::spool_buffer;
-use ferry_engine::body::{BODY_BUFFER, BodyError};
+use ferry_engine::body::BodyError;
 use ferry_engine::client::SaveError;
 
-use crate::connection::{Connection, Drain};
+use crate::connection::Connection;
 use crate::pool::blocking;
 
 impl AsyncSave for Connection {
@@ -45,8 +45,11 @@ impl AsyncSave for Connection {
         timeout: Duration,
     ) -> Result<(), BodyError> {
         match file {
-            Some(file) => self.receive_with(len, file, each, timeout, file.gather).await,
-            None => self.receive_with(len, &mut Drain, each, timeout, BODY_BUFFER).await,
+            Some(file) => {
+                let gather = file.gather;
+                self.receive_with(len, Some(file), each, timeout, gather).await
+            }
+            None => self.receive_with(len, None::<&mut Sink>, each, timeout, 0).await,
         }
     }
 

@@ -199,8 +199,9 @@ impl Connection {
         Connection { socket, stream, buffer: Vec::new(), scratch: Vec::new() }
     }
 
-    /// [`AsyncLink::receive_into`], into any of compio's writers: the
-    /// `.part`, or nowhere. What the reads of [`BODY_BUFFER`] bring is
+    /// [`AsyncLink::receive_into`], into `sink` (the `.part`, stdout) or
+    /// nowhere (`None`: a listing, a small body held in memory, whose bytes
+    /// only `each` sees). What the reads of [`BODY_BUFFER`] bring is
     /// gathered into writes of `gather` bytes
     /// (`ferry_app::spool::spool_buffer`): a ring write to a file that would
     /// wait for the disk is handed to the kernel's workers, and fewer,
@@ -211,7 +212,7 @@ impl Connection {
     pub(crate) async fn receive_with(
         &mut self,
         len: u64,
-        sink: &mut impl AsyncWrite,
+        mut sink: Option<&mut impl AsyncWrite>,
         mut each: impl FnMut(&[u8]),
         timeout: Duration,
         gather: usize,
@@ -219,8 +220,14 @@ impl Connection {
         let (mut body, first) = Incoming::start(len, timeout, &mut self.buffer, Instant::now());
         each(&first);
         let n = first.len();
-        let BufResult(written, _) = sink.write_all(first).await;
-        written.map_err(|e| body.sink_failed(n, e))?;
+        let gather = match sink {
+            Some(ref mut into) => {
+                let BufResult(written, _) = into.write_all(first).await;
+                written.map_err(|e| body.sink_failed(n, e))?;
+                gather
+            }
+            None => 0,
+        };
         let mut gathered = Gathered { bytes: Vec::with_capacity(gather), sink };
         let received = gathered.receive(self, &mut body, &mut each).await;
         // Whatever ended the body, what was gathered is written.
@@ -318,20 +325,19 @@ impl Connection {
     }
 }
 
-/// Bytes received for a sink and not yet written to it.
+/// Bytes received for a sink and not yet written to it; with no sink,
+/// none are kept.
 struct Gathered<'a, S> {
     bytes: Vec<u8>,
-    sink: &'a mut S,
+    sink: Option<&'a mut S>,
 }
 
 impl<S: AsyncWrite> Gathered<'_, S> {
     /// Writes the bytes gathered.
     async fn flush(&mut self, body: &Incoming) -> Result<(), BodyError> {
-        if self.bytes.is_empty() {
-            return Ok(());
-        }
+        let Some(sink) = self.sink.as_mut().filter(|_| !self.bytes.is_empty()) else { return Ok(()) };
         let n = self.bytes.len();
-        let BufResult(written, back) = self.sink.write_all(std::mem::take(&mut self.bytes)).await;
+        let BufResult(written, back) = sink.write_all(std::mem::take(&mut self.bytes)).await;
         self.bytes = back;
         self.bytes.clear();
         written.map_err(|e| body.sink_failed(n, e))
@@ -361,6 +367,9 @@ impl<S: AsyncWrite> Gathered<'_, S> {
             chunk = slice.into_inner();
             body.on_read(Some(read), Instant::now())?;
             each(&chunk);
+            if self.sink.is_none() {
+                continue;
+            }
             if self.bytes.capacity() - self.bytes.len() < chunk.len() {
                 self.flush(body).await?;
             }
@@ -461,25 +470,6 @@ const TLS_IO_BUFFER: usize = 64 << 10;
 /// copied, so its reads and writes are the body path itself, and each
 /// costs a ring operation and a trip through the TLS layer.
 const TLS_COPY_BUFFER: usize = 256 << 10;
-
-/// A sink that takes every byte and keeps none, for bodies the session
-/// drops. (compio's `null()` reports writing nothing.)
-#[derive(Debug)]
-pub(crate) struct Drain;
-
-impl AsyncWrite for Drain {
-    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        BufResult(Ok(buf.buf_len()), buf)
-    }
-
-    async fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-
-    async fn shutdown(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Runs `work` until `deadline`: `None` if the deadline came first. The
 /// work is dropped then, and an operation in it cancelled: only for waits
