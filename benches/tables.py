@@ -57,6 +57,9 @@ def compare(results):
         if ("nginx", key) not in samples:
             continue  # a run from before the common reader
         ref = _median(samples[("nginx", key)], "bps")
+        in_a_row = samples[("nginx", key)][0]["requests"]
+        if in_a_row > 1:  # several downloads a sample, one after another
+            label = label.replace(" download,", f" download × {in_a_row} in a row,")
         for impl in impls:
             v = _median(samples[(impl, key)], "bps")
             rows.append((label, f"ferry-{impl}", gb(v), spread((impl, key), "bps", gb), f"nginx {gb(ref)}",
